@@ -1,0 +1,104 @@
+"""Every failure the transaction manager reports, as one exception tree.
+
+The HTTP edge maps ``http_status`` to the response code, so handlers raise
+these and never build error responses themselves. Messages name the check
+that failed and the key or hash involved, never a payload or a private key.
+"""
+
+from __future__ import annotations
+
+
+class TxManagerError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(TxManagerError):
+    """A request is malformed: bad JSON, bad base64, a missing or mistyped field."""
+
+    http_status = 400
+
+
+class UnsupportedMediaType(InvalidRequest):
+    http_status = 415
+
+
+class NotFound(TxManagerError):
+    """The hash is unknown here, or no local key is a party to it."""
+
+    http_status = 404
+
+
+class EnvelopeDecodeError(InvalidRequest):
+    """Bytes that claim to be an envelope (or raw transaction) do not decode."""
+
+
+class EnvelopeRejected(TxManagerError):
+    """A well-formed envelope that this manager refuses to store."""
+
+    http_status = 422
+
+
+class HashMismatch(EnvelopeRejected):
+    """The hash announced with an envelope is not SHA3-512 of its ciphertext."""
+
+
+class DecryptionFailed(TxManagerError):
+    """An AEAD tag did not verify: wrong key, or tampered box, nonce or ciphertext."""
+
+    http_status = 422
+
+
+class UnknownRecipient(TxManagerError):
+    """No known manager holds this public key, so nothing can be sent to it."""
+
+    http_status = 404
+
+    def __init__(self, key_b64: str) -> None:
+        super().__init__(f"recipient key {key_b64} is not held by any known manager")
+        self.key_b64 = key_b64
+
+
+class RecipientUnreachable(TxManagerError):
+    """A recipient's manager did not acknowledge a push; the whole send failed."""
+
+    http_status = 502
+
+    def __init__(self, key_b64: str, url: str, reason: str) -> None:
+        super().__init__(f"recipient key {key_b64} at {url} did not acknowledge: {reason}")
+        self.key_b64 = key_b64
+        self.url = url
+
+
+class PeerError(TxManagerError):
+    """A call to another manager's P2P API failed (unreachable, refused, bad reply)."""
+
+    http_status = 502
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"peer {url}: {reason}")
+        self.url = url
+        self.status = status
+
+
+class KeyFileError(TxManagerError):
+    """A key file is missing, unreadable or malformed."""
+
+
+class WrongPassword(KeyFileError):
+    """A locked key file did not open with the password given."""
+
+
+class ConfigError(TxManagerError):
+    """The configuration file is missing, unreadable or inconsistent."""
+
+
+class StoreError(TxManagerError):
+    """The durable store failed; the operation was not acknowledged."""
+
+    http_status = 503

@@ -1,0 +1,263 @@
+"""Durable storage of envelopes and raw transactions.
+
+``Store`` is the seam; ``SqliteStore`` the default. Its promise: when a write
+coroutine returns, the row is committed with ``synchronous=FULL`` in WAL mode,
+so it survives kill -9 and power loss. Writes go through one writer thread that
+commits whatever is queued as one transaction (group commit: one fsync for many
+sends) and wakes each waiter only after that commit. Reads use a small thread
+pool with one connection per thread. Nothing here runs SQLite on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from tx_manager.errors import EnvelopeDecodeError, StoreError
+from tx_manager.payload import EncodedPayload, RawTransaction
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS envelopes (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS raw_transactions (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
+"""
+_MAX_BATCH = 512
+
+
+class Store(Protocol):
+    """What the manager needs from storage; every write is durable when it returns."""
+
+    async def save_envelopes(self, envelopes: list[EncodedPayload]) -> None:
+        """Store envelopes atomically; an envelope already stored gains the new boxes."""
+
+    async def find_envelope(self, tx_hash: bytes) -> EncodedPayload | None: ...
+
+    async def delete_envelope(self, tx_hash: bytes) -> bool: ...
+
+    async def page_envelopes(self, after: bytes, limit: int) -> list[EncodedPayload]:
+        """Envelopes with hash > ``after`` in hash order (for resend ALL)."""
+
+    async def count_envelopes(self) -> int: ...
+
+    async def save_raw(self, raw: RawTransaction) -> None: ...
+
+    async def find_raw(self, tx_hash: bytes) -> RawTransaction | None: ...
+
+    async def delete_raw(self, tx_hash: bytes) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class SqliteStore:
+    """SQLite in WAL mode, one writer thread with group commit, pooled readers."""
+
+    def __init__(self, path: Path, readers: int = 2) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            setup = _connect(path)
+            setup.executescript(_SCHEMA)
+            version = setup.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                setup.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise StoreError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
+            setup.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_loop, name="tm-store-writer", daemon=True
+        )
+        self._writer.start()
+        self._local = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="tm-store-read")
+        self.commits = 0
+
+    # -- writer thread --------------------------------------------------------------
+    def _write_loop(self) -> None:
+        connection = _connect(self.path)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                stop = False
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit_batch(connection, batch)
+                if stop:
+                    return
+        finally:
+            connection.close()
+
+    def _commit_batch(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for operation, _, _ in batch:
+                connection.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((operation(connection), None))
+                    connection.execute("RELEASE job")
+                except (sqlite3.Error, EnvelopeDecodeError) as exc:
+                    connection.execute("ROLLBACK TO job")
+                    connection.execute("RELEASE job")
+                    failure: BaseException = (
+                        exc if isinstance(exc, EnvelopeDecodeError) else StoreError(str(exc))
+                    )
+                    outcomes.append((None, failure))
+            connection.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            outcomes = [(None, StoreError(f"commit failed: {exc}"))] * len(batch)
+        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:
+                pass  # the loop that waited is gone; the write itself is committed
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((operation, future, loop))
+        return await future
+
+    # -- readers --------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _connect(self.path)
+            self._local.connection = connection
+            self._reader_connections.append(connection)
+        return connection
+
+    async def _read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            try:
+                return operation(self._reader())
+            except sqlite3.Error as exc:
+                raise StoreError(f"read failed: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    # -- Store ----------------------------------------------------------------------
+    async def save_envelopes(self, envelopes: list[EncodedPayload]) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            for envelope in envelopes:
+                tx_hash = envelope.hash
+                row = connection.execute(
+                    "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
+                ).fetchone()
+                if row is not None:
+                    envelope = EncodedPayload.from_bytes(row[0]).merged_with(envelope)
+                connection.execute(
+                    "INSERT OR REPLACE INTO envelopes (hash, data) VALUES (?, ?)",
+                    (tx_hash, envelope.to_bytes()),
+                )
+
+        await self._write(write)
+
+    async def find_envelope(self, tx_hash: bytes) -> EncodedPayload | None:
+        def read(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(
+                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        data = await self._read(read)
+        return None if data is None else EncodedPayload.from_bytes(data)
+
+    async def delete_envelope(self, tx_hash: bytes) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
+            return cursor.rowcount > 0
+
+        return await self._write(write)
+
+    async def page_envelopes(self, after: bytes, limit: int) -> list[EncodedPayload]:
+        def read(connection: sqlite3.Connection) -> list[bytes]:
+            rows = connection.execute(
+                "SELECT data FROM envelopes WHERE hash > ? ORDER BY hash LIMIT ?", (after, limit)
+            ).fetchall()
+            return [bytes(row[0]) for row in rows]
+
+        return [EncodedPayload.from_bytes(data) for data in await self._read(read)]
+
+    async def count_envelopes(self) -> int:
+        def read(connection: sqlite3.Connection) -> int:
+            return int(connection.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
+
+        return await self._read(read)
+
+    async def save_raw(self, raw: RawTransaction) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO raw_transactions (hash, data) VALUES (?, ?)",
+                (raw.hash, raw.to_bytes()),
+            )
+
+        await self._write(write)
+
+    async def find_raw(self, tx_hash: bytes) -> RawTransaction | None:
+        def read(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(
+                "SELECT data FROM raw_transactions WHERE hash = ?", (tx_hash,)
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        data = await self._read(read)
+        return None if data is None else RawTransaction.from_bytes(data)
+
+    async def delete_raw(self, tx_hash: bytes) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute("DELETE FROM raw_transactions WHERE hash = ?", (tx_hash,))
+            return cursor.rowcount > 0
+
+        return await self._write(write)
+
+    async def close(self) -> None:
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._readers.shutdown(wait=True)
+        for connection in self._reader_connections:
+            connection.close()

@@ -1,0 +1,97 @@
+"""What both HTTP edges share: error mapping, body reading, hash parsing.
+
+Handlers raise ``TxManagerError`` subclasses; ``error_middleware`` turns them
+into ``{"error": message}`` with the class's HTTP status. Anything unexpected
+is logged with its traceback and answered 500 without details, and the server
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from tx_manager.errors import InvalidRequest, TxManagerError, UnsupportedMediaType
+from tx_manager.payload import HASH_SIZE
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_body(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TxManagerError as exc:
+        if exc.http_status >= 500:
+            log.warning("%s %s failed: %s", request.method, request.path, exc.message)
+        return error_body(exc.http_status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_body(exc.status, exc.reason)
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_body(500, "internal error (see the manager's log)")
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {request.content_type or 'none'}"
+        )
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("body is not valid JSON") from exc
+
+
+async def read_binary(request: web.Request) -> bytes:
+    if request.content_type != "application/octet-stream":
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/octet-stream, got {request.content_type or 'none'}"
+        )
+    return await request.read()
+
+
+def parse_hash(text: str, what: str = "hash") -> bytes:
+    """A 64-byte hash given as standard or URL-safe base64, or as hex."""
+    candidates: list[Callable[[], bytes]] = []
+    stripped = text.strip()
+    if len(stripped) == 2 * HASH_SIZE:
+        candidates.append(lambda: bytes.fromhex(stripped))
+    candidates.append(lambda: base64.b64decode(stripped, validate=True))
+    padded = stripped + "=" * (-len(stripped) % 4)
+    candidates.append(lambda: base64.urlsafe_b64decode(padded.encode("ascii")))
+    for decode in candidates:
+        try:
+            value = decode()
+        except (binascii.Error, ValueError):
+            continue
+        if len(value) == HASH_SIZE:
+            return value
+    raise InvalidRequest(f"{what} must be a 64-byte hash in base64, URL-safe base64 or hex")
+
+
+def text_response(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/plain")
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )

@@ -1,0 +1,130 @@
+"""The Q2T API (Tessera's paths): for the local node and local apps only.
+
+Bound to 127.0.0.1 or a Unix socket by default: it decrypts for whoever asks.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tx_manager.api.common import (
+    error_middleware,
+    json_response,
+    parse_hash,
+    read_json,
+    text_response,
+)
+from tx_manager.errors import InvalidRequest
+from tx_manager.messages import (
+    API_VERSION,
+    KeysResponse,
+    SendRequest,
+    SendSignedRequest,
+    StoreRawRequest,
+)
+from tx_manager.payload import KEY_SIZE, b64decode, b64encode
+from tx_manager.service import TransactionManager
+
+SERVICE_KEY = web.AppKey("service", TransactionManager)
+
+
+def _service(request: web.Request) -> TransactionManager:
+    return request.app[SERVICE_KEY]
+
+
+def _optional_key(value: str | None, what: str) -> bytes | None:
+    if value is None or value == "":
+        return None
+    key = b64decode(value.replace(" ", "+"), what)  # '+' arrives as ' ' from a raw query
+    if len(key) != KEY_SIZE:
+        raise InvalidRequest(f"{what} must be a base64 {KEY_SIZE}-byte key")
+    return key
+
+
+async def upcheck(request: web.Request) -> web.Response:
+    return text_response("I'm up!")
+
+
+async def version(request: web.Request) -> web.Response:
+    return text_response(API_VERSION)
+
+
+async def send(request: web.Request) -> web.Response:
+    result = await _service(request).send(SendRequest.from_json(await read_json(request)))
+    response = json_response(result.to_json(), status=201)
+    response.headers["Location"] = f"transaction/{b64encode(result.key)}"
+    return response
+
+
+async def store_raw(request: web.Request) -> web.Response:
+    body = StoreRawRequest.from_json(await read_json(request))
+    return json_response((await _service(request).store_raw(body)).to_json())
+
+
+async def send_signed(request: web.Request) -> web.Response:
+    body = SendSignedRequest.from_json(await read_json(request))
+    result = await _service(request).send_signed(body)
+    response = json_response(result.to_json(), status=201)
+    response.headers["Location"] = f"transaction/{b64encode(result.key)}"
+    return response
+
+
+async def receive(request: web.Request) -> web.Response:
+    tx_hash = parse_hash(request.match_info["hash"])
+    to = _optional_key(request.query.get("to"), "to")
+    is_raw = request.query.get("isRaw", "false").lower() == "true"
+    result = await _service(request).receive(tx_hash, to, raw=is_raw)
+    return json_response(result.to_json())
+
+
+async def receive_raw(request: web.Request) -> web.Response:
+    key_header = request.headers.get("c11n-key")
+    if key_header is None:
+        raise InvalidRequest("header c11n-key is missing")
+    tx_hash = parse_hash(key_header, "c11n-key")
+    to = _optional_key(request.headers.get("c11n-to"), "c11n-to")
+    result = await _service(request).receive(tx_hash, to)
+    return web.Response(body=result.payload, content_type="application/octet-stream")
+
+
+async def participants(request: web.Request) -> web.Response:
+    parties = await _service(request).participants(parse_hash(request.match_info["hash"]))
+    return text_response(",".join(b64encode(k) for k in parties))
+
+
+async def is_sender(request: web.Request) -> web.Response:
+    sent = await _service(request).is_sender(parse_hash(request.match_info["hash"]))
+    return text_response("true" if sent else "false")
+
+
+async def delete(request: web.Request) -> web.Response:
+    await _service(request).delete(parse_hash(request.match_info["hash"]))
+    return web.Response(status=204)
+
+
+async def keys(request: web.Request) -> web.Response:
+    return json_response(KeysResponse(_service(request).enclave.public_keys).to_json())
+
+
+async def admin_recover(request: web.Request) -> web.Response:
+    received = await _service(request).recover()
+    return json_response({"received": received})
+
+
+def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app[SERVICE_KEY] = service
+    app.router.add_get("/upcheck", upcheck)
+    app.router.add_get("/version", version)
+    app.router.add_post("/send", send)
+    app.router.add_post("/storeraw", store_raw)
+    app.router.add_post("/sendsignedtx", send_signed)
+    app.router.add_get("/receiveraw", receive_raw)
+    app.router.add_get("/transaction/{hash}", receive)
+    app.router.add_delete("/transaction/{hash}", delete)
+    app.router.add_get("/transaction/{hash}/participants", participants)
+    app.router.add_get("/transaction/{hash}/isSender", is_sender)
+    app.router.add_get("/keys", keys)
+    app.router.add_get("/partyinfo/keys", keys)
+    app.router.add_post("/admin/recover", admin_recover)
+    return app

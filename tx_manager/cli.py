@@ -1,0 +1,117 @@
+"""``tx-manager``: keygen, run, resend.
+
+Expected failures (missing key file, wrong password, port in use, unreadable
+config) print one line on stderr and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from tx_manager.config import load_config, read_password
+from tx_manager.errors import ConfigError, TxManagerError
+from tx_manager.keyfile import Argon2Params, write_keypair
+from tx_manager.server import ManagerServer
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tx-manager", description="quorum-py transaction manager")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    keygen = commands.add_parser("keygen", help="generate NAME.pub and NAME.key in DIR")
+    keygen.add_argument("--name", required=True)
+    keygen.add_argument("--out", required=True, type=Path)
+    locked = keygen.add_mutually_exclusive_group()
+    locked.add_argument("--password-file", type=Path, help="lock the key with this file's password")
+    locked.add_argument("--password-env", help="lock the key with this variable's value")
+    keygen.add_argument("--kdf-memory-kib", type=int, default=Argon2Params.memory_kib)
+    keygen.add_argument("--kdf-iterations", type=int, default=Argon2Params.iterations)
+
+    run = commands.add_parser("run", help="run the manager")
+    run.add_argument("--config", required=True, type=Path)
+    recover = run.add_mutually_exclusive_group()
+    recover.add_argument("--recover", dest="recover", action="store_const", const=True)
+    recover.add_argument("--no-recover", dest="recover", action="store_const", const=False)
+    run.add_argument("--log-level", default="INFO")
+
+    resend = commands.add_parser("resend", help="ask a running manager to recover from its peers")
+    resend.add_argument("--config", required=True, type=Path)
+    return parser
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    params = Argon2Params(iterations=args.kdf_iterations, memory_kib=args.kdf_memory_kib)
+    pub_path, key_path = write_keypair(
+        args.out, args.name, read_password(args.password_file, args.password_env), params
+    )
+    print(f"wrote {pub_path} and {key_path}")
+    return 0
+
+
+async def _run(config_path: Path, recover: bool | None) -> None:
+    server = ManagerServer(load_config(config_path), recover=recover)
+    urls = await server.start()
+    print(f"tx-manager Q2T listening on {urls.q2t}", flush=True)
+    print(f"tx-manager P2P listening on {urls.p2p}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+async def _resend(config_path: Path) -> int:
+    from tx_manager.client import Q2TClient
+
+    config = load_config(config_path)
+    if config.q2t.unix_socket is not None:
+        url = f"unix:{config.q2t.unix_socket}"
+    elif config.q2t.port == 0:
+        if config.ports_file is None:
+            raise ConfigError("q2t.port is 0 and no ports_file says where the manager listens")
+        try:
+            url = json.loads(config.ports_file.read_text())["q2t"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot read {config.ports_file}: is the manager running?") from exc
+    else:
+        url = f"http://{config.q2t.host}:{config.q2t.port}"
+    async with Q2TClient(url) as client:
+        received = await client.recover()
+    print(f"recovered {received} envelopes from peers")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "keygen":
+            return _keygen(args)
+        if args.command == "resend":
+            return asyncio.run(_resend(args.config))
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        asyncio.run(_run(args.config, args.recover))
+        return 0
+    except TxManagerError as exc:
+        print(f"tx-manager: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Python client of the Q2T API, for the node and for apps (async, aiohttp).
+
+The contract the node relies on: ``receive`` returns None only on a 404 (this
+manager is not a party, or the hash is unknown). Every other failure, an
+unreachable manager, a 5xx, a malformed reply, raises ``ClientError``, so an
+outage is never mistaken for "not a party" (GoQuorum issue #1574).
+
+Keys are base64 strings, as everywhere in Tessera's API; hashes are 64 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from tx_manager.errors import TxManagerError
+from tx_manager.messages import (
+    KeysResponse,
+    PrivacyOptions,
+    ReceiveResponse,
+    SendRequest,
+    SendResponse,
+    SendSignedRequest,
+    StoreRawRequest,
+    StoreRawResponse,
+)
+from tx_manager.payload import b64decode, b64encode, parse_privacy_mode
+
+
+class ClientError(TxManagerError):
+    """Any failure talking to the manager other than a 404 on a read."""
+
+
+class ManagerUnavailable(ClientError):
+    """The manager could not be reached or did not answer in time."""
+
+    http_status = 503
+
+
+class ManagerRequestFailed(ClientError):
+    """The manager answered with an error status; ``status`` and its message are kept."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"manager answered {status}: {message}")
+        self.status = status
+        self.http_status = status
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class SendResult:
+    key: bytes
+    managed_parties: list[str]
+    sender_key: str
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    payload: bytes
+    privacy_flag: int
+    affected_contract_transactions: list[bytes]
+    exec_hash: bytes
+    managed_parties: list[str]
+    sender_key: str
+    parties: list[str]
+    """Every key of the party group (privateFrom ∪ privateFor), sorted."""
+    privacy_group_id: bytes
+
+
+def _keys(values: list[str] | tuple[str, ...] | None, what: str) -> tuple[bytes, ...]:
+    return tuple(b64decode(v, what) for v in (values or ()))
+
+
+def _hash_path(tx_hash: bytes) -> str:
+    return quote(b64encode(tx_hash), safe="")
+
+
+class Q2TClient:
+    """One aiohttp session to one manager; use as ``async with Q2TClient(url) as tm``.
+
+    ``base_url`` is ``http://host:port`` or ``unix:/path/to/socket``.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self._unix_socket: str | None = None
+        if base_url.startswith("unix:"):
+            self._unix_socket = base_url[len("unix:") :]
+            base_url = "http://localhost"
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Q2TClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector: aiohttp.BaseConnector
+            if self._unix_socket is not None:
+                connector = aiohttp.UnixConnector(path=self._unix_socket)
+            else:
+                connector = aiohttp.TCPConnector(limit=100)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        not_found_is_none: bool = False,
+    ) -> tuple[int, bytes] | None:
+        url = self.base_url + path
+        try:
+            async with self._client().request(
+                method, url, json=json_body, headers=headers, params=params
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ManagerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        if status == 404 and not_found_is_none:
+            return None
+        if status >= 400:
+            raise ManagerRequestFailed(status, _error_message(body))
+        return status, body
+
+    async def _body(self, method: str, path: str, **kwargs: Any) -> bytes:
+        result = await self._request(method, path, **kwargs)
+        if result is None:  # only when not_found_is_none was asked for
+            raise ManagerRequestFailed(404, "not found")
+        return result[1]
+
+    async def upcheck(self) -> bool:
+        """True if the manager answers its upcheck; False if it cannot be reached."""
+        try:
+            return (await self._body("GET", "/upcheck")).decode() == "I'm up!"
+        except ClientError:
+            return False
+
+    async def version(self) -> str:
+        return (await self._body("GET", "/version")).decode()
+
+    async def send(
+        self,
+        payload: bytes,
+        from_key: str | None,
+        to: list[str],
+        privacy_flag: int = 0,
+        *,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> SendResult:
+        request = SendRequest(
+            payload=payload,
+            to=_keys(to, "to"),
+            from_key=b64decode(from_key, "from_key") if from_key else None,
+            options=self._options(
+                privacy_flag, affected_contract_transactions, exec_hash, mandatory_recipients
+            ),
+        )
+        body = await self._body("POST", "/send", json_body=request.to_json())
+        return _send_result(SendResponse.from_bytes(body))
+
+    async def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
+        request = StoreRawRequest(
+            payload=payload, from_key=b64decode(from_key, "from_key") if from_key else None
+        )
+        body = await self._body("POST", "/storeraw", json_body=request.to_json())
+        return StoreRawResponse.from_bytes(body).key
+
+    async def send_signed_tx(
+        self,
+        tx_hash: bytes,
+        to: list[str],
+        privacy_flag: int = 0,
+        *,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> SendResult:
+        request = SendSignedRequest(
+            hash=tx_hash,
+            to=_keys(to, "to"),
+            options=self._options(
+                privacy_flag, affected_contract_transactions, exec_hash, mandatory_recipients
+            ),
+        )
+        body = await self._body("POST", "/sendsignedtx", json_body=request.to_json())
+        return _send_result(SendResponse.from_bytes(body))
+
+    @staticmethod
+    def _options(
+        privacy_flag: int,
+        affected: list[bytes] | None,
+        exec_hash: bytes,
+        mandatory: list[str] | None,
+    ) -> PrivacyOptions:
+        return PrivacyOptions(
+            privacy_flag=parse_privacy_mode(privacy_flag),
+            affected_contract_transactions=tuple(affected or ()),
+            exec_hash=exec_hash,
+            mandatory_recipients=_keys(mandatory, "mandatory_recipients"),
+        )
+
+    async def receive(self, tx_hash: bytes, to: str | None = None) -> ReceiveResult | None:
+        """The decrypted payload and its metadata; None only if the manager answered 404."""
+        params = {"to": to} if to else None
+        result = await self._request(
+            "GET", f"/transaction/{_hash_path(tx_hash)}", params=params, not_found_is_none=True
+        )
+        if result is None:
+            return None
+        try:
+            response = ReceiveResponse.from_bytes(result[1])
+        except TxManagerError as exc:
+            raise ClientError(f"malformed receive response: {exc.message}") from exc
+        return ReceiveResult(
+            payload=response.payload,
+            privacy_flag=int(response.privacy_flag),
+            affected_contract_transactions=list(response.affected_contract_transactions),
+            exec_hash=response.exec_hash,
+            managed_parties=[b64encode(k) for k in response.managed_parties],
+            sender_key=b64encode(response.sender_key),
+            parties=[b64encode(k) for k in response.parties],
+            privacy_group_id=response.privacy_group_id,
+        )
+
+    async def receive_raw(self, tx_hash: bytes, to: str | None = None) -> bytes | None:
+        headers = {"c11n-key": b64encode(tx_hash)}
+        if to:
+            headers["c11n-to"] = to
+        result = await self._request("GET", "/receiveraw", headers=headers, not_found_is_none=True)
+        return None if result is None else result[1]
+
+    async def participants(self, tx_hash: bytes) -> list[str]:
+        text = (
+            await self._body("GET", f"/transaction/{_hash_path(tx_hash)}/participants")
+        ).decode()
+        return [key for key in text.split(",") if key]
+
+    async def is_sender(self, tx_hash: bytes) -> bool:
+        text = (await self._body("GET", f"/transaction/{_hash_path(tx_hash)}/isSender")).decode()
+        return text.strip() == "true"
+
+    async def keys(self) -> list[str]:
+        body = await self._body("GET", "/keys")
+        return [b64encode(k) for k in KeysResponse.from_bytes(body).keys]
+
+    async def delete(self, tx_hash: bytes) -> bool:
+        """True if deleted, False if the manager did not have it."""
+        result = await self._request(
+            "DELETE", f"/transaction/{_hash_path(tx_hash)}", not_found_is_none=True
+        )
+        return result is not None
+
+    async def recover(self) -> int:
+        """Ask the manager to request resend ALL from its peers; returns envelopes received."""
+        body = await self._body("POST", "/admin/recover")
+        return int(json.loads(body)["received"])
+
+
+def _send_result(response: SendResponse) -> SendResult:
+    return SendResult(
+        key=response.key,
+        managed_parties=[b64encode(k) for k in response.managed_parties],
+        sender_key=b64encode(response.sender_key),
+    )
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        decoded = json.loads(body)
+        if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+            return decoded["error"]
+    except ValueError:
+        pass
+    return body[:300].decode("utf-8", "replace")
+
+
+class SyncQ2TClient:
+    """Blocking wrapper with its own event loop, for scripts (not for use inside a loop)."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Q2TClient(base_url, timeout)
+
+    def __enter__(self) -> SyncQ2TClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.close())
+            self._loop.close()
+
+    def _run(self, coroutine: Any) -> Any:
+        return self._loop.run_until_complete(coroutine)
+
+    def upcheck(self) -> bool:
+        return bool(self._run(self._client.upcheck()))
+
+    def send(
+        self, payload: bytes, from_key: str | None, to: list[str], privacy_flag: int = 0
+    ) -> SendResult:
+        result: SendResult = self._run(self._client.send(payload, from_key, to, privacy_flag))
+        return result
+
+    def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
+        return bytes(self._run(self._client.store_raw(payload, from_key)))
+
+    def send_signed_tx(self, tx_hash: bytes, to: list[str], privacy_flag: int = 0) -> SendResult:
+        result: SendResult = self._run(self._client.send_signed_tx(tx_hash, to, privacy_flag))
+        return result
+
+    def receive(self, tx_hash: bytes, to: str | None = None) -> ReceiveResult | None:
+        result: ReceiveResult | None = self._run(self._client.receive(tx_hash, to))
+        return result
+
+    def participants(self, tx_hash: bytes) -> list[str]:
+        return list(self._run(self._client.participants(tx_hash)))
+
+    def is_sender(self, tx_hash: bytes) -> bool:
+        return bool(self._run(self._client.is_sender(tx_hash)))
+
+    def keys(self) -> list[str]:
+        return list(self._run(self._client.keys()))
+
+    def delete(self, tx_hash: bytes) -> bool:
+        return bool(self._run(self._client.delete(tx_hash)))
+
+
+def hash_to_hex(tx_hash: bytes) -> str:
+    """GoQuorum's RPC shows hashes as hex; Tessera's API as base64."""
+    return "0x" + tx_hash.hex()
+
+
+def hash_from_b64(value: str) -> bytes:
+    return base64.b64decode(value, validate=True)

@@ -1,0 +1,223 @@
+"""The manager's configuration: one TOML or JSON file, paths relative to it.
+
+Every field is checked when loaded, so a bad file stops the process with one
+clear line instead of a failure later. See README_SECTION.md for an example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tx_manager.errors import ConfigError
+
+DEFAULT_MAX_BODY = 5 * 1024 * 1024
+TLS_MODES = ("off", "ca", "allowlist")
+RECOVER_MODES = ("never", "if-empty", "always")
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    public_key: Path
+    private_key: Path
+    password_file: Path | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    unix_socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Mutual TLS on the P2P API.
+
+    ``ca``: both sides present certificates signed by ``ca``. ``allowlist``: the
+    same handshake, and the peer's certificate SHA-256 fingerprint must also be
+    listed (pins individual certificates; for self-signed ones, put them in ``ca``).
+    """
+
+    mode: str = "off"
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    allowed_fingerprints: tuple[str, ...] = ()
+    verify_hostname: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    keys: tuple[KeyConfig, ...]
+    storage_path: Path
+    peers: tuple[str, ...] = ()
+    q2t: ListenConfig = ListenConfig()
+    p2p: ListenConfig = ListenConfig()
+    advertised_url: str | None = None
+    tls: TlsConfig = TlsConfig()
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    discovery_interval: float = 5.0
+    peer_timeout: float = 10.0
+    recover: str = "if-empty"
+    ports_file: Path | None = None
+
+
+def _get(table: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = table.get(name, default)
+    if value is not default and not isinstance(value, kind):
+        raise ConfigError(f"config field {name!r} has the wrong type")
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ConfigError(f"config field {name!r} must be a number")
+    return value
+
+
+def _path(base: Path, value: Any, name: str) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"config field {name!r} must be a path string")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _listen(base: Path, table: Any, name: str) -> ListenConfig:
+    if table is None:
+        return ListenConfig()
+    if not isinstance(table, dict):
+        raise ConfigError(f"config section {name!r} must be a table")
+    port = _get(table, "port", int, 0)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}.port {port} is out of range")
+    return ListenConfig(
+        host=_get(table, "host", str, "127.0.0.1"),
+        port=port,
+        unix_socket=_path(base, table.get("unix_socket"), f"{name}.unix_socket"),
+    )
+
+
+def _tls(base: Path, table: Any) -> TlsConfig:
+    if table is None:
+        return TlsConfig()
+    if not isinstance(table, dict):
+        raise ConfigError("config section 'tls' must be a table")
+    mode = _get(table, "mode", str, "off")
+    if mode not in TLS_MODES:
+        raise ConfigError(f"tls.mode must be one of {', '.join(TLS_MODES)}")
+    fingerprints = _get(table, "allowed_fingerprints", list, [])
+    normalised = []
+    for fingerprint in fingerprints:
+        if not isinstance(fingerprint, str):
+            raise ConfigError("tls.allowed_fingerprints must be hex strings")
+        hex_digits = fingerprint.replace(":", "").lower()
+        if len(hex_digits) != 64 or any(c not in "0123456789abcdef" for c in hex_digits):
+            raise ConfigError(f"tls fingerprint {fingerprint!r} is not a SHA-256 hex digest")
+        normalised.append(hex_digits)
+    tls = TlsConfig(
+        mode=mode,
+        cert=_path(base, table.get("cert"), "tls.cert"),
+        key=_path(base, table.get("key"), "tls.key"),
+        ca=_path(base, table.get("ca"), "tls.ca"),
+        allowed_fingerprints=tuple(normalised),
+        verify_hostname=_get(table, "verify_hostname", bool, True),
+    )
+    if tls.enabled and (tls.cert is None or tls.key is None or tls.ca is None):
+        raise ConfigError(f"tls.mode {mode} needs tls.cert, tls.key and tls.ca")
+    if mode == "allowlist" and not tls.allowed_fingerprints:
+        raise ConfigError("tls.mode allowlist needs tls.allowed_fingerprints")
+    return tls
+
+
+def parse_config(document: dict[str, Any], base: Path) -> Config:
+    data_dir = _path(base, _get(document, "data_dir", str, "."), "data_dir") or base
+    raw_keys = _get(document, "keys", list, None)
+    if not raw_keys:
+        raise ConfigError("config needs at least one entry in 'keys'")
+    keys = []
+    for index, entry in enumerate(raw_keys):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"keys[{index}] must be a table with public and private")
+        public = _path(base, entry.get("public"), f"keys[{index}].public")
+        private = _path(base, entry.get("private"), f"keys[{index}].private")
+        if public is None or private is None:
+            raise ConfigError(f"keys[{index}] needs both 'public' and 'private' paths")
+        env = entry.get("password_env")
+        if env is not None and not isinstance(env, str):
+            raise ConfigError(f"keys[{index}].password_env must be a string")
+        keys.append(
+            KeyConfig(
+                public,
+                private,
+                _path(base, entry.get("password_file"), f"keys[{index}].password_file"),
+                env,
+            )
+        )
+    peers = _get(document, "peers", list, [])
+    if not all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in peers):
+        raise ConfigError("peers must be a list of http(s) URLs")
+    recover = _get(document, "recover", str, "if-empty")
+    if recover not in RECOVER_MODES:
+        raise ConfigError(f"recover must be one of {', '.join(RECOVER_MODES)}")
+    max_body = _get(document, "max_body_bytes", int, DEFAULT_MAX_BODY)
+    interval = _get(document, "discovery_interval", (int, float), 5.0)
+    timeout = _get(document, "peer_timeout", (int, float), 10.0)
+    if max_body <= 0 or interval <= 0 or timeout <= 0:
+        raise ConfigError("max_body_bytes, discovery_interval and peer_timeout must be positive")
+    advertised = _get(document, "advertised_url", str, None)
+    return Config(
+        data_dir=data_dir,
+        keys=tuple(keys),
+        storage_path=_path(data_dir, _get(document, "storage_path", str, "tm.db"), "storage_path")
+        or data_dir / "tm.db",
+        peers=tuple(p.rstrip("/") for p in peers),
+        q2t=_listen(base, document.get("q2t"), "q2t"),
+        p2p=_listen(base, document.get("p2p"), "p2p"),
+        advertised_url=advertised.rstrip("/") if advertised else None,
+        tls=_tls(base, document.get("tls")),
+        max_body_bytes=max_body,
+        discovery_interval=float(interval),
+        peer_timeout=float(timeout),
+        recover=recover,
+        ports_file=_path(data_dir, _get(document, "ports_file", str, "ports.json"), "ports_file"),
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"config {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
+        ) from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"config {path} must be a table/object at the top level")
+    return parse_config(document, path.parent.resolve())
+
+
+def read_password(password_file: Path | None, password_env: str | None) -> bytes | None:
+    """A key's password, from a file or an environment variable (None: the key is unlocked)."""
+    if password_file is not None:
+        try:
+            return password_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read password file {password_file}: {exc.strerror}") from exc
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise ConfigError(f"environment variable {password_env} is not set")
+        return value.encode()
+    return None

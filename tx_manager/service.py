@@ -1,0 +1,293 @@
+"""What a manager does, independent of HTTP: send, receive, accept pushes, resend.
+
+The Q2T and P2P handlers are thin adapters over ``TransactionManager``. The
+main flow of a send reads top to bottom in ``send``: resolve the sender,
+encrypt, push to every remote recipient's manager concurrently, and only when
+all acknowledged store the sender's copy durably and return the hash. A failed
+push stores nothing, so no hash of a failed send is ever visible as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from tx_manager.enclave import Enclave, SendMetadata
+from tx_manager.errors import (
+    HashMismatch,
+    InvalidRequest,
+    NotFound,
+    PeerError,
+    RecipientUnreachable,
+    UnknownRecipient,
+)
+from tx_manager.messages import (
+    PrivacyOptions,
+    ReceiveResponse,
+    ResendRequest,
+    SendRequest,
+    SendResponse,
+    SendSignedRequest,
+    StoreRawRequest,
+    StoreRawResponse,
+)
+from tx_manager.partyinfo import PartyRegistry
+from tx_manager.payload import (
+    EncodedPayload,
+    PrivacyMode,
+    RawTransaction,
+    b64encode,
+    privacy_group_id,
+)
+from tx_manager.peer_client import PeerClient
+from tx_manager.store import Store
+
+log = logging.getLogger(__name__)
+
+RESEND_PAGE = 200
+# Payloads above this size are encrypted off the event loop (about 2 ms per MB).
+_OFFLOAD_BYTES = 256 * 1024
+
+
+class TransactionManager:
+    def __init__(
+        self,
+        enclave: Enclave,
+        store: Store,
+        registry: PartyRegistry,
+        peers: PeerClient,
+        batch_bytes: int = 2 * 1024 * 1024,
+    ) -> None:
+        self.enclave = enclave
+        self.store = store
+        self.registry = registry
+        self.peers = peers
+        self.batch_bytes = batch_bytes
+
+    # -- Q2T ------------------------------------------------------------------------
+    def _sender(self, from_key: bytes | None) -> bytes:
+        if from_key is None:
+            return self.enclave.default_key
+        if not self.enclave.is_local(from_key):
+            raise InvalidRequest(f"from key {b64encode(from_key)} is not held by this manager")
+        return from_key
+
+    def _managed(self, keys: Iterable[bytes]) -> tuple[bytes, ...]:
+        return tuple(k for k in dict.fromkeys(keys) if self.enclave.is_local(k))
+
+    @staticmethod
+    def _metadata(options: PrivacyOptions, recipients: tuple[bytes, ...]) -> SendMetadata:
+        if options.privacy_flag is PrivacyMode.MANDATORY_RECIPIENTS:
+            if not options.mandatory_recipients:
+                raise InvalidRequest("privacyFlag 2 needs mandatoryRecipients")
+            missing = set(options.mandatory_recipients) - set(recipients)
+            if missing:
+                names = ", ".join(sorted(b64encode(k) for k in missing))
+                raise InvalidRequest(f"mandatory recipients {names} are not among the recipients")
+        elif options.mandatory_recipients:
+            raise InvalidRequest("mandatoryRecipients is only allowed with privacyFlag 2")
+        if options.privacy_flag is PrivacyMode.PRIVATE_STATE_VALIDATION and not options.exec_hash:
+            raise InvalidRequest("privacyFlag 3 needs execHash")
+        return SendMetadata(
+            privacy_mode=options.privacy_flag,
+            affected_contract_transactions=tuple(
+                (h, b"") for h in options.affected_contract_transactions
+            ),
+            exec_hash=options.exec_hash,
+            mandatory_recipients=options.mandatory_recipients,
+        )
+
+    async def send(self, request: SendRequest) -> SendResponse:
+        sender = self._sender(request.from_key)
+        metadata = self._metadata(request.options, request.to)
+        self._routes(request.to)  # fail fast on an unknown key, before any encryption
+        if len(request.payload) > _OFFLOAD_BYTES:
+            envelope = await asyncio.get_running_loop().run_in_executor(
+                None, self.enclave.encrypt, request.payload, sender, request.to, metadata
+            )
+        else:
+            envelope = self.enclave.encrypt(request.payload, sender, request.to, metadata)
+        return await self._distribute(envelope)
+
+    async def store_raw(self, request: StoreRawRequest) -> StoreRawResponse:
+        sender = self._sender(request.from_key)
+        raw = self.enclave.encrypt_raw(request.payload, sender)
+        await self.store.save_raw(raw)
+        return StoreRawResponse(key=raw.hash)
+
+    async def send_signed(self, request: SendSignedRequest) -> SendResponse:
+        raw = await self.store.find_raw(request.hash)
+        if raw is None:
+            raise NotFound(f"no raw transaction {b64encode(request.hash)} (use /storeraw first)")
+        metadata = self._metadata(request.options, request.to)
+        self._routes(request.to)
+        return await self._distribute(self.enclave.wrap_raw(raw, request.to, metadata))
+
+    def _routes(self, keys: Iterable[bytes]) -> dict[str, set[bytes]]:
+        """Remote recipients grouped by their manager's URL; unknown keys fail the send."""
+        routes: dict[str, set[bytes]] = defaultdict(set)
+        for key in keys:
+            if self.enclave.is_local(key):
+                continue
+            url = self.registry.url_for(key)
+            if url is None:
+                raise UnknownRecipient(b64encode(key))
+            routes[url].add(key)
+        return routes
+
+    async def _distribute(self, envelope: EncodedPayload) -> SendResponse:
+        routes = self._routes(envelope.recipient_keys)
+        urls = list(routes)
+        results = await asyncio.gather(
+            *(self.peers.push(url, envelope.for_recipients(routes[url])) for url in urls),
+            return_exceptions=True,
+        )
+        for url, result in zip(urls, results, strict=True):
+            if isinstance(result, PeerError):
+                key = b64encode(sorted(routes[url])[0])
+                raise RecipientUnreachable(key, url, result.message)
+            if isinstance(result, BaseException):
+                raise result
+        await self.store.save_envelopes([envelope])
+        return SendResponse(
+            key=envelope.hash,
+            managed_parties=self._managed(envelope.parties),
+            sender_key=envelope.sender_key,
+        )
+
+    async def _find(self, tx_hash: bytes) -> EncodedPayload:
+        envelope = await self.store.find_envelope(tx_hash)
+        if envelope is None:
+            raise NotFound(f"transaction {b64encode(tx_hash)} not found")
+        return envelope
+
+    async def receive(self, tx_hash: bytes, to: bytes | None, raw: bool = False) -> ReceiveResponse:
+        if raw:
+            stored_raw = await self.store.find_raw(tx_hash)
+            if stored_raw is None:
+                raise NotFound(f"raw transaction {b64encode(tx_hash)} not found")
+            return self._raw_response(stored_raw)
+        envelope = await self._find(tx_hash)
+        if to is not None and not self.enclave.is_local(to):
+            raise NotFound(f"key {b64encode(to)} is not held by this manager")
+        payload = self.enclave.decrypt(envelope, to)
+        parties = envelope.parties
+        return ReceiveResponse(
+            payload=payload,
+            privacy_flag=envelope.privacy_mode,
+            affected_contract_transactions=tuple(
+                h for h, _ in envelope.affected_contract_transactions
+            ),
+            exec_hash=envelope.exec_hash,
+            managed_parties=self._managed(parties),
+            sender_key=envelope.sender_key,
+            parties=parties,
+            privacy_group_id=privacy_group_id(parties),
+        )
+
+    def _raw_response(self, raw: RawTransaction) -> ReceiveResponse:
+        parties = (raw.sender_key,)
+        return ReceiveResponse(
+            payload=self.enclave.open_raw(raw),
+            privacy_flag=PrivacyMode.STANDARD,
+            affected_contract_transactions=(),
+            exec_hash=b"",
+            managed_parties=parties,
+            sender_key=raw.sender_key,
+            parties=parties,
+            privacy_group_id=privacy_group_id(parties),
+        )
+
+    async def participants(self, tx_hash: bytes) -> tuple[bytes, ...]:
+        return (await self._find(tx_hash)).parties
+
+    async def is_sender(self, tx_hash: bytes) -> bool:
+        return self.enclave.is_local((await self._find(tx_hash)).sender_key)
+
+    async def delete(self, tx_hash: bytes) -> None:
+        deleted_envelope = await self.store.delete_envelope(tx_hash)
+        deleted_raw = await self.store.delete_raw(tx_hash)
+        if not (deleted_envelope or deleted_raw):
+            raise NotFound(f"transaction {b64encode(tx_hash)} not found")
+
+    # -- P2P ------------------------------------------------------------------------
+    async def accept_push(
+        self, envelopes: list[EncodedPayload], claimed_hash: bytes | None = None
+    ) -> list[bytes]:
+        """Verify and store pushed envelopes; returns their hashes once durable."""
+        for envelope in envelopes:
+            if claimed_hash is not None and envelope.hash != claimed_hash:
+                raise HashMismatch(
+                    f"announced hash {b64encode(claimed_hash)} is not SHA3-512 of the ciphertext"
+                )
+            self.enclave.verify_incoming(envelope)
+        await self.store.save_envelopes(envelopes)
+        return [envelope.hash for envelope in envelopes]
+
+    @staticmethod
+    def _copy_for(envelope: EncodedPayload, key: bytes) -> EncodedPayload | None:
+        """What ``key``'s manager may get back: its own box, or every box if it sent it."""
+        if envelope.sender_key == key:
+            return envelope
+        if key in envelope.recipient_keys:
+            return envelope.for_recipients({key})
+        return None
+
+    async def resend_individual(self, request: ResendRequest) -> EncodedPayload:
+        if request.key is None:
+            raise InvalidRequest("key is missing for an INDIVIDUAL resend")
+        copy = self._copy_for(await self._find(request.key), request.public_key)
+        if copy is None:
+            raise NotFound(f"{b64encode(request.public_key)} is not a party to this transaction")
+        return copy
+
+    async def resend_all(self, public_key: bytes) -> int:
+        """Push back every envelope ``public_key`` is a party to, to its validated URL."""
+        url = self.registry.url_for(public_key)
+        if url is None:
+            raise NotFound(f"no validated manager URL for key {b64encode(public_key)}")
+        pushed = 0
+        after = b""
+        while page := await self.store.page_envelopes(after, RESEND_PAGE):
+            after = page[-1].hash
+            copies = [c for c in (self._copy_for(e, public_key) for e in page) if c is not None]
+            for batch in self._batches(copies):
+                await self.peers.push_batch(url, batch)
+                pushed += len(batch)
+        return pushed
+
+    def _batches(self, envelopes: list[EncodedPayload]) -> list[list[EncodedPayload]]:
+        """Split so that each /pushBatch body stays under the receiver's size limit."""
+        batches: list[list[EncodedPayload]] = []
+        current: list[EncodedPayload] = []
+        size = 0
+        for envelope in envelopes:
+            envelope_size = len(envelope.cipher_text) + 1024
+            if current and size + envelope_size > self.batch_bytes:
+                batches.append(current)
+                current, size = [], 0
+            current.append(envelope)
+            size += envelope_size
+        if current:
+            batches.append(current)
+        return batches
+
+    async def recover(self) -> int:
+        """Ask every known peer to resend ALL for each local key; returns envelopes received."""
+        total = 0
+        requests = [
+            (url, ResendRequest(type="ALL", public_key=key))
+            for url in self.registry.peers
+            for key in self.enclave.public_keys
+        ]
+        results = await asyncio.gather(
+            *(self.peers.resend(url, request) for url, request in requests), return_exceptions=True
+        )
+        for (url, _), result in zip(requests, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("resend from %s failed: %s", url, result)
+            else:
+                total += result
+        return total

@@ -1,0 +1,223 @@
+"""Running a transaction that is not signed and not kept: eth_call, eth_estimateGas and
+eth_createAccessList.
+
+A call runs through py-evm's own transaction executor with the sender spoofed and a gas
+price of 0, so it is charged intrinsic gas, refunds and the 63/64 rule exactly as a mined
+transaction would be, and its estimate matches what the block will use. Nothing of the
+state it touches is persisted: the VM is thrown away afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from eth.abc import BlockHeaderAPI, ComputationAPI, StateAPI, VirtualMachineAPI
+from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.exceptions import Revert
+from eth.vm.forks.berlin.transactions import UnsignedAccessListTransaction
+from eth.vm.spoof import SpoofTransaction
+from eth_abi import decode as abi_decode
+from eth_typing import Address
+from eth_utils import ValidationError
+
+from quorum_node.chain.service import ChainService
+
+#: geth's default RPCGasCap: a call without "gas" may use this much, and no more.
+CALL_GAS_CAP = 50_000_000
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")
+_PRECOMPILES = {Address((i).to_bytes(20, "big")) for i in range(1, 0x12)}
+
+
+class CallError(Exception):
+    """The call could not run (refused before execution, or failed without revert data)."""
+
+
+class CallReverted(Exception):
+    def __init__(self, reason: str | None, revert_data: bytes) -> None:
+        super().__init__(reason or "execution reverted")
+        self.reason = reason
+        self.revert_data = revert_data
+
+
+@dataclass(frozen=True)
+class AccountOverride:
+    """One entry of geth's state-override set (third parameter of eth_call)."""
+
+    balance: int | None = None
+    nonce: int | None = None
+    code: bytes | None = None
+    state: dict[int, int] | None = None
+    state_diff: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    sender: Address
+    to: Address | None
+    value: int
+    data: bytes
+    gas: int | None
+    access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
+
+
+def decode_revert_reason(output: bytes) -> str | None:
+    """The message of ``Error(string)`` or a description of ``Panic(uint256)``."""
+    try:
+        if output[:4] == _ERROR_SELECTOR:
+            return str(abi_decode(["string"], output[4:])[0])
+        if output[:4] == _PANIC_SELECTOR:
+            return f"panic: code 0x{abi_decode(['uint256'], output[4:])[0]:x}"
+    except Exception:  # malformed revert data is still returned raw in "data"
+        return None
+    return None
+
+
+def _apply_overrides(state: StateAPI, overrides: Mapping[Address, AccountOverride]) -> None:
+    for address, override in overrides.items():
+        if override.balance is not None:
+            state.set_balance(address, override.balance)
+        if override.nonce is not None:
+            state.set_nonce(address, override.nonce)
+        if override.code is not None:
+            state.set_code(address, override.code)
+        if override.state is not None:
+            state.delete_storage(address)
+            for slot, value in override.state.items():
+                state.set_storage(address, slot, value)
+        for slot, value in override.state_diff.items():
+            state.set_storage(address, slot, value)
+
+
+def _run(
+    vm: VirtualMachineAPI, call: Call, gas: int, overrides: Mapping[Address, AccountOverride]
+) -> ComputationAPI:
+    state = vm.state
+    _apply_overrides(state, overrides)
+    nonce = state.get_nonce(call.sender)
+    to = call.to if call.to is not None else CREATE_CONTRACT_ADDRESS
+    if call.access_list:
+        unsigned = UnsignedAccessListTransaction(
+            vm.chain_context.chain_id, nonce, 0, gas, to, call.value, call.data, call.access_list
+        )
+    else:
+        unsigned = vm.create_unsigned_transaction(
+            nonce=nonce, gas_price=0, gas=gas, to=to, value=call.value, data=call.data
+        )
+    spoofed = SpoofTransaction(unsigned, from_=call.sender, sender=call.sender)
+    if gas < spoofed.intrinsic_gas:
+        raise CallError(f"intrinsic gas too low: have {gas}, want {spoofed.intrinsic_gas}")
+    try:
+        return state.apply_transaction(spoofed)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        message = str(exc)
+        if "balance" in message.lower() or "afford" in message.lower():
+            raise CallError("insufficient funds for gas * price + value") from None
+        raise CallError(message) from None
+
+
+def _gas_cap(header: BlockHeaderAPI, requested: int | None) -> int:
+    cap = min(header.gas_limit, CALL_GAS_CAP)
+    return cap if requested is None else requested
+
+
+def _raise_if_failed(computation: ComputationAPI) -> None:
+    if not computation.is_error:
+        return
+    if isinstance(computation.error, Revert):
+        raise CallReverted(decode_revert_reason(computation.output), computation.output)
+    raise CallError(str(computation.error) or type(computation.error).__name__)
+
+
+def call(
+    chain: ChainService,
+    header: BlockHeaderAPI,
+    request: Call,
+    overrides: Mapping[Address, AccountOverride] | None = None,
+) -> bytes:
+    """What ``eth_call`` returns: the output, or an exception carrying the revert data."""
+    computation = _run(chain.vm_at(header), request, _gas_cap(header, request.gas), overrides or {})
+    _raise_if_failed(computation)
+    return bytes(computation.output)
+
+
+def estimate_gas(
+    chain: ChainService,
+    header: BlockHeaderAPI,
+    request: Call,
+    overrides: Mapping[Address, AccountOverride] | None = None,
+) -> int:
+    """The least gas with which ``request`` succeeds, found as geth finds it.
+
+    One run at the cap tells whether it can succeed at all and how much it used; the
+    answer then lies between that use and the cap, and is usually found on the first
+    optimistic guess (use plus refund, scaled for the 63/64 rule), so a simple call
+    costs two or three executions instead of thirty.
+    """
+    cap = _gas_cap(header, request.gas)
+    overrides = overrides or {}
+    first = _run(chain.vm_at(header), request, cap, overrides)
+    if first.is_error:
+        if isinstance(first.error, Revert):
+            raise CallReverted(decode_revert_reason(first.output), first.output)
+        raise CallError(f"gas required exceeds allowance ({cap})")
+    used = cap - first.get_gas_remaining()
+
+    def succeeds(gas: int) -> bool:
+        try:
+            computation = _run(chain.vm_at(header), request, gas, overrides)
+        except CallError:
+            return False
+        return not computation.is_error
+
+    low = used - 1
+    high = cap
+    optimistic = min(cap, (used + first.get_gas_refund() + 2300) * 64 // 63)
+    if optimistic < high and succeeds(optimistic):
+        high = optimistic
+    while high - low > 1 and (high - low) * 1000 > high * 15:  # within 1.5%, as geth stops
+        middle = (low + high) // 2
+        if succeeds(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def access_list(
+    chain: ChainService,
+    header: BlockHeaderAPI,
+    request: Call,
+    overrides: Mapping[Address, AccountOverride] | None = None,
+) -> tuple[list[tuple[Address, list[int]]], int, str | None]:
+    """(access list, gas used with it, error) as ``eth_createAccessList`` reports them.
+
+    The addresses and slots the call touched are read back from py-evm's EIP-2929 warm
+    set; the sender, the recipient and precompiles are left out, as geth leaves them out.
+    """
+    vm = chain.vm_at(header)
+    computation = _run(vm, request, _gas_cap(header, request.gas), overrides or {})
+    touched: dict[Address, list[int]] = {}
+    warm_keys = getattr(vm.state._account_db, "_journal_accessed_state", {})  # noqa: SLF001
+    for key in list(warm_keys.keys()):
+        key_bytes = bytes(key)
+        address = Address(key_bytes[:20])
+        slots = touched.setdefault(address, [])
+        if len(key_bytes) > 20:
+            slots.append(int.from_bytes(key_bytes[20:], "big"))
+    excluded = {request.sender, vm.state.coinbase} | _PRECOMPILES
+    if request.to is not None:
+        excluded.add(request.to)
+    entries = [
+        (address, sorted(set(slots))) for address, slots in touched.items() if address not in excluded
+    ]
+    error = None
+    if computation.is_error:
+        error = "execution reverted" if isinstance(computation.error, Revert) else str(computation.error)
+    with_list = Call(request.sender, request.to, request.value, request.data, request.gas,
+                     tuple((address, tuple(slots)) for address, slots in entries))
+    gas_used = _gas_cap(header, request.gas) - _run(
+        chain.vm_at(header), with_list, _gas_cap(header, request.gas), overrides or {}
+    ).get_gas_remaining()
+    return entries, gas_used, error

@@ -1,0 +1,217 @@
+"""The chain as the node sees it: build a block, import a block, read what was committed.
+
+This is the main flow of the node, top to bottom:
+
+1. ``seal_block`` (the block producer) takes candidate transactions from the pool,
+   executes them in one batch on a VM for the next block (``builder.build_block``),
+   and commits the block, its state and one ``TransactionRecord`` per transaction in a
+   single atomic write.
+2. ``import_block`` (a follower) re-executes a block received from consensus with the
+   same VM and commits it the same way, refusing it if the result differs.
+3. Everything else reads committed data: headers, blocks, records, state at a block.
+
+Every method runs on the chain thread (see ``executor.ChainExecutor``): py-evm objects
+are not safe to share between threads, and one writer keeps the database simple.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from eth.abc import (
+    AtomicDatabaseAPI,
+    BlockAPI,
+    BlockHeaderAPI,
+    ChainAPI,
+    SignedTransactionAPI,
+    StateAPI,
+    VirtualMachineAPI,
+)
+from eth.chains.base import Chain
+from eth.db.atomic import AtomicDB
+from eth.exceptions import BlockNotFound, HeaderNotFound
+from eth_typing import BlockNumber, Hash32
+from eth_utils import ValidationError, encode_hex
+
+from quorum_node.chain.builder import BuiltBlock, build_block, make_records
+from quorum_node.chain.genesis import Genesis
+from quorum_node.chain.records import TransactionRecord, record_key
+from quorum_node.chain.vm import QuorumVM
+from quorum_node.errors import ChainError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+_GENESIS_HASH_KEY = b"quorum-py:genesis-hash"
+
+
+def make_chain_class(chain_id: int) -> type[Chain]:
+    return Chain.configure(  # type: ignore[no-any-return]
+        __name__="QuorumChain", vm_configuration=((0, QuorumVM),), chain_id=chain_id
+    )
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    """A block that is now the head, with what each of its transactions did."""
+
+    block: BlockAPI
+    records: tuple[TransactionRecord, ...]
+    rejected: tuple[tuple[SignedTransactionAPI, str], ...] = ()
+    deferred: tuple[SignedTransactionAPI, ...] = ()
+
+
+class ChainService:
+    """One chain over one database; see the module docstring for the flow."""
+
+    def __init__(self, db: AtomicDatabaseAPI, genesis: Genesis) -> None:
+        self.db = db
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        chain_class = make_chain_class(genesis.chain_id)
+        stored_genesis_hash = db.get(_GENESIS_HASH_KEY) if db.exists(_GENESIS_HASH_KEY) else None
+        expected_genesis_hash = chain_class.from_genesis(
+            AtomicDB(), genesis.header_params(), genesis.state()
+        ).get_canonical_head().hash
+        if stored_genesis_hash is None:
+            with self._one_write():
+                self.chain: ChainAPI = chain_class.from_genesis(
+                    db, genesis.header_params(), genesis.state()
+                )
+                db.set(_GENESIS_HASH_KEY, self.chain.get_canonical_block_header_by_number(
+                    BlockNumber(0)).hash)
+        else:
+            self.chain = chain_class(db)
+            genesis_hash = self.chain.get_canonical_block_header_by_number(BlockNumber(0)).hash
+            if genesis_hash != expected_genesis_hash:
+                raise ConfigError(
+                    f"the database holds a chain whose genesis is {encode_hex(genesis_hash)}, "
+                    f"but the genesis file gives {encode_hex(expected_genesis_hash)}"
+                )
+        self.genesis_hash: Hash32 = self.chain.get_canonical_block_header_by_number(
+            BlockNumber(0)
+        ).hash
+        self.head: BlockHeaderAPI = self.chain.get_canonical_head()
+        self._head_state: StateAPI | None = None
+        logger.info("chain %d at block %d (%s)", self.chain_id, self.head.block_number,
+                    encode_hex(self.head.hash))
+
+    # --- writes -------------------------------------------------------------------
+
+    def _one_write(self) -> AbstractContextManager[Any]:
+        """Group every database write of a block into one atomic, durable commit."""
+        batch_scope: Callable[[], AbstractContextManager[Any]] | None = getattr(
+            self.db, "batch_scope", None
+        )
+        return batch_scope() if batch_scope is not None else nullcontext()
+
+    def seal_block(
+        self,
+        candidates: Sequence[SignedTransactionAPI],
+        *,
+        timestamp: int,
+        coinbase: bytes,
+        extra_data: bytes = b"",
+    ) -> CommittedBlock:
+        """Build the next block from ``candidates`` on the head and commit it."""
+        with self._one_write():
+            built = build_block(
+                self.chain,
+                self.head,
+                candidates,
+                timestamp=max(timestamp, self.head.timestamp),
+                coinbase=coinbase,
+                extra_data=extra_data,
+            )
+            return self._commit(built)
+
+    def import_block(self, block: BlockAPI) -> CommittedBlock:
+        """Execute a block that another node built and commit it if it checks out."""
+        if block.header.parent_hash != self.head.hash:
+            raise ChainError(
+                f"block #{block.number} does not extend the head #{self.head.block_number}"
+            )
+        with self._one_write():
+            try:
+                result = self.chain.import_block(block, perform_validation=True)
+            except ValidationError as exc:
+                raise ChainError(f"block #{block.number} is invalid: {exc}") from exc
+            imported = result.imported_block
+            receipts = imported.get_receipts(self.chain.chaindb)
+            records = make_records(imported, receipts)
+            self._write_records(records)
+        self.head = imported.header
+        self._head_state = None
+        return CommittedBlock(imported, records)
+
+    def _commit(self, built: BuiltBlock) -> CommittedBlock:
+        self.chain.chaindb.persist_block(built.block)
+        self._write_records(built.records)
+        self.head = built.block.header
+        self._head_state = None
+        return CommittedBlock(built.block, built.records, built.rejected, built.deferred)
+
+    def _write_records(self, records: Sequence[TransactionRecord]) -> None:
+        for record in records:
+            self.db.set(record_key(record.transaction_hash), record.to_bytes())
+
+    # --- reads --------------------------------------------------------------------
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None:
+        if number < 0 or number > self.head.block_number:
+            return None
+        try:
+            return self.chain.get_canonical_block_header_by_number(BlockNumber(number))
+        except HeaderNotFound:
+            return None
+
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        try:
+            header = self.chain.get_block_header_by_hash(Hash32(block_hash))
+        except HeaderNotFound:
+            return None
+        return header if header.block_number <= self.head.block_number else None
+
+    def block_of(self, header: BlockHeaderAPI) -> BlockAPI:
+        try:
+            return self.chain.get_block_by_header(header)
+        except BlockNotFound as exc:
+            raise ChainError(f"block body of #{header.block_number} is missing") from exc
+
+    def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        key = record_key(transaction_hash)
+        try:
+            encoded = self.db[key]
+        except KeyError:
+            return None
+        return TransactionRecord.from_bytes(encoded)
+
+    def records_of(self, block: BlockAPI) -> list[TransactionRecord]:
+        records = []
+        for transaction in block.transactions:
+            record = self.record(transaction.hash)
+            if record is None:
+                raise ChainError(f"record of {encode_hex(transaction.hash)} is missing")
+            records.append(record)
+        return records
+
+    def head_state(self) -> StateAPI:
+        """The head's state, kept between calls until the head moves (read-only use)."""
+        if self._head_state is None:
+            self._head_state = self.state_at(self.head)
+        return self._head_state
+
+    def state_at(self, header: BlockHeaderAPI) -> StateAPI:
+        """A throw-away py-evm state as it was after ``header``'s block."""
+        return self.chain.get_vm(header).state
+
+    def vm_at(self, header: BlockHeaderAPI) -> VirtualMachineAPI:
+        """A throw-away VM over the state after ``header``, in that block's context.
+
+        geth runs ``eth_call`` the same way: block number, timestamp and coinbase are the
+        given block's, and the state is the one its execution left.
+        """
+        return self.chain.get_vm(header)

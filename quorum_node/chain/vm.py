@@ -1,0 +1,91 @@
+"""The virtual machine of a quorum-py chain: py-evm's Prague rules, bent for a consortium.
+
+Three changes to the stock fork, each on one of py-evm's own seams:
+
+* No proof of work or stake: blocks are ordered by our consensus engine, so the seal is
+  never checked (py-evm's ``NoProofConsensus``).
+* Free gas, as GoQuorum and Besu run private networks: the base fee is pinned to 0 for
+  every block. Stock EIP-1559 would raise it by at least 1 wei after any block more than
+  half full, and a network whose accounts hold no ether would then stall.
+* Sub-second blocks: a block period of 50 ms puts many blocks in the same second, so a
+  child's timestamp may equal its parent's (stock rules demand strictly later). The gas
+  limit stays at the genesis value instead of drifting with usage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth.abc import BlockHeaderAPI, ReceiptAPI
+from eth_bloom import BloomFilter
+from eth.consensus.noproof import NoProofConsensus
+from eth.constants import POST_MERGE_DIFFICULTY, POST_MERGE_NONCE, POST_MERGE_OMMERS_HASH
+from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.headers import create_prague_header_from_parent
+from eth_utils import ValidationError
+
+#: geth and web3.py refuse ``extraData`` longer than this without a PoA middleware.
+MAX_EXTRA_DATA_BYTES = 32
+
+
+def create_header_from_parent(
+    parent_header: BlockHeaderAPI | None, **header_params: Any
+) -> BlockHeaderAPI:
+    """Prague's header builder with a constant gas limit and a zero base fee."""
+    if parent_header is not None:
+        header_params.setdefault("gas_limit", parent_header.gas_limit)
+        header_params.setdefault("timestamp", parent_header.timestamp)
+    header = create_prague_header_from_parent(parent_header, **header_params)
+    return header.copy(base_fee_per_gas=0)
+
+
+class QuorumVM(PragueVM):  # type: ignore[misc]
+    """Prague execution with free gas, equal timestamps allowed and no seal check."""
+
+    fork = "quorum-prague"
+    consensus_class = NoProofConsensus
+    create_header_from_parent = staticmethod(create_header_from_parent)  # type: ignore[assignment]
+
+    def add_receipt_to_header(
+        self, old_header: BlockHeaderAPI, receipt: ReceiptAPI
+    ) -> BlockHeaderAPI:
+        """Fold a receipt into the header without re-rooting the state.
+
+        Stock py-evm recomputes the state root after every transaction, a leftover of
+        pre-Byzantium receipts that carried it. Since Byzantium receipts carry a status
+        instead, so the root is only needed once, when the block is finalised; computing
+        it per transaction was most of the cost of a large block.
+        """
+        return old_header.copy(
+            bloom=int(BloomFilter(old_header.bloom) | receipt.bloom),
+            gas_used=receipt.gas_used,
+        )
+
+    @classmethod
+    def validate_header(cls, header: BlockHeaderAPI, parent_header: BlockHeaderAPI) -> None:
+        if parent_header is None:
+            raise ValidationError("a header can only be validated against its parent")
+        if len(header.extra_data) > MAX_EXTRA_DATA_BYTES:
+            raise ValidationError(
+                f"extraData is {len(header.extra_data)} bytes, at most {MAX_EXTRA_DATA_BYTES}"
+            )
+        if header.block_number != parent_header.block_number + 1:
+            raise ValidationError(
+                f"block #{header.block_number} does not follow its parent #{parent_header.block_number}"
+            )
+        if header.timestamp < parent_header.timestamp:
+            raise ValidationError(
+                f"timestamp {header.timestamp} is before its parent's {parent_header.timestamp}"
+            )
+        if header.gas_limit != parent_header.gas_limit:
+            raise ValidationError(
+                f"gas limit {header.gas_limit} differs from its parent's {parent_header.gas_limit}"
+            )
+        if header.gas_used > header.gas_limit:
+            raise ValidationError(f"gas used {header.gas_used} exceeds the limit {header.gas_limit}")
+        if header.base_fee_per_gas != 0:
+            raise ValidationError(f"base fee must be 0 on a free-gas network, got {header.base_fee_per_gas}")
+        if header.difficulty != POST_MERGE_DIFFICULTY or header.nonce != POST_MERGE_NONCE:
+            raise ValidationError("difficulty and nonce must be zero")
+        if header.uncles_hash != POST_MERGE_OMMERS_HASH:
+            raise ValidationError("blocks carry no uncles")

@@ -1,0 +1,164 @@
+"""``quorum-node``: run a node, or a one-node development chain like ``geth --dev``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from eth_keys import keys
+
+from quorum_node.accounts import AccountStore, write_keystore_file
+from quorum_node.app import serve
+from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
+from quorum_node.config import NodeConfig, RpcConfig
+from quorum_node.errors import ConfigError
+
+DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
+
+
+def _hex_key(text: str) -> bytes:
+    body = text[2:] if text.lower().startswith("0x") else text
+    try:
+        key = bytes.fromhex(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a 32-byte hex private key") from None
+    if len(key) != 32:
+        raise argparse.ArgumentTypeError("expected a 32-byte hex private key")
+    return key
+
+
+def _add_rpc_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datadir", type=Path, help="data directory")
+    parser.add_argument("--http-host", default="127.0.0.1", help="interface for HTTP and WS")
+    parser.add_argument("--http-port", type=int, default=8545, help="HTTP JSON-RPC port (0: any)")
+    parser.add_argument("--ws-port", type=int, default=8546, help="WebSocket JSON-RPC port (0: any)")
+    parser.add_argument("--block-period", type=int, default=50, metavar="MS",
+                        help="least time between blocks while transactions wait (default 50)")
+    parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024,
+                        help="largest JSON-RPC request body accepted (default 5 MB)")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quorum-node",
+        description="A Quorum-style permissioned Ethereum node on py-evm.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="a one-node development chain with a funded account")
+    _add_rpc_options(dev)
+    dev.add_argument("--dev-account-key", type=_hex_key, action="append", default=[],
+                     metavar="HEX", help="also hold and fund this key (repeatable)")
+    dev.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID)
+
+    run = commands.add_parser("run", help="run a node from a data directory and genesis file")
+    _add_rpc_options(run)
+    run.add_argument("--genesis", type=Path, required=True, help="genesis.json (geth format)")
+    run.add_argument("--password-file", type=Path, help="password of the keystore files")
+    run.add_argument("--consensus", default="solo", choices=["solo"])
+
+    account = commands.add_parser("account", help="manage keystore accounts")
+    account_commands = account.add_subparsers(dest="account_command", required=True)
+    new = account_commands.add_parser("new", help="create a keystore account")
+    new.add_argument("--datadir", type=Path, required=True)
+    new.add_argument("--password-file", type=Path, required=True)
+    return parser
+
+
+def _rpc_config(args: argparse.Namespace) -> RpcConfig:
+    return RpcConfig(
+        host=args.http_host,
+        http_port=args.http_port,
+        ws_port=args.ws_port,
+        max_body_bytes=args.max_body_bytes,
+    )
+
+
+def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
+    """Create the dev account and genesis on first start; reuse them afterwards."""
+    genesis_path = datadir / "genesis.json"
+    keystore = datadir / "keystore"
+    if not genesis_path.exists():
+        datadir.mkdir(parents=True, exist_ok=True)
+        dev_key = secrets.token_bytes(32)
+        write_keystore_file(keystore, dev_key, "")
+        funded = [dev_key, *args.dev_account_key]
+        alloc = {
+            keys.PrivateKey(key).public_key.to_canonical_address(): GenesisAccount(balance=DEV_BALANCE)
+            for key in funded
+        }
+        Genesis(chain_id=args.chain_id, alloc=alloc).save(genesis_path)
+    else:
+        genesis = Genesis.load(genesis_path)
+        store = AccountStore()
+        for key in args.dev_account_key:
+            held = store.add_key(key)
+            if held.address not in genesis.alloc:
+                print(
+                    f"warning: 0x{held.address.hex()} was not funded at genesis; "
+                    "fund it with a transfer from the dev account",
+                    file=sys.stderr,
+                )
+    return NodeConfig(
+        datadir=datadir,
+        genesis_file=genesis_path,
+        rpc=_rpc_config(args),
+        block_period_ms=args.block_period,
+        extra_keys=tuple(args.dev_account_key),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO)
+        if hasattr(args, "log_level") else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    temporary: Path | None = None
+    try:
+        if args.command == "account":
+            password = args.password_file.read_text().rstrip("\r\n")
+            path = write_keystore_file(args.datadir / "keystore", secrets.token_bytes(32), password)
+            print(f"0x{path.name.rsplit('--', 1)[-1]}")
+            return 0
+        if args.command == "dev":
+            datadir = args.datadir
+            if datadir is None:
+                temporary = datadir = Path(tempfile.mkdtemp(prefix="quorum-dev-"))
+            config = _prepare_dev(args, datadir)
+        else:
+            if args.datadir is None:
+                raise ConfigError("--datadir is required")
+            config = NodeConfig(
+                datadir=args.datadir,
+                genesis_file=args.genesis,
+                rpc=_rpc_config(args),
+                consensus=args.consensus,
+                block_period_ms=args.block_period,
+                password_file=args.password_file,
+            )
+        asyncio.run(serve(config))
+        return 0
+    except ConfigError as exc:
+        print(f"quorum-node: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"quorum-node: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

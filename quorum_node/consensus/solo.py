@@ -1,0 +1,75 @@
+"""One node orders everything: GoQuorum's Raft minter timing without the Raft.
+
+When executable transactions wait, a block is sealed at most once per block period
+(50 ms by default, like GoQuorum's Raft minter), so a burst of transactions lands in a
+few large blocks rather than many tiny ones. No empty blocks are sealed, except on
+demand through ``evm_mine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from quorum_node.chain.service import CommittedBlock
+from quorum_node.consensus.base import BlockProducer
+
+logger = logging.getLogger(__name__)
+
+
+class SoloEngine:
+    name = "solo"
+
+    def __init__(self, producer: BlockProducer, block_period: float = 0.05) -> None:
+        self._producer = producer
+        self._block_period = block_period
+        self._wake = asyncio.Event()
+        self._sealing = asyncio.Lock()
+        self._last_block_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="solo-minter")
+        if self._producer.has_executable_transactions():
+            self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def transactions_waiting(self) -> None:
+        self._wake.set()
+
+    async def seal_now(self) -> CommittedBlock | None:
+        async with self._sealing:
+            committed = await self._producer.produce_block(allow_empty=True)
+            self._last_block_at = time.monotonic()
+            return committed
+
+    def status(self) -> dict[str, Any]:
+        return {"engine": self.name, "blockPeriodMs": int(self._block_period * 1000)}
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            delay = self._last_block_at + self._block_period - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                async with self._sealing:
+                    await self._producer.produce_block(allow_empty=False)
+                    self._last_block_at = time.monotonic()
+            except Exception:
+                # A failed block must not kill the minter; the error is the node's to log.
+                logger.exception("sealing a block failed")
+                await asyncio.sleep(self._block_period)
+            if self._producer.has_executable_transactions():
+                self._wake.set()

@@ -1,0 +1,178 @@
+"""A node: the chain, its pool, its accounts and its consensus engine, wired together.
+
+Transactions enter through ``submit``; blocks are made by the engine calling
+``produce_block``; every committed block is announced to listeners (filters,
+subscriptions) on the event loop. All chain access goes through the chain thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eth.abc import SignedTransactionAPI
+from eth_typing import Address, Hash32
+from eth_utils import ValidationError, encode_hex
+
+from quorum_node.accounts import AccountStore
+from quorum_node.chain.executor import ChainExecutor
+from quorum_node.chain.service import ChainService, CommittedBlock
+from quorum_node.chain.vm import QuorumVM
+from quorum_node.consensus.base import ConsensusEngine
+from quorum_node.errors import TransactionRejected
+from quorum_node.txpool import AccountView, TransactionPool
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSACTION_BYTES = 128 * 1024  # geth's txMaxSize
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    transaction: SignedTransactionAPI
+    sender: Address
+    account: AccountView
+
+
+class Node:
+    def __init__(self, chain: ChainService, accounts: AccountStore, coinbase: bytes) -> None:
+        self.chain = chain
+        self.accounts = accounts
+        self.coinbase = coinbase
+        self.executor = ChainExecutor()
+        self.pool = TransactionPool()
+        self.engine: ConsensusEngine | None = None
+        self.block_listeners: list[Callable[[CommittedBlock], None]] = []
+        self.pending_listeners: list[Callable[[Hash32], None]] = []
+        self._admission_queue: list[tuple[SignedTransactionAPI, asyncio.Future[_Admitted]]] = []
+        self._admission_scheduled = False
+
+    @property
+    def transaction_builder(self) -> type:
+        return QuorumVM.get_transaction_builder()  # type: ignore[no-any-return]
+
+    # --- transactions in -----------------------------------------------------------
+
+    def decode_raw_transaction(self, raw: bytes) -> SignedTransactionAPI:
+        if len(raw) > MAX_TRANSACTION_BYTES:
+            raise TransactionRejected("oversized data")
+        try:
+            return self.transaction_builder.decode(raw)  # type: ignore[attr-defined,no-any-return]
+        except Exception as exc:  # rlp and py-evm raise a variety of decoding errors
+            raise TransactionRejected(f"rlp: invalid transaction: {exc}") from None
+
+    async def submit(self, transaction: SignedTransactionAPI) -> Hash32:
+        """Check ``transaction`` against the head state and add it to the pool.
+
+        Checks of many concurrent submissions run in one trip to the chain thread.
+        """
+        future: asyncio.Future[_Admitted] = asyncio.get_running_loop().create_future()
+        self._admission_queue.append((transaction, future))
+        if not self._admission_scheduled:
+            self._admission_scheduled = True
+            asyncio.get_running_loop().call_soon(self._schedule_admission)
+        admitted = await future
+        self.pool.add(admitted.transaction, admitted.sender, admitted.account)
+        transaction_hash = Hash32(transaction.hash)
+        for listener in self.pending_listeners:
+            listener(transaction_hash)
+        if self.engine is not None:
+            self.engine.transactions_waiting()
+        return transaction_hash
+
+    def _schedule_admission(self) -> None:
+        asyncio.ensure_future(self._admit_queued())
+
+    async def _admit_queued(self) -> None:
+        queued, self._admission_queue = self._admission_queue, []
+        self._admission_scheduled = False
+        outcomes = await self.executor.run(self._check_all, [tx for tx, _ in queued])
+        for (_, future), outcome in zip(queued, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    def _check_all(self, transactions: list[SignedTransactionAPI]) -> list[_Admitted | Exception]:
+        state = self.chain.head_state()
+        outcomes: list[_Admitted | Exception] = []
+        for transaction in transactions:
+            try:
+                sender = self._check_transaction(transaction)
+                account = AccountView(state.get_nonce(sender), state.get_balance(sender))
+                outcomes.append(_Admitted(transaction, sender, account))
+            except TransactionRejected as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _check_transaction(self, transaction: SignedTransactionAPI) -> Address:
+        """The stateless checks geth runs before a transaction enters its pool."""
+        if transaction.chain_id is not None and transaction.chain_id != self.chain.chain_id:
+            raise TransactionRejected(
+                f"invalid chain id for signer: have {transaction.chain_id} want {self.chain.chain_id}"
+            )
+        if transaction.gas > self.chain.head.gas_limit:
+            raise TransactionRejected("exceeds block gas limit")
+        if transaction.max_priority_fee_per_gas > transaction.max_fee_per_gas:
+            raise TransactionRejected("max priority fee per gas higher than max fee per gas")
+        if transaction.gas < transaction.intrinsic_gas:
+            raise TransactionRejected("intrinsic gas too low")
+        try:
+            transaction.validate()
+            return Address(transaction.sender)
+        except ValidationError as exc:
+            message = str(exc)
+            if "gas" in message.lower() and "insufficient" in message.lower():
+                raise TransactionRejected("intrinsic gas too low") from None
+            raise TransactionRejected(f"invalid sender: {message}") from None
+        except Exception as exc:  # signature recovery raises BadSignature and friends
+            raise TransactionRejected(f"invalid sender: {exc}") from None
+
+    # --- blocks out ----------------------------------------------------------------
+
+    def has_executable_transactions(self) -> bool:
+        return self.pool.has_executable()
+
+    async def produce_block(self, *, allow_empty: bool) -> CommittedBlock | None:
+        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
+        if not candidates and not allow_empty:
+            return None
+        committed = await self.executor.run(
+            self.chain.seal_block,
+            candidates,
+            timestamp=int(time.time()),
+            coinbase=self.coinbase,
+        )
+        self.on_committed(committed)
+        return committed
+
+    def on_committed(self, committed: CommittedBlock) -> None:
+        """Update the pool and tell listeners; runs on the event loop."""
+        self.pool.remove_included(
+            (transaction, record.sender)
+            for transaction, record in zip(
+                committed.block.transactions, committed.records, strict=True
+            )
+        )
+        if committed.rejected:
+            for transaction, reason in committed.rejected:
+                logger.info("dropped %s: %s", encode_hex(transaction.hash), reason)
+            self.pool.remove([transaction for transaction, _ in committed.rejected])
+        logger.debug(
+            "block #%d with %d transactions", committed.block.number, len(committed.records)
+        )
+        for listener in self.block_listeners:
+            try:
+                listener(committed)
+            except Exception:
+                logger.exception("a block listener failed")
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        self.executor.shutdown()

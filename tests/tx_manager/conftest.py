@@ -103,7 +103,15 @@ class Manager:
         self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tx_manager.cli", "run", "--config", str(self.config_path), *extra],
+            [
+                sys.executable,
+                "-m",
+                "tx_manager.cli",
+                "run",
+                "--config",
+                str(self.config_path),
+                *extra,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.directory,

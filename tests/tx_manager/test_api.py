@@ -1,0 +1,276 @@
+"""Three real managers (A knows B, B knows C): sends, reads, discovery, pushes, client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import replace
+from urllib.parse import quote
+
+import pytest
+
+from tests.tx_manager.conftest import ManagerFactory, Trio, http, post_json, wait_until
+from tx_manager.client import ManagerRequestFailed, ManagerUnavailable, Q2TClient, SyncQ2TClient
+from tx_manager.enclave import Enclave, generate_keypair
+from tx_manager.payload import EncodedPayload, b64encode, privacy_group_id
+
+pytestmark = pytest.mark.integration
+
+
+def path_hash(key_b64: str) -> str:
+    return quote(key_b64, safe="")
+
+
+def test_a_sends_to_b_b_reads_c_gets_404(trio: Trio) -> None:
+    status, body = trio.a.send(b"for b only", [trio.b.public_key])
+    assert status == 201, body
+    key = body["key"]
+    assert len(base64.b64decode(key)) == 64
+    assert body["senderKey"] == trio.a.public_key
+    assert body["managedParties"] == [trio.a.public_key]
+    for reader, expected_managed in ((trio.a, trio.a.public_key), (trio.b, trio.b.public_key)):
+        status, raw, _ = http("GET", f"{reader.q2t}/transaction/{path_hash(key)}")
+        assert status == 200
+        received = json.loads(raw)
+        assert base64.b64decode(received["payload"]) == b"for b only"
+        assert received["senderKey"] == trio.a.public_key
+        assert received["managedParties"] == [expected_managed]
+        assert received["privacyFlag"] == 0
+        assert sorted(received["parties"]) == sorted([trio.a.public_key, trio.b.public_key])
+    status, raw, _ = http("GET", f"{trio.c.q2t}/transaction/{path_hash(key)}")
+    assert status == 404
+    assert "error" in json.loads(raw)
+
+
+def test_send_answers_location_header(trio: Trio) -> None:
+    status, body, headers = http(
+        "POST",
+        trio.a.q2t + "/send",
+        json.dumps({"payload": b64encode(b"x"), "to": [trio.b.public_key]}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 201
+    assert headers["Location"] == "transaction/" + json.loads(body)["key"]
+
+
+def test_discovered_peer_of_peer_receives(trio: Trio) -> None:
+    """A was configured with B only; it learnt C's key through B and can send to C."""
+    status, body = trio.a.send(b"to c via discovery", [trio.c.public_key])
+    assert status == 201, body
+    status, raw, _ = http("GET", f"{trio.c.q2t}/transaction/{path_hash(body['key'])}")
+    assert status == 200
+    assert base64.b64decode(json.loads(raw)["payload"]) == b"to c via discovery"
+    assert http("GET", f"{trio.b.q2t}/transaction/{path_hash(body['key'])}")[0] == 404
+
+
+def test_group_keys_reach_every_party(trio: Trio) -> None:
+    everyone = [trio.a.public_key, trio.b.public_key, trio.c.public_key]
+    status, body = trio.a.send(b"group", everyone[1:])
+    assert status == 201
+    ids = set()
+    for manager in (trio.a, trio.b, trio.c):
+        received = json.loads(http("GET", f"{manager.q2t}/transaction/{path_hash(body['key'])}")[1])
+        assert sorted(received["parties"]) == sorted(everyone)
+        ids.add(received["privacyGroupId"])
+        participants = http(
+            "GET", f"{manager.q2t}/transaction/{path_hash(body['key'])}/participants"
+        )[1].decode()
+        assert sorted(participants.split(",")) == sorted(everyone)
+    expected = privacy_group_id([base64.b64decode(k) for k in everyone])
+    assert ids == {b64encode(expected)}
+
+
+def test_is_sender_delete_and_hash_forms(trio: Trio) -> None:
+    status, body = trio.a.send(b"forms", [trio.b.public_key])
+    raw_hash = base64.b64decode(body["key"])
+    for form in (
+        path_hash(body["key"]),
+        raw_hash.hex(),
+        base64.urlsafe_b64encode(raw_hash).decode().rstrip("="),
+    ):
+        assert http("GET", f"{trio.b.q2t}/transaction/{form}")[0] == 200
+    assert http("GET", f"{trio.a.q2t}/transaction/{raw_hash.hex()}/isSender")[1] == b"true"
+    assert http("GET", f"{trio.b.q2t}/transaction/{raw_hash.hex()}/isSender")[1] == b"false"
+    assert http("DELETE", f"{trio.b.q2t}/transaction/{raw_hash.hex()}")[0] == 204
+    assert http("GET", f"{trio.b.q2t}/transaction/{raw_hash.hex()}")[0] == 404
+    assert http("DELETE", f"{trio.b.q2t}/transaction/{raw_hash.hex()}")[0] == 404
+    assert http("GET", f"{trio.a.q2t}/transaction/{raw_hash.hex()}")[0] == 200
+
+
+def test_storeraw_sendsignedtx_receiveraw(trio: Trio) -> None:
+    status, stored = post_json(trio.a.q2t + "/storeraw", {"payload": b64encode(b"signed")})
+    assert status == 200
+    raw_key = stored["key"]
+    # Kept apart: not an envelope until distributed.
+    assert http("GET", f"{trio.a.q2t}/transaction/{path_hash(raw_key)}")[0] == 404
+    status, raw_view, _ = http("GET", f"{trio.a.q2t}/transaction/{path_hash(raw_key)}?isRaw=true")
+    assert status == 200 and base64.b64decode(json.loads(raw_view)["payload"]) == b"signed"
+    status, sent = post_json(
+        trio.a.q2t + "/sendsignedtx",
+        {"hash": raw_key, "to": [trio.c.public_key], "privacyFlag": 1},
+    )
+    assert status == 201, sent
+    assert sent["key"] == raw_key
+    status, plain, headers = http(
+        "GET",
+        trio.c.q2t + "/receiveraw",
+        headers={"c11n-key": raw_key, "c11n-to": trio.c.public_key},
+    )
+    assert status == 200 and plain == b"signed"
+    assert headers["Content-Type"] == "application/octet-stream"
+    received = json.loads(http("GET", f"{trio.c.q2t}/transaction/{path_hash(raw_key)}")[1])
+    assert received["privacyFlag"] == 1
+    status, missing = post_json(
+        trio.a.q2t + "/sendsignedtx", {"hash": b64encode(os.urandom(64)), "to": []}
+    )
+    assert status == 404
+
+
+def test_keys_upcheck_version(trio: Trio) -> None:
+    for path in ("/keys", "/partyinfo/keys"):
+        status, body, _ = http("GET", trio.a.q2t + path)
+        assert status == 200
+        assert json.loads(body) == {"keys": [{"key": trio.a.public_key}]}
+    assert http("GET", trio.a.q2t + "/upcheck")[1] == b"I'm up!"
+    assert http("GET", trio.a.p2p + "/upcheck")[1] == b"I'm up!"
+    assert http("GET", trio.a.q2t + "/version")[0] == 200
+    key_file = (trio.a.directory / "a.key").read_text()
+    private = json.loads(key_file)["data"]["bytes"]
+    for path in ("/keys", "/partyinfo/keys"):
+        assert private not in http("GET", trio.a.q2t + path)[1].decode()
+    assert private not in http("GET", trio.a.p2p + "/partyinfo")[1].decode()
+    assert private not in trio.a.log_path.read_text()
+
+
+def test_unknown_recipient_names_the_key(trio: Trio) -> None:
+    stranger = b64encode(generate_keypair().public)
+    before = trio.a.envelope_count()
+    status, body = trio.a.send(b"nobody", [trio.b.public_key, stranger])
+    assert status == 404
+    assert stranger in body["error"]
+    assert trio.a.envelope_count() == before
+
+
+def test_recipient_down_fails_whole_send(trio: Trio, managers: ManagerFactory) -> None:
+    d = managers.start("d", [trio.a])
+    wait_until(lambda: trio.a.knows_key(d.public_key), 20, "A to learn D")
+    d.kill9()
+    before = trio.a.envelope_count()
+    status, body = trio.a.send(b"d is down", [trio.b.public_key, d.public_key])
+    assert status == 502
+    assert d.public_key in body["error"]
+    assert trio.a.envelope_count() == before
+    assert http("GET", trio.a.q2t + "/upcheck")[0] == 200
+
+
+def _push(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    status, body, _ = http(
+        "POST", url + "/push", data, {"Content-Type": "application/octet-stream", **(headers or {})}
+    )
+    return status, body
+
+
+def _envelope_for_b(trio: Trio) -> EncodedPayload:
+    """A genuine envelope from A to B, fetched through A's resend INDIVIDUAL."""
+    status, body = trio.a.send(b"genuine", [trio.b.public_key])
+    assert status == 201
+    status, raw, _ = http(
+        "POST",
+        trio.a.p2p + "/resend",
+        json.dumps(
+            {"type": "INDIVIDUAL", "publicKey": trio.b.public_key, "key": body["key"]}
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 200
+    envelope = EncodedPayload.from_bytes(raw)
+    assert envelope.recipient_keys == (base64.b64decode(trio.b.public_key),)
+    return envelope
+
+
+def test_genuine_push_is_idempotent(trio: Trio) -> None:
+    envelope = _envelope_for_b(trio)
+    status, body = _push(trio.b.p2p, envelope.to_bytes(), {"c11n-key": b64encode(envelope.hash)})
+    assert status == 201 and body.decode() == b64encode(envelope.hash)
+
+
+def test_tampered_pushes_are_rejected(trio: Trio) -> None:
+    envelope = _envelope_for_b(trio)
+    encoded = bytearray(envelope.to_bytes())
+    encoded[40] ^= 1
+    status, body = _push(trio.b.p2p, bytes(encoded))
+    assert status == 400 and b"checksum" in body
+    flipped = bytes([envelope.cipher_text[0] ^ 1]) + envelope.cipher_text[1:]
+    tampered = replace(envelope, cipher_text=flipped)
+    status, body = _push(trio.b.p2p, tampered.to_bytes(), {"c11n-key": b64encode(envelope.hash)})
+    assert status == 422 and b"hash" in body
+    status, body = _push(trio.b.p2p, tampered.to_bytes())
+    assert status == 422
+    assert http("GET", f"{trio.b.q2t}/transaction/{tampered.hash.hex()}")[0] == 404
+
+
+def test_forged_push_is_rejected(trio: Trio) -> None:
+    forger = generate_keypair()
+    recipient = base64.b64decode(trio.b.public_key)
+    forged = Enclave([forger]).encrypt(b"evil", forger.public, [recipient])
+    claimed = replace(
+        forged.for_recipients({recipient}), sender_key=base64.b64decode(trio.a.public_key)
+    )
+    status, body = _push(trio.b.p2p, claimed.to_bytes())
+    assert status == 422
+    # An envelope with no box for any of B's keys is refused too.
+    unrelated = Enclave([forger]).encrypt(b"x", forger.public, [generate_keypair().public])
+    assert _push(trio.b.p2p, unrelated.to_bytes())[0] == 422
+    assert http("GET", f"{trio.b.q2t}/transaction/{claimed.hash.hex()}")[0] == 404
+
+
+def test_hijacked_key_route_is_not_accepted(trio: Trio) -> None:
+    """C's URL claims B's key; A asks C to prove it, C cannot, A keeps routing B to B."""
+    claim = {
+        "url": trio.c.p2p,
+        "peers": [],
+        "keys": [{"key": trio.b.public_key, "url": trio.c.p2p}],
+    }
+    status, _ = post_json(trio.a.p2p + "/partyinfo", claim)
+    assert status == 200
+    routes = json.loads(http("GET", trio.a.p2p + "/partyinfo")[1])["keys"]
+    assert {"key": trio.b.public_key, "url": trio.b.p2p} in routes
+    assert {"key": trio.b.public_key, "url": trio.c.p2p} not in routes
+
+
+async def test_async_client(trio: Trio) -> None:
+    async with Q2TClient(trio.a.q2t) as a, Q2TClient(trio.b.q2t) as b, Q2TClient(trio.c.q2t) as c:
+        assert await a.upcheck()
+        assert await a.keys() == [trio.a.public_key]
+        sent = await a.send(b"via client", None, [trio.b.public_key], privacy_flag=0)
+        assert sent.sender_key == trio.a.public_key
+        received = await b.receive(sent.key)
+        assert received is not None and received.payload == b"via client"
+        assert received.managed_parties == [trio.b.public_key]
+        assert await b.receive(sent.key, to=trio.b.public_key) is not None
+        assert await c.receive(sent.key) is None
+        assert await a.is_sender(sent.key) and not await b.is_sender(sent.key)
+        assert sorted(await b.participants(sent.key)) == sorted(
+            [trio.a.public_key, trio.b.public_key]
+        )
+        raw_hash = await a.store_raw(b"raw via client")
+        signed = await a.send_signed_tx(raw_hash, [trio.c.public_key])
+        assert signed.key == raw_hash
+        assert (await c.receive(raw_hash)) is not None
+        assert await b.delete(sent.key) is True
+        assert await b.delete(sent.key) is False
+        with pytest.raises(ManagerRequestFailed) as failed:
+            await a.send(b"x", None, [b64encode(generate_keypair().public)])
+        assert failed.value.status == 404
+    async with Q2TClient("http://127.0.0.1:1") as down:
+        assert await down.upcheck() is False
+        with pytest.raises(ManagerUnavailable):
+            await down.receive(os.urandom(64))  # an outage is never "not a party"
+
+
+def test_sync_client(trio: Trio) -> None:
+    with SyncQ2TClient(trio.a.q2t) as a:
+        sent = a.send(b"sync", None, [trio.b.public_key])
+        assert a.receive(sent.key) is not None
+        assert a.is_sender(sent.key)

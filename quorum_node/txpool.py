@@ -183,7 +183,7 @@ class TransactionPool:
             for stale in [n for n in queue.by_nonce if n < queue.state_nonce]:
                 self._forget(Hash32(queue.by_nonce[stale].transaction.hash))
             if not queue.by_nonce:
-                del self._senders[sender]
+                self._senders.pop(sender, None)  # _forget may have dropped it already
 
     def remove(self, transactions: Sequence[SignedTransactionAPI]) -> None:
         """Drop transactions that can never execute (a block builder refused them)."""

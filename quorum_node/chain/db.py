@@ -4,25 +4,31 @@ py-evm 0.12 ships only in-memory backends. :class:`SqliteDB` is the node's
 on-disk key/value store; py-evm sees it as any other atomic database.
 
 Choice of engine (measured by ``python -m bench.db_bench``, figures in
-``bench/results/db_bench.json``): 200 blocks of 100 value transfers each,
-built once and then imported with ``chain.import_block`` into a fresh
-PragueVM/NoProofConsensus chain per backend, on the same machine in one run:
+``bench/results/db_bench.json``): 200 blocks of 100 value transfers each
+(20 000 transactions, each to a fresh account), built once, then imported
+with ``chain.import_block`` into a fresh PragueVM/NoProofConsensus chain per
+backend; two interleaved rounds on a shared 2-CPU VM (ext4), best round:
 
-============================================  ==========  ===============
-backend                                        tx/s        vs. memory
-============================================  ==========  ===============
-AtomicDB (in memory, baseline)                 1406        1.00
-SqliteDB, WAL + synchronous=FULL, plain        1312        0.93
-SqliteDB, WAL + FULL, one batch_scope/block    1331        0.95
-SqliteDB, WAL + synchronous=NORMAL, plain      1340        0.95
-LevelDB (plyvel), WriteBatch(sync=True)        1314        0.93
-LevelDB, one batch_scope per block             1336        0.95
-============================================  ==========  ===============
+==============================================  ========  ==========
+backend                                          tx/s      vs memory
+==============================================  ========  ==========
+AtomicDB in memory (baseline)                    575.7     1.00
+SqliteDB, WAL + synchronous=FULL, plain          469.5     0.82
+SqliteDB, WAL + FULL, one batch_scope per block  466.6     0.81
+SqliteDB, WAL + synchronous=NORMAL, plain        463.0     0.80
+LevelDB (plyvel), WriteBatch(sync=True), plain   529.8     0.92
+LevelDB, one batch_scope per block               533.6     0.93
+==============================================  ========  ==========
 
-SQLite and LevelDB are within 2 % of each other and both within 7 % of
-memory: EVM execution and trie hashing dominate, the store does not. SQLite
-wins because it is in the standard library (no libleveldb, no compiled
-wheel), and one file is easy to back up and inspect.
+SQLite imports at 0.87-0.89 of LevelDB's rate, inside the 15 % we accept
+for a store that is in the standard library (no libleveldb, no compiled
+wheel, one file to back up). The gap is read cost, not fsync: a point read
+costs about 3.5 us through ``sqlite3`` against 0.8 us through plyvel, and a
+commit of a block's ~140 keys costs about 2.2 ms with FULL and 1.7 ms with
+NORMAL, so FULL against NORMAL and 4 commits against 1 are lost in the
+noise of a ~200 ms block. If storage ever matters more, a read cache of
+trie nodes in front of ``_read_committed`` is the lever; today it is not
+worth its invalidation rules.
 
 Durability. The node reports a block's receipts only after that block's
 batch committed, and every reported block must survive kill -9 and power
@@ -31,21 +37,25 @@ committed transaction is durable when ``COMMIT`` returns. ``NORMAL`` fsyncs
 only at checkpoints: it survives kill -9 (the WAL is in the OS page cache)
 and stays consistent, but a power cut can lose the last committed blocks,
 blocks whose receipts were already returned. So FULL is the default; its
-cost is one fsync per commit, which the table shows is small once a block is
-one commit.
+cost, one WAL fsync per commit (about 0.5 ms here), does not show in the
+table.
 
-Commits per block. py-evm's import path writes through five separate
-``atomic_batch`` calls for a block of plain transfers (counted in the
-benchmark, ``commits_per_block``): ``persist_trie_data_dict`` for the
-transaction trie, then for the receipt trie (``VM.set_block_transactions_
-and_withdrawals``), then ``AccountDB.persist`` twice (storage tries, then the
-account trie and code), then ``ChainDB.persist_block`` (header, canonical
-number/hash lookups, transaction lookups, and the canonical head pointer,
-written last). The first four write only content-addressed nodes, so a crash
-between any two of them leaves unreferenced nodes and the previous head:
-consistent. Still, each is an fsync, and the node also stores private
-state and private receipts per block, which must never be split from the
-public head. Hence :meth:`SqliteDB.batch_scope`: the node's block import runs
+Commits per block. py-evm's import path (``Chain.import_block`` ->
+``VM.import_block`` -> ``VM.mine_block`` -> ``Chain.persist_block``) writes
+through separate ``atomic_batch`` calls, each one commit here: 4 per block
+of plain transfers (counted by the benchmark, ``import_commit_counts``), 5
+when a block writes contract storage. In order: ``persist_trie_data_dict``
+for the transaction trie, then the receipt trie (both in
+``VM.set_block_transactions_and_withdrawals``; a third for withdrawals if
+any), ``AccountDB.persist``'s storage-trie batch (empty, hence skipped, for
+plain transfers), its account-trie and code batch, and last
+``ChainDB.persist_block``: header, score, number->hash, transaction lookups
+and the canonical head pointer. Everything before the last commit is
+content-addressed trie nodes, so a crash between any two commits leaves
+unreferenced nodes and the previous head: consistent. Still, that is one
+fsync per commit, and the node also stores private state roots and private
+receipts per block, which must never be split from the public head.
+Hence :meth:`SqliteDB.batch_scope`; the node's block import runs
 
 ::
 
@@ -56,6 +66,8 @@ public head. Hence :meth:`SqliteDB.batch_scope`: the node's block import runs
 
 and every write inside, batched or not, becomes one transaction committed
 at the end of the scope (one fsync per block), or nothing on an exception.
+After an aborted scope the node must drop its ``MiningChain`` object and
+build a new one from the database: py-evm caches the pending header in it.
 
 Threads. Each thread gets its own connection. The block executor thread
 writes; RPC threads read only committed data (WAL readers never block on
@@ -241,6 +253,31 @@ class OverlayAtomicDB(BaseAtomicDB):
             state.scope = None
         if scope:
             self._commit(scope)
+
+    @contextmanager
+    def capture_scope(self) -> Iterator[PendingWrites]:
+        """Like :meth:`batch_scope`, but hand the writes to the caller instead of
+        committing them.
+
+        A Raft leader builds a block before the cluster has agreed on it: the
+        execution's writes are kept aside and committed with
+        :meth:`commit_captured` only once the block is accepted, so the leader
+        never executes its own block twice and never commits one that lost.
+        """
+        state = self._thread_state
+        if state.scope is not None:
+            raise NestedScopeError("batch_scope is already open in this thread")
+        scope: PendingWrites = {}
+        state.scope = scope
+        try:
+            yield scope
+        finally:
+            state.scope = None
+
+    def commit_captured(self, writes: PendingWrites) -> None:
+        """Commit writes taken by :meth:`capture_scope` as one durable transaction."""
+        if writes:
+            self._commit(writes)
 
     def _apply(self, writes: PendingWrites) -> None:
         """Write now: into this thread's scope if one is open, else commit."""

@@ -364,6 +364,11 @@ class EthNamespace:
             raise InvalidParams(f"typed data: {exc}") from None
         return fmt.hex_data(signed.signature)
 
+    @rpc_method("eth_signTypedData")
+    async def sign_typed_data_unversioned(self, params: Any, context: CallContext) -> str:
+        """What web3.py's ``w3.eth.sign_typed_data`` sends; v4 semantics, as anvil's."""
+        return await self.sign_typed_data(params, context)
+
     # --- transactions and receipts ----------------------------------------------------
 
     @rpc_method("eth_getTransactionByHash")

@@ -6,6 +6,7 @@ unreachable peer means (a failed send, a skipped discovery round).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -97,3 +98,101 @@ class PeerClient:
             return kind.from_bytes(body)
         except TxManagerError as exc:
             raise PeerError(url, f"malformed reply: {exc.message}") from exc
+
+
+class PushCoalescer:
+    """Pushes envelopes to a peer in batches, each caller still awaiting its own outcome.
+
+    Concurrent sends to the same manager are gathered while earlier batches are
+    in flight and go out as one ``/pushBatch`` (one HTTP request, one commit on
+    the receiver). A caller returns only when the batch holding its envelope was
+    acknowledged, so the promise of ``/send`` is unchanged. If a batch is refused
+    with an HTTP error, its envelopes are retried one by one, so one bad envelope
+    cannot fail the sends that happened to share its batch.
+    """
+
+    def __init__(
+        self,
+        peers: PeerClient,
+        max_batch: int = 256,
+        max_bytes: int = 1024 * 1024,
+        in_flight_per_peer: int = 4,
+    ) -> None:
+        self._peers = peers
+        self._max_batch = max_batch
+        self._max_bytes = max_bytes
+        self._in_flight_limit = in_flight_per_peer
+        self._pending: dict[str, list[tuple[EncodedPayload, asyncio.Future[None]]]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def push(self, url: str, envelope: EncodedPayload) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(url, []).append((envelope, future))
+        self._maybe_flush(url)
+        await future
+
+    def _maybe_flush(self, url: str) -> None:
+        while self._pending.get(url) and self._in_flight.get(url, 0) < self._in_flight_limit:
+            batch = self._take(url)
+            self._in_flight[url] = self._in_flight.get(url, 0) + 1
+            task = asyncio.create_task(self._send(url, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self, url: str) -> list[tuple[EncodedPayload, asyncio.Future[None]]]:
+        queue = self._pending[url]
+        size = 0
+        count = 0
+        for envelope, _ in queue:
+            size += len(envelope.cipher_text) + 512
+            if count and (count >= self._max_batch or size > self._max_bytes):
+                break
+            count += 1
+        batch, self._pending[url] = queue[:count], queue[count:]
+        return batch
+
+    async def _send(
+        self, url: str, batch: list[tuple[EncodedPayload, asyncio.Future[None]]]
+    ) -> None:
+        try:
+            live = [(e, f) for e, f in batch if not f.done()]
+            if len(live) == 1:
+                await self._deliver_one(url, *live[0])
+            elif live:
+                try:
+                    await self._peers.push_batch(url, [e for e, _ in live])
+                    for _, future in live:
+                        _resolve(future, None)
+                except PeerError as exc:
+                    if exc.status is None:  # unreachable: every envelope shares the fate
+                        for _, future in live:
+                            _resolve(future, exc)
+                    else:
+                        await asyncio.gather(*(self._deliver_one(url, e, f) for e, f in live))
+        finally:
+            self._in_flight[url] -= 1
+            self._maybe_flush(url)
+
+    async def _deliver_one(
+        self, url: str, envelope: EncodedPayload, future: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self._peers.push(url, envelope)
+            _resolve(future, None)
+        except PeerError as exc:
+            _resolve(future, exc)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

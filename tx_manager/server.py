@@ -171,6 +171,8 @@ class ManagerServer:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.service is not None:
+            await self.service.pushes.close()
         if self._peers is not None:
             await self._peers.close()
         if self._store is not None:

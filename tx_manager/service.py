@@ -41,7 +41,7 @@ from tx_manager.payload import (
     b64encode,
     privacy_group_id,
 )
-from tx_manager.peer_client import PeerClient
+from tx_manager.peer_client import PeerClient, PushCoalescer
 from tx_manager.store import Store
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class TransactionManager:
         self.registry = registry
         self.peers = peers
         self.batch_bytes = batch_bytes
+        self.pushes = PushCoalescer(peers, max_bytes=batch_bytes)
 
     # -- Q2T ------------------------------------------------------------------------
     def _sender(self, from_key: bytes | None) -> bytes:
@@ -141,7 +142,7 @@ class TransactionManager:
         routes = self._routes(envelope.recipient_keys)
         urls = list(routes)
         results = await asyncio.gather(
-            *(self.peers.push(url, envelope.for_recipients(routes[url])) for url in urls),
+            *(self.pushes.push(url, envelope.for_recipients(routes[url])) for url in urls),
             return_exceptions=True,
         )
         for url, result in zip(urls, results, strict=True):

@@ -6,6 +6,11 @@ so it survives kill -9 and power loss. Writes go through one writer thread that
 commits whatever is queued as one transaction (group commit: one fsync for many
 sends) and wakes each waiter only after that commit. Reads use a small thread
 pool with one connection per thread. Nothing here runs SQLite on the event loop.
+
+Recently written envelopes are also kept, decoded, in a bounded write-through
+cache: a node imports a block moments after its private transactions were
+pushed, so most reads are of fresh envelopes. Only writes fill the cache (after
+their commit) and deletes empty it, so it never holds what the database does not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +36,7 @@ CREATE TABLE IF NOT EXISTS envelopes (hash BLOB PRIMARY KEY, data BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS raw_transactions (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
 """
 _MAX_BATCH = 512
+_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class Store(Protocol):
@@ -79,7 +86,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class SqliteStore:
     """SQLite in WAL mode, one writer thread with group commit, pooled readers."""
 
-    def __init__(self, path: Path, readers: int = 2) -> None:
+    def __init__(self, path: Path, readers: int = 2, cache_bytes: int = _CACHE_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         try:
@@ -102,6 +109,22 @@ class SqliteStore:
         self._reader_connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="tm-store-read")
         self.commits = 0
+        self._cache: OrderedDict[bytes, EncodedPayload] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_limit = cache_bytes
+
+    def _cache_put(self, tx_hash: bytes, envelope: EncodedPayload) -> None:
+        self._cache_drop(tx_hash)
+        self._cache[tx_hash] = envelope
+        self._cache_bytes += len(envelope.cipher_text)
+        while self._cache_bytes > self._cache_limit and self._cache:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= len(evicted.cipher_text)
+
+    def _cache_drop(self, tx_hash: bytes) -> None:
+        dropped = self._cache.pop(tx_hash, None)
+        if dropped is not None:
+            self._cache_bytes -= len(dropped.cipher_text)
 
     # -- writer thread --------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -182,7 +205,8 @@ class SqliteStore:
 
     # -- Store ----------------------------------------------------------------------
     async def save_envelopes(self, envelopes: list[EncodedPayload]) -> None:
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: sqlite3.Connection) -> list[tuple[bytes, EncodedPayload]]:
+            stored = []
             for envelope in envelopes:
                 tx_hash = envelope.hash
                 row = connection.execute(
@@ -194,10 +218,17 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO envelopes (hash, data) VALUES (?, ?)",
                     (tx_hash, envelope.to_bytes()),
                 )
+                stored.append((tx_hash, envelope))
+            return stored
 
-        await self._write(write)
+        for tx_hash, envelope in await self._write(write):
+            self._cache_put(tx_hash, envelope)
 
     async def find_envelope(self, tx_hash: bytes) -> EncodedPayload | None:
+        cached = self._cache.get(tx_hash)
+        if cached is not None:
+            return cached
+
         def read(connection: sqlite3.Connection) -> bytes | None:
             row = connection.execute(
                 "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
@@ -212,7 +243,10 @@ class SqliteStore:
             cursor = connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
             return cursor.rowcount > 0
 
-        return await self._write(write)
+        self._cache_drop(tx_hash)  # before and after: a concurrent save may refill it
+        deleted = await self._write(write)
+        self._cache_drop(tx_hash)
+        return deleted
 
     async def page_envelopes(self, after: bytes, limit: int) -> list[EncodedPayload]:
         def read(connection: sqlite3.Connection) -> list[bytes]:

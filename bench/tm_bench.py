@@ -1,0 +1,222 @@
+"""Transaction manager throughput: durable /send and /transaction/{hash} reads.
+
+Why: every private transaction costs one /send on the sender's manager (with
+a push to each recipient's manager) and one read per party when blocks are
+imported, so these two numbers bound the private transaction rate.
+
+Setup: two real ``tx-manager`` processes on this machine (A sends, B receives),
+SQLite with ``synchronous=FULL`` on both sides; 1 KB random payloads, one
+recipient; ``--concurrency`` clients in this process on one aiohttp session.
+A send counts only once A answered 201, which happens after B committed the
+envelope and A committed its own copy. Reads fetch random sent hashes on B
+(the recipient, as a node importing a block would). Note the load generator
+shares the machine's cores with both managers.
+
+Run: ``python -m bench.tm_bench [--duration S] [--concurrency N]``; writes
+``bench/results/tm_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from tx_manager.localnet import ManagerFactory, wait_until
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "tm_bench.json"
+GOALS = {"send_per_s": 1000, "send_p99_ms": 50, "read_per_s": 3000}
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _summary(latencies: list[float], elapsed: float, errors: int) -> dict[str, Any]:
+    return {
+        "count": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 3),
+        "per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2) if latencies else None,
+        "p99_ms": round(1000 * _percentile(latencies, 0.99), 2) if latencies else None,
+        "max_ms": round(1000 * max(latencies), 2) if latencies else None,
+    }
+
+
+async def _send_phase(
+    session: aiohttp.ClientSession,
+    url: str,
+    recipient: str,
+    payload_size: int,
+    concurrency: int,
+    duration: float,
+) -> tuple[dict[str, Any], list[str]]:
+    bodies = [
+        json.dumps(
+            {"payload": base64.b64encode(os.urandom(payload_size)).decode(), "to": [recipient]}
+        )
+        for _ in range(256)
+    ]
+    headers = {"Content-Type": "application/json"}
+    latencies: list[float] = []
+    keys: list[str] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(index: int) -> None:
+        nonlocal errors
+        sequence = index
+        while time.perf_counter() < deadline:
+            body = bodies[sequence % len(bodies)]
+            sequence += concurrency
+            started = time.perf_counter()
+            async with session.post(url + "/send", data=body, headers=headers) as response:
+                answer = await response.read()
+                if response.status != 201:
+                    errors += 1
+                    continue
+            latencies.append(time.perf_counter() - started)
+            keys.append(json.loads(answer)["key"])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return _summary(latencies, time.perf_counter() - started, errors), keys
+
+
+async def _read_phase(
+    session: aiohttp.ClientSession, url: str, keys: list[str], concurrency: int, duration: float
+) -> dict[str, Any]:
+    paths = [f"{url}/transaction/{quote(key, safe='')}" for key in keys]
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(seed: int) -> None:
+        nonlocal errors
+        chooser = random.Random(seed)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with session.get(chooser.choice(paths)) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+                    continue
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return _summary(latencies, time.perf_counter() - started, errors)
+
+
+async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    factory = ManagerFactory(root, discovery_interval=1.0)
+    try:
+        b = factory.start("b")
+        a = factory.start("a", [b])
+        wait_until(lambda: a.knows_key(b.public_key), 30, "A to learn B's key")
+        connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await _send_phase(
+                session, a.q2t, b.public_key, args.payload_size, args.concurrency, 1.0
+            )
+            assert a.process is not None and b.process is not None
+            pids = {"sender": a.process.pid, "recipient": b.process.pid, "bench": os.getpid()}
+            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            send, keys = await _send_phase(
+                session, a.q2t, b.public_key, args.payload_size, args.concurrency, args.duration
+            )
+            send["cpu_ms_per_send"] = {
+                name: round(1000 * (_cpu_seconds(pid) - before[name]) / max(1, send["count"]), 3)
+                for name, pid in pids.items()
+            }
+            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            read = await _read_phase(session, b.q2t, keys, args.concurrency, args.duration)
+            read["cpu_ms_per_read"] = {
+                name: round(1000 * (_cpu_seconds(pid) - before[name]) / max(1, read["count"]), 3)
+                for name, pid in pids.items()
+            }
+        return {"send": send, "read_on_recipient": read}
+    finally:
+        factory.stop_all()
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "aiohttp": version("aiohttp"),
+        "pycryptodome": version("pycryptodome"),
+        "sqlite": __import__("sqlite3").sqlite_version,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Entry point for ``python -m bench.tm_bench`` and a bench runner."""
+    parser = argparse.ArgumentParser(description="tx-manager /send and read throughput")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--payload-size", type=int, default=1024)
+    parser.add_argument("--quick", action="store_true", help="3 s per phase")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration = 3.0
+    with tempfile.TemporaryDirectory(prefix="tm-bench-") as root:
+        figures = asyncio.run(_run(args, Path(root)))
+    send, read = figures["send"], figures["read_on_recipient"]
+    result: dict[str, Any] = {
+        "benchmark": "tm_bench",
+        "machine": machine_info(),
+        "settings": {
+            "managers": 2,
+            "recipients_per_send": 1,
+            "payload_bytes": args.payload_size,
+            "concurrency": args.concurrency,
+            "phase_seconds": args.duration,
+            "durability": "SQLite WAL, synchronous=FULL, group commit; 201 after both commits",
+        },
+        **figures,
+        "goals": GOALS,
+        "goals_met": {
+            "send_per_s": send["per_s"] >= GOALS["send_per_s"],
+            "send_p99_ms": send["p99_ms"] is not None and send["p99_ms"] <= GOALS["send_p99_ms"],
+            "read_per_s": read["per_s"] >= GOALS["read_per_s"],
+        },
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"send: {send['per_s']}/s p50 {send['p50_ms']} ms p99 {send['p99_ms']} ms "
+        f"({send['errors']} errors); reads on recipient: {read['per_s']}/s "
+        f"p50 {read['p50_ms']} ms p99 {read['p99_ms']} ms"
+    )
+    print(f"wrote {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

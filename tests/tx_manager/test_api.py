@@ -141,6 +141,9 @@ def test_keys_upcheck_version(trio: Trio) -> None:
         assert json.loads(body) == {"keys": [{"key": trio.a.public_key}]}
     assert http("GET", trio.a.q2t + "/upcheck")[1] == b"I'm up!"
     assert http("GET", trio.a.p2p + "/upcheck")[1] == b"I'm up!"
+    assert json.loads(http("GET", trio.a.p2p + "/partyinfo/keys")[1]) == {
+        "keys": [{"key": trio.a.public_key}]
+    }
     assert http("GET", trio.a.q2t + "/version")[0] == 200
     key_file = (trio.a.directory / "a.key").read_text()
     private = json.loads(key_file)["data"]["bytes"]

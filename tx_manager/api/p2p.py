@@ -20,7 +20,13 @@ from tx_manager.api.common import (
     text_response,
 )
 from tx_manager.discovery import Discovery
-from tx_manager.messages import EnvelopeBatch, PartyInfo, ResendRequest, ValidationRequest
+from tx_manager.messages import (
+    EnvelopeBatch,
+    KeysResponse,
+    PartyInfo,
+    ResendRequest,
+    ValidationRequest,
+)
 from tx_manager.payload import EncodedPayload, b64encode
 from tx_manager.service import TransactionManager
 from tx_manager.tls import peer_fingerprint
@@ -53,6 +59,10 @@ async def push_batch(request: web.Request) -> web.Response:
 
 async def get_partyinfo(request: web.Request) -> web.Response:
     return json_response(request.app[DISCOVERY_KEY].registry.snapshot().to_json())
+
+
+async def partyinfo_keys(request: web.Request) -> web.Response:
+    return json_response(KeysResponse(_service(request).enclave.public_keys).to_json())
 
 
 async def post_partyinfo(request: web.Request) -> web.Response:
@@ -108,5 +118,6 @@ def build_p2p_app(
     app.router.add_get("/partyinfo", get_partyinfo)
     app.router.add_post("/partyinfo", post_partyinfo)
     app.router.add_post("/partyinfo/validate", validate)
+    app.router.add_get("/partyinfo/keys", partyinfo_keys)
     app.router.add_post("/resend", resend)
     return app

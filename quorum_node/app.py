@@ -14,14 +14,20 @@ from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.service import ChainService
 from quorum_node.config import NodeConfig
+from quorum_node.consensus.raft import RaftEngine, RaftMember
 from quorum_node.consensus.solo import SoloEngine
 from quorum_node.errors import ConfigError
 from quorum_node.node import Node
+from quorum_node.p2p.identity import Enode, NodeKey
+from quorum_node.p2p.network import PeerNetwork
+from quorum_node.p2p.permissions import PermissionedNodes
+from quorum_node.rpc.admin import AdminNamespace
 from quorum_node.rpc.dispatcher import Dispatcher
 from quorum_node.rpc.eth import EthNamespace
 from quorum_node.rpc.eth_filters import FilterNamespace
 from quorum_node.rpc.evm import EvmNamespace
 from quorum_node.rpc.net import NetNamespace
+from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
@@ -44,10 +50,13 @@ class RunningNode:
         return f"ws://{self.server_host}:{self.server.ws_port}" if self.server.ws_port else None
 
     server_host: str = "127.0.0.1"
+    network: PeerNetwork | None = None
 
     async def stop(self) -> None:
         await self.server.stop()
         await self.node.close()
+        if self.network is not None:
+            await self.network.stop()
         self.db.close()
 
 
@@ -57,7 +66,45 @@ def read_password(config: NodeConfig) -> str:
     try:
         return config.password_file.read_text().rstrip("\r\n")
     except OSError as exc:
-        raise ConfigError(f"cannot read password file {config.password_file}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read password file {config.password_file}: {exc.strerror}"
+        ) from None
+
+
+def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine, Enode]:
+    """The node key, the permissioned cluster, the signed peer network and the engine."""
+    if config.p2p_port is None or config.raft_port is None:
+        raise ConfigError("raft needs a p2p port and a raft port")
+    if config.permissioned_nodes_file is None:
+        raise ConfigError("raft needs a permissioned-nodes file listing the cluster")
+    if config.raft_password_file is None:
+        raise ConfigError("raft needs a password file: pysyncobj unpickles what it receives")
+    try:
+        password = config.raft_password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {config.raft_password_file}: {exc.strerror}") from None
+    node_key = NodeKey.load_or_create(config.node_key_path)
+    permissions = PermissionedNodes(config.permissioned_nodes_file)
+    enodes = permissions.enodes()
+    members = [RaftMember(index + 1, enode) for index, enode in enumerate(enodes)]
+    self_enode = next((e for e in enodes if e.node_id == node_key.node_id), None)
+    if self_enode is None:
+        raise ConfigError(
+            f"this node ({node_key.node_id[:16]}…) is not in {config.permissioned_nodes_file}"
+        )
+    if self_enode.raft_port != config.raft_port or self_enode.p2p_port != config.p2p_port:
+        raise ConfigError(f"ports in {config.permissioned_nodes_file} differ from the config")
+    network = PeerNetwork(node_key, permissions, config.p2p_host, config.p2p_port)
+    engine = RaftEngine(
+        node,
+        network,
+        members,
+        self_enode,
+        password,
+        config.raft_dir,
+        block_period=config.block_period_ms / 1000,
+    )
+    return network, engine, self_enode
 
 
 async def start_node(config: NodeConfig) -> RunningNode:
@@ -74,17 +121,30 @@ async def start_node(config: NodeConfig) -> RunningNode:
         db.close()
         raise
     node = Node(chain, accounts, config.coinbase)
-    if config.consensus != "solo":
-        db.close()
-        raise ConfigError(f"unknown consensus engine {config.consensus!r} (available: solo)")
-    node.engine = SoloEngine(node, block_period=config.block_period_ms / 1000)
-
     dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
+    network: PeerNetwork | None = None
+    try:
+        if config.consensus == "solo":
+            node.engine = SoloEngine(node, block_period=config.block_period_ms / 1000)
+        elif config.consensus == "raft":
+            network, engine, self_enode = _raft_setup(config, node)
+            node.engine = engine
+            await network.start()
+            dispatcher.register(RaftNamespace(engine))
+            dispatcher.register(AdminNamespace(network, self_enode, config.client_version))
+        else:
+            raise ConfigError(f"unknown consensus engine {config.consensus!r} (solo or raft)")
+    except BaseException:
+        await node.close()
+        db.close()
+        raise
+
     filters = FilterNamespace(node)
+    live_peers = (lambda: len(network.live_peers())) if network is not None else (lambda: 0)
     for namespace in (
         EthNamespace(node),
         filters,
-        NetNamespace(chain.chain_id),
+        NetNamespace(chain.chain_id, live_peers),
         Web3Namespace(config.client_version),
         TxpoolNamespace(node.pool),
         EvmNamespace(node),
@@ -97,8 +157,16 @@ async def start_node(config: NodeConfig) -> RunningNode:
         await node.close()
         db.close()
         raise ConfigError(f"cannot listen on {config.rpc.host}: {exc.strerror or exc}") from None
-    await node.engine.start()
-    running = RunningNode(node, server, db, server_host=config.rpc.host)
+    try:
+        await node.engine.start()
+    except BaseException:
+        await server.stop()
+        if network is not None:
+            await network.stop()
+        await node.close()
+        db.close()
+        raise
+    running = RunningNode(node, server, db, server_host=config.rpc.host, network=network)
     endpoints = {"http": running.http_url, "ws": running.ws_url}
     (config.datadir / "endpoints.json").write_text(json.dumps(endpoints) + "\n")
     return running

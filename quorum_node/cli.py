@@ -16,7 +16,7 @@ from eth_keys import keys
 from quorum_node.accounts import AccountStore, write_keystore_file
 from quorum_node.app import serve
 from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
-from quorum_node.config import NodeConfig, RpcConfig
+from quorum_node.config import NodeConfig, RpcConfig, load_node_config
 from quorum_node.errors import ConfigError
 
 DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
@@ -37,11 +37,22 @@ def _add_rpc_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datadir", type=Path, help="data directory")
     parser.add_argument("--http-host", default="127.0.0.1", help="interface for HTTP and WS")
     parser.add_argument("--http-port", type=int, default=8545, help="HTTP JSON-RPC port (0: any)")
-    parser.add_argument("--ws-port", type=int, default=8546, help="WebSocket JSON-RPC port (0: any)")
-    parser.add_argument("--block-period", type=int, default=50, metavar="MS",
-                        help="least time between blocks while transactions wait (default 50)")
-    parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024,
-                        help="largest JSON-RPC request body accepted (default 5 MB)")
+    parser.add_argument(
+        "--ws-port", type=int, default=8546, help="WebSocket JSON-RPC port (0: any)"
+    )
+    parser.add_argument(
+        "--block-period",
+        type=int,
+        default=50,
+        metavar="MS",
+        help="least time between blocks while transactions wait (default 50)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=5 * 1024 * 1024,
+        help="largest JSON-RPC request body accepted (default 5 MB)",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -54,15 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="a one-node development chain with a funded account")
     _add_rpc_options(dev)
-    dev.add_argument("--dev-account-key", type=_hex_key, action="append", default=[],
-                     metavar="HEX", help="also hold and fund this key (repeatable)")
+    dev.add_argument(
+        "--dev-account-key",
+        type=_hex_key,
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="also hold and fund this key (repeatable)",
+    )
     dev.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID)
 
-    run = commands.add_parser("run", help="run a node from a data directory and genesis file")
+    run = commands.add_parser("run", help="run a node from a config file, or from flags")
     _add_rpc_options(run)
-    run.add_argument("--genesis", type=Path, required=True, help="genesis.json (geth format)")
+    run.add_argument("--config", type=Path, help="node config (JSON, as qnet writes it)")
+    run.add_argument("--genesis", type=Path, help="genesis.json (geth format)")
     run.add_argument("--password-file", type=Path, help="password of the keystore files")
-    run.add_argument("--consensus", default="solo", choices=["solo"])
+    run.add_argument(
+        "--consensus",
+        default="solo",
+        choices=["solo"],
+        help="solo here; raft takes a --config with the cluster",
+    )
 
     account = commands.add_parser("account", help="manage keystore accounts")
     account_commands = account.add_subparsers(dest="account_command", required=True)
@@ -91,7 +114,9 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
         write_keystore_file(keystore, dev_key, "")
         funded = [dev_key, *args.dev_account_key]
         alloc = {
-            keys.PrivateKey(key).public_key.to_canonical_address(): GenesisAccount(balance=DEV_BALANCE)
+            keys.PrivateKey(key).public_key.to_canonical_address(): GenesisAccount(
+                balance=DEV_BALANCE
+            )
             for key in funded
         }
         Genesis(chain_id=args.chain_id, alloc=alloc).save(genesis_path)
@@ -119,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO)
-        if hasattr(args, "log_level") else logging.INFO,
+        if hasattr(args, "log_level")
+        else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     temporary: Path | None = None
@@ -134,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             if datadir is None:
                 temporary = datadir = Path(tempfile.mkdtemp(prefix="quorum-dev-"))
             config = _prepare_dev(args, datadir)
+        elif args.config is not None:
+            config = load_node_config(args.config)
         else:
-            if args.datadir is None:
-                raise ConfigError("--datadir is required")
+            if args.datadir is None or args.genesis is None:
+                raise ConfigError("run needs --config, or --datadir and --genesis")
             config = NodeConfig(
                 datadir=args.datadir,
                 genesis_file=args.genesis,

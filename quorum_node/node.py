@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth.abc import SignedTransactionAPI
+from eth.abc import BlockAPI, SignedTransactionAPI
 from eth_typing import Address, Hash32
 from eth_utils import ValidationError, encode_hex
 
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.executor import ChainExecutor
-from quorum_node.chain.service import ChainService, CommittedBlock
+from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.consensus.base import ConsensusEngine
 from quorum_node.errors import TransactionRejected
@@ -80,7 +80,7 @@ class Node:
         for listener in self.pending_listeners:
             listener(transaction_hash)
         if self.engine is not None:
-            self.engine.transactions_waiting()
+            self.engine.transaction_added(admitted.transaction)
         return transaction_hash
 
     def _schedule_admission(self) -> None:
@@ -139,6 +139,7 @@ class Node:
         return self.pool.has_executable()
 
     async def produce_block(self, *, allow_empty: bool) -> CommittedBlock | None:
+        """Build and commit a block at once: the solo engine's whole job."""
         candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
         if not candidates and not allow_empty:
             return None
@@ -148,6 +149,32 @@ class Node:
             timestamp=int(time.time()),
             coinbase=self.coinbase,
         )
+        self.on_committed(committed)
+        return committed
+
+    async def prepare_block(self, *, allow_empty: bool) -> PreparedBlock | None:
+        """Build a block to propose; nothing is committed until ``commit_prepared``."""
+        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
+        if not candidates and not allow_empty:
+            return None
+        prepared = await self.executor.run(
+            self.chain.prepare_block,
+            candidates,
+            timestamp=int(time.time()),
+            coinbase=self.coinbase,
+        )
+        if prepared.built.rejected:
+            self.pool.remove([transaction for transaction, _ in prepared.built.rejected])
+        return prepared
+
+    async def commit_prepared(self, prepared: PreparedBlock) -> CommittedBlock:
+        committed = await self.executor.run(self.chain.commit_prepared, prepared)
+        self.on_committed(committed)
+        return committed
+
+    async def import_block(self, block: BlockAPI) -> CommittedBlock:
+        """Execute and commit a block another node made (re-execution checks it)."""
+        committed = await self.executor.run(self.chain.import_block, block)
         self.on_committed(committed)
         return committed
 

@@ -64,6 +64,18 @@ class CommittedBlock:
     deferred: tuple[SignedTransactionAPI, ...] = ()
 
 
+@dataclass(frozen=True)
+class PreparedBlock:
+    """A block built on the head whose database writes are not committed yet."""
+
+    built: BuiltBlock
+    writes: dict[bytes, bytes | None]
+
+    @property
+    def block(self) -> BlockAPI:
+        return self.built.block
+
+
 class ChainService:
     """One chain over one database; see the module docstring for the flow."""
 
@@ -127,6 +139,42 @@ class ChainService:
                 extra_data=extra_data,
             )
             return self._commit(built)
+
+    def prepare_block(
+        self,
+        candidates: Sequence[SignedTransactionAPI],
+        *,
+        timestamp: int,
+        coinbase: bytes,
+        extra_data: bytes = b"",
+    ) -> PreparedBlock:
+        """Build the next block but keep its writes aside until consensus accepts it."""
+        capture = getattr(self.db, "capture_scope", None)
+        if capture is None:
+            raise ChainError("this database cannot hold a block's writes aside")
+        with capture() as writes:
+            built = build_block(
+                self.chain,
+                self.head,
+                candidates,
+                timestamp=max(timestamp, self.head.timestamp),
+                coinbase=coinbase,
+                extra_data=extra_data,
+            )
+            self.chain.chaindb.persist_block(built.block)
+            self._write_records(built.records)
+        return PreparedBlock(built, dict(writes))
+
+    def commit_prepared(self, prepared: PreparedBlock) -> CommittedBlock:
+        """Commit a prepared block; it must still extend the head."""
+        block = prepared.built.block
+        if block.header.parent_hash != self.head.hash:
+            raise ChainError(f"prepared block #{block.number} no longer extends the head")
+        self.db.commit_captured(prepared.writes)  # type: ignore[attr-defined]
+        self.head = block.header
+        self._head_state = None
+        built = prepared.built
+        return CommittedBlock(block, built.records, built.rejected, built.deferred)
 
     def import_block(self, block: BlockAPI) -> CommittedBlock:
         """Execute a block that another node built and commit it if it checks out."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from eth.abc import SignedTransactionAPI
+
 from quorum_node.chain.service import CommittedBlock
 
 
@@ -30,8 +32,9 @@ class ConsensusEngine(Protocol):
 
     async def stop(self) -> None: ...
 
-    def transactions_waiting(self) -> None:
-        """The pool gained an executable transaction: make a block when the rules allow."""
+    def transaction_added(self, transaction: SignedTransactionAPI) -> None:
+        """The pool admitted ``transaction``: make a block when the rules allow, or
+        forward it to the node that makes blocks."""
         ...
 
     async def seal_now(self) -> CommittedBlock | None:

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from eth.abc import SignedTransactionAPI
+
 from quorum_node.chain.service import CommittedBlock
 from quorum_node.consensus.base import BlockProducer
 
@@ -44,7 +46,7 @@ class SoloEngine:
                 pass
             self._task = None
 
-    def transactions_waiting(self) -> None:
+    def transaction_added(self, transaction: SignedTransactionAPI) -> None:
         self._wake.set()
 
     async def seal_now(self) -> CommittedBlock | None:

@@ -1,0 +1,205 @@
+"""``qnet``: a whole local network in one command.
+
+    qnet up     --dir DIR --nodes N [--consensus raft|solo] [--block-period MS]
+    qnet status --dir DIR
+    qnet stop   --dir DIR NAME [--kill] [--only node|tm]
+    qnet start  --dir DIR NAME [--only node|tm]
+    qnet down   --dir DIR
+
+``up`` generates everything on first use (keys, funded accounts, genesis, configs),
+starts every process in the background, waits until they answer (and, with Raft, until
+a leader is elected) and writes ``DIR/network.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from quorum_node.errors import ConfigError
+from quorum_node.qnet import processes
+from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
+
+READY_TIMEOUT = 90.0
+
+
+def _kinds(layout: NetworkLayout, only: str | None) -> list[str]:
+    kinds = ["tm", "node"] if layout.with_tx_managers else ["node"]
+    if only is not None:
+        if only == "tm" and not layout.with_tx_managers:
+            raise ConfigError("this network has no transaction managers")
+        kinds = [only]
+    return kinds
+
+
+def _start_participant(
+    directory: Path, layout: NetworkLayout, participant: ParticipantLayout, only: str | None = None
+) -> None:
+    for kind in _kinds(layout, only):
+        processes.start_process(directory, participant, kind)
+
+
+def _wait_ready(
+    directory: Path, layout: NetworkLayout, participants: list[ParticipantLayout], kinds: list[str]
+) -> None:
+    logs = [processes.log_path(directory, p.name, k) for p in participants for k in kinds]
+    for participant in participants:
+        if "tm" in kinds:
+            processes.wait_for(
+                lambda p=participant: processes.tm_answers(layout, p),
+                READY_TIMEOUT,
+                f"{participant.name}'s transaction manager",
+                logs,
+            )
+        if "node" in kinds:
+            processes.wait_for(
+                lambda p=participant: processes.node_answers(layout, p),
+                READY_TIMEOUT,
+                f"{participant.name}'s node",
+                logs,
+            )
+
+
+def _write_network(directory: Path, layout: NetworkLayout) -> None:
+    (directory / "network.json").write_text(
+        json.dumps(network_description(layout), indent=2) + "\n"
+    )
+
+
+def up(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if (directory / "layout.json").exists():
+        layout = NetworkLayout.load(directory)
+    else:
+        layout = generate(
+            directory,
+            args.nodes,
+            args.consensus,
+            args.block_period,
+            names=args.names.split(",") if args.names else None,
+        )
+    participants = list(layout.participants)
+    for participant in participants:
+        _start_participant(directory, layout, participant)
+    _wait_ready(directory, layout, participants, _kinds(layout, None))
+    if layout.consensus == "raft":
+        logs = [processes.log_path(directory, p.name, "node") for p in participants]
+        processes.wait_for(
+            lambda: processes.leader_elected(layout, participants[0]),
+            READY_TIMEOUT,
+            "a Raft leader",
+            logs,
+        )
+    _write_network(directory, layout)
+    print(f"network of {len(participants)} up; described in {directory / 'network.json'}")
+    for participant in participants:
+        print(f"  {participant.name}: http://{layout.host}:{participant.http_port}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    layout = NetworkLayout.load(directory)
+    print(f"{'name':<10} {'node':<8} {'tm':<8} {'role':<9} {'head':>6}  {'hash':<18} peers")
+    for participant in layout.participants:
+        url = f"http://{layout.host}:{participant.http_port}"
+        node_up = processes.running_pid(directory, participant.name, "node") is not None
+        tm_state = "-"
+        if layout.with_tx_managers:
+            tm_state = "up" if processes.running_pid(directory, participant.name, "tm") else "down"
+        role, head, head_hash, peers = "-", "-", "-", "-"
+        if node_up:
+            try:
+                block = processes.rpc_call(url, "eth_getBlockByNumber", ["latest", False])
+                head, head_hash = str(int(block["number"], 16)), block["hash"][:18]
+                peers = str(int(processes.rpc_call(url, "net_peerCount"), 16))
+                role = (
+                    processes.rpc_call(url, "raft_role") if layout.consensus == "raft" else "solo"
+                )
+            except (OSError, RuntimeError, ValueError, KeyError):
+                role = "starting"
+        print(
+            f"{participant.name:<10} {'up' if node_up else 'down':<8} {tm_state:<8} "
+            f"{role:<9} {head:>6}  {head_hash:<18} {peers}"
+        )
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    layout = NetworkLayout.load(directory)
+    participant = layout.participant(args.name)
+    for kind in reversed(_kinds(layout, args.only)):
+        stopped = processes.stop_process(directory, participant.name, kind, kill=args.kill)
+        print(
+            f"{participant.name} {kind}: {'killed' if args.kill else 'stopped'}"
+            if stopped
+            else f"{participant.name} {kind}: was not running"
+        )
+    return 0
+
+
+def start(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    layout = NetworkLayout.load(directory)
+    participant = layout.participant(args.name)
+    kinds = _kinds(layout, args.only)
+    _start_participant(directory, layout, participant, args.only)
+    _wait_ready(directory, layout, [participant], kinds)
+    print(f"{participant.name}: started {', '.join(kinds)}")
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    layout = NetworkLayout.load(directory)
+    for participant in layout.participants:
+        for kind in ("node", "tm"):
+            processes.stop_process(directory, participant.name, kind)
+    print("network stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qnet", description="Run a local quorum-py network.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_up = commands.add_parser("up", help="generate (first time) and start a network")
+    p_up.add_argument("--dir", type=Path, required=True)
+    p_up.add_argument("--nodes", type=int, default=3)
+    p_up.add_argument("--consensus", choices=["raft", "solo"], default="raft")
+    p_up.add_argument("--block-period", type=int, default=50, metavar="MS")
+    p_up.add_argument("--names", help="comma-separated participant names (default node1..N)")
+    p_up.set_defaults(handler=up)
+    p_status = commands.add_parser("status", help="role, head and peers of each node")
+    p_status.add_argument("--dir", type=Path, required=True)
+    p_status.set_defaults(handler=status)
+    for name, handler, text in (
+        ("stop", stop, "stop one participant"),
+        ("start", start, "start one participant"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--dir", type=Path, required=True)
+        sub.add_argument("name")
+        sub.add_argument("--only", choices=["node", "tm"])
+        if name == "stop":
+            sub.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+        sub.set_defaults(handler=handler)
+    p_down = commands.add_parser("down", help="stop every process of the network")
+    p_down.add_argument("--dir", type=Path, required=True)
+    p_down.set_defaults(handler=down)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"qnet: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

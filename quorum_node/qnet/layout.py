@@ -1,0 +1,200 @@
+"""Generating a local network's files: keys, genesis, permissioned nodes, configs.
+
+Everything a participant needs lives in ``DIR/<name>/``; ``DIR/layout.json`` records
+what was generated (names, ports, keys) so ``qnet start`` can bring the same network
+back. Development accounts' private keys are written in clear on purpose, as ganache
+prints its keys: this is a local test network, never a production one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_keys import keys
+
+from quorum_node.accounts import write_keystore_file
+from quorum_node.chain.genesis import Genesis, GenesisAccount
+from quorum_node.errors import ConfigError
+from quorum_node.p2p.identity import Enode, NodeKey
+
+DEV_BALANCE = 10**30
+DEFAULT_CHAIN_ID = 1337
+ACCOUNT_PASSWORD = "quorum-py-dev"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (another process could still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ParticipantLayout:
+    name: str
+    node_id: str
+    http_port: int
+    ws_port: int
+    p2p_port: int
+    raft_port: int
+    account_address: str
+    account_private_key: str
+    tm_q2t_port: int | None = None
+    tm_p2p_port: int | None = None
+    tm_public_key: str | None = None
+
+    @property
+    def directory_name(self) -> str:
+        return self.name
+
+    def enode(self, host: str) -> Enode:
+        return Enode(self.node_id, host, self.p2p_port, self.raft_port)
+
+
+@dataclass(frozen=True)
+class NetworkLayout:
+    chain_id: int
+    consensus: str
+    block_period_ms: int
+    host: str
+    participants: tuple[ParticipantLayout, ...]
+    with_tx_managers: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["participants"] = [asdict(p) for p in self.participants]
+        return data
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> NetworkLayout:
+        return cls(
+            chain_id=raw["chain_id"],
+            consensus=raw["consensus"],
+            block_period_ms=raw["block_period_ms"],
+            host=raw["host"],
+            participants=tuple(ParticipantLayout(**p) for p in raw["participants"]),
+            with_tx_managers=raw.get("with_tx_managers", False),
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> NetworkLayout:
+        path = directory / "layout.json"
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except OSError:
+            raise ConfigError(
+                f"{directory} holds no network (no layout.json); run qnet up"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is damaged: {exc}") from None
+
+    def participant(self, name: str) -> ParticipantLayout:
+        for participant in self.participants:
+            if participant.name == name:
+                return participant
+        names = ", ".join(p.name for p in self.participants)
+        raise ConfigError(f"no participant {name!r} (there are: {names})")
+
+
+def generate(
+    directory: Path,
+    nodes: int,
+    consensus: str,
+    block_period_ms: int,
+    host: str = "127.0.0.1",
+    names: list[str] | None = None,
+    chain_id: int = DEFAULT_CHAIN_ID,
+) -> NetworkLayout:
+    """Write every file of a new network under ``directory`` and return its layout."""
+    if nodes < 1:
+        raise ConfigError("--nodes must be at least 1")
+    if consensus == "solo" and nodes != 1:
+        raise ConfigError("solo orders blocks on one node; use --consensus raft for several nodes")
+    names = names or [f"node{index + 1}" for index in range(nodes)]
+    if len(names) != nodes or len(set(names)) != nodes:
+        raise ConfigError("need one distinct name per node")
+    directory.mkdir(parents=True, exist_ok=True)
+    participants = []
+    for name in names:
+        node_dir = directory / name
+        datadir = node_dir / "data"
+        datadir.mkdir(parents=True, exist_ok=True)
+        node_key = NodeKey.load_or_create(datadir / "nodekey")
+        account_key = secrets.token_bytes(32)
+        write_keystore_file(datadir / "keystore", account_key, ACCOUNT_PASSWORD)
+        (node_dir / "password.txt").write_text(ACCOUNT_PASSWORD + "\n")
+        address = keys.PrivateKey(account_key).public_key.to_checksum_address()
+        participants.append(
+            ParticipantLayout(
+                name=name,
+                node_id=node_key.node_id,
+                http_port=free_port(host),
+                ws_port=free_port(host),
+                p2p_port=free_port(host),
+                raft_port=free_port(host),
+                account_address=address,
+                account_private_key="0x" + account_key.hex(),
+            )
+        )
+    layout = NetworkLayout(chain_id, consensus, block_period_ms, host, tuple(participants))
+    genesis = Genesis(
+        chain_id=chain_id,
+        alloc={
+            bytes.fromhex(p.account_address[2:]): GenesisAccount(balance=DEV_BALANCE)  # type: ignore[misc]
+            for p in participants
+        },
+    )
+    genesis.save(directory / "genesis.json")
+    permissioned = [str(p.enode(host)) for p in participants]
+    (directory / "raft-password.txt").write_text(secrets.token_hex(32) + "\n")
+    for participant in participants:
+        node_dir = directory / participant.name
+        (node_dir / "data" / "permissioned-nodes.json").write_text(
+            json.dumps(permissioned, indent=2) + "\n"
+        )
+        config = {
+            "datadir": "data",
+            "genesis": "../genesis.json",
+            "consensus": consensus,
+            "block_period_ms": block_period_ms,
+            "rpc_host": host,
+            "http_port": participant.http_port,
+            "ws_port": participant.ws_port,
+            "password_file": "password.txt",
+            "p2p_host": host,
+            "p2p_port": participant.p2p_port,
+            "raft_port": participant.raft_port,
+            "raft_password_file": "../raft-password.txt",
+            "permissioned_nodes": "data/permissioned-nodes.json",
+        }
+        (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_layout(directory, layout)
+    return layout
+
+
+def save_layout(directory: Path, layout: NetworkLayout) -> None:
+    (directory / "layout.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n")
+
+
+def network_description(layout: NetworkLayout) -> dict[str, Any]:
+    """``network.json``: what a client needs to use the network."""
+    nodes = []
+    for p in layout.participants:
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "rpc_url": f"http://{layout.host}:{p.http_port}",
+            "ws_url": f"ws://{layout.host}:{p.ws_port}",
+            "enode": str(p.enode(layout.host)),
+            "accounts": [{"address": p.account_address, "private_key": p.account_private_key}],
+        }
+        if p.tm_q2t_port is not None:
+            entry["tm_url"] = f"http://{layout.host}:{p.tm_q2t_port}"
+            entry["tm_p2p_url"] = f"http://{layout.host}:{p.tm_p2p_port}"
+            entry["tm_public_key"] = p.tm_public_key
+        nodes.append(entry)
+    return {"chain_id": layout.chain_id, "consensus": layout.consensus, "nodes": nodes}

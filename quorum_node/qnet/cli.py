@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_up.add_argument("--consensus", choices=["raft", "solo"], default="raft")
     p_up.add_argument("--block-period", type=int, default=50, metavar="MS")
     p_up.add_argument("--names", help="comma-separated participant names (default node1..N)")
+    p_up.add_argument("--no-tm", action="store_true", help="no transaction managers (public only)")
     p_up.set_defaults(handler=up)
     p_status = commands.add_parser("status", help="role, head and peers of each node")
     p_status.add_argument("--dir", type=Path, required=True)

@@ -109,6 +109,7 @@ def generate(
     host: str = "127.0.0.1",
     names: list[str] | None = None,
     chain_id: int = DEFAULT_CHAIN_ID,
+    with_tx_managers: bool = True,
 ) -> NetworkLayout:
     """Write every file of a new network under ``directory`` and return its layout."""
     if nodes < 1:
@@ -173,8 +174,51 @@ def generate(
             "permissioned_nodes": "data/permissioned-nodes.json",
         }
         (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+    if with_tx_managers:
+        layout = add_transaction_managers(directory, layout)
     save_layout(directory, layout)
     return layout
+
+
+def add_transaction_managers(directory: Path, layout: NetworkLayout) -> NetworkLayout:
+    """Give every participant a transaction manager: an unlocked key pair (a local test
+    network), fixed ports, and a config listing every other manager as a peer."""
+    from dataclasses import replace
+
+    from tx_manager.keyfile import read_public_key, write_keypair
+    from tx_manager.payload import b64encode
+
+    host = layout.host
+    with_ports = [
+        replace(p, tm_q2t_port=free_port(host), tm_p2p_port=free_port(host))
+        for p in layout.participants
+    ]
+    participants = []
+    for participant in with_ports:
+        tm_dir = directory / participant.name / "tm"
+        public_path = tm_dir / f"{participant.name}.pub"
+        if not public_path.exists():
+            write_keypair(tm_dir, participant.name, None)
+        public_key = b64encode(read_public_key(public_path))
+        peers = [
+            f"http://{host}:{other.tm_p2p_port}" for other in with_ports if other is not participant
+        ]
+        config = {
+            "data_dir": ".",
+            "keys": [{"public": f"{participant.name}.pub", "private": f"{participant.name}.key"}],
+            "peers": peers,
+            "q2t": {"host": host, "port": participant.tm_q2t_port},
+            "p2p": {"host": host, "port": participant.tm_p2p_port},
+            "advertised_url": f"http://{host}:{participant.tm_p2p_port}",
+            "discovery_interval": 1.0,
+        }
+        (tm_dir / "tm.json").write_text(json.dumps(config, indent=2) + "\n")
+        participants.append(replace(participant, tm_public_key=public_key))
+        node_config_path = directory / participant.name / "node.json"
+        node_config = json.loads(node_config_path.read_text())
+        node_config["tm_url"] = f"http://{host}:{participant.tm_q2t_port}"
+        node_config_path.write_text(json.dumps(node_config, indent=2) + "\n")
+    return replace(layout, participants=tuple(participants), with_tx_managers=True)
 
 
 def save_layout(directory: Path, layout: NetworkLayout) -> None:

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tx_manager.localnet import ManagerFactory, wait_until
+from tx_manager.localnet import Manager, ManagerFactory, wait_until
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "tm_bench.json"
 GOALS = {"send_per_s": 1000, "send_p99_ms": 50, "read_per_s": 3000}
@@ -132,6 +132,29 @@ async def _read_phase(
     return _summary(latencies, time.perf_counter() - started, errors)
 
 
+class CpuMeter:
+    """CPU milliseconds each process spends per operation over one phase."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def per_operation(self, count: int) -> dict[str, float]:
+        return {
+            name: round(1000 * (_cpu_seconds(pid) - self._before[name]) / max(1, count), 3)
+            for name, pid in self.pids.items()
+        }
+
+
+def _pid(manager: Manager) -> int:
+    if manager.process is None:
+        raise RuntimeError(f"{manager.name} is not running")
+    return manager.process.pid
+
+
 async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     factory = ManagerFactory(root, discovery_interval=1.0)
     try:
@@ -144,27 +167,23 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             await _send_phase(
                 session, a.q2t, b.public_key, args.payload_size, args.concurrency, 1.0
             )
-            assert a.process is not None and b.process is not None
-            pids = {"sender": a.process.pid, "recipient": b.process.pid, "bench": os.getpid()}
-            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            cpu = CpuMeter({"sender": _pid(a), "recipient": _pid(b), "bench": os.getpid()})
+            cpu.start()
             send, keys = await _send_phase(
                 session, a.q2t, b.public_key, args.payload_size, args.concurrency, args.duration
             )
-            send["cpu_ms_per_send"] = {
-                name: round(1000 * (_cpu_seconds(pid) - before[name]) / max(1, send["count"]), 3)
-                for name, pid in pids.items()
-            }
-            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            send["cpu_ms_per_send"] = cpu.per_operation(send["count"])
+            cpu.start()
             read = await _read_phase(session, b.q2t, keys, args.concurrency, args.duration)
-            read["cpu_ms_per_read"] = {
-                name: round(1000 * (_cpu_seconds(pid) - before[name]) / max(1, read["count"]), 3)
-                for name, pid in pids.items()
-            }
+            read["cpu_ms_per_read"] = cpu.per_operation(read["count"])
             # The same reads after a restart of B: its cache of fresh envelopes is empty,
             # so every read goes to SQLite (what reading old transactions costs).
             b.stop()
             b.start()
+            cpu.pids["recipient"] = _pid(b)
+            cpu.start()
             cold = await _read_phase(session, b.q2t, keys, args.concurrency, args.duration)
+            cold["cpu_ms_per_read"] = cpu.per_operation(cold["count"])
         return {"send": send, "read_on_recipient": read, "read_on_recipient_cold": cold}
     finally:
         factory.stop_all()

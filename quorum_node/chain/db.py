@@ -22,13 +22,17 @@ LevelDB, one batch_scope per block               533.6     0.93
 
 SQLite imports at 0.87-0.89 of LevelDB's rate, inside the 15 % we accept
 for a store that is in the standard library (no libleveldb, no compiled
-wheel, one file to back up). The gap is read cost, not fsync: a point read
-costs about 3.5 us through ``sqlite3`` against 0.8 us through plyvel, and a
-commit of a block's ~140 keys costs about 2.2 ms with FULL and 1.7 ms with
-NORMAL, so FULL against NORMAL and 4 commits against 1 are lost in the
-noise of a ~200 ms block. If storage ever matters more, a read cache of
-trie nodes in front of ``_read_committed`` is the lever; today it is not
-worth its invalidation rules.
+wheel, one file to back up). A block does ~2 500 committed-store point reads
+and writes ~700 keys. A point read costs about 3.5 us through ``sqlite3``
+against 0.8 us through plyvel, which explains roughly 7 ms of the ~25 ms
+per-block gap; the rest is presumably per-key write cost through SQL (not
+measured apart). fsync is not the gap: a 140-key commit costs 2.2 ms with
+FULL and 1.7 ms with NORMAL, and FULL vs NORMAL, 4 commits vs 1, are lost
+in the noise of a ~200 ms block. If storage ever matters more, a read
+cache of trie nodes in front of ``_read_committed`` is the first lever.
+Building the same blocks with ``mine_all`` (one run per backend, also in the
+JSON) gave 260-417 tx/s with no consistent order between backends, plain or
+scoped: that column is noise on this shared VM and decides nothing.
 
 Durability. The node reports a block's receipts only after that block's
 batch committed, and every reported block must survive kill -9 and power

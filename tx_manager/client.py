@@ -11,7 +11,6 @@ Keys are base64 strings, as everywhere in Tessera's API; hashes are 64 bytes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,8 +29,9 @@ from tx_manager.messages import (
     SendSignedRequest,
     StoreRawRequest,
     StoreRawResponse,
+    parse_key,
 )
-from tx_manager.payload import b64decode, b64encode, parse_privacy_mode
+from tx_manager.payload import b64encode, parse_privacy_mode
 
 
 class ClientError(TxManagerError):
@@ -75,7 +75,7 @@ class ReceiveResult:
 
 
 def _keys(values: list[str] | tuple[str, ...] | None, what: str) -> tuple[bytes, ...]:
-    return tuple(b64decode(v, what) for v in (values or ()))
+    return tuple(parse_key(v, what) for v in (values or ()))
 
 
 def _hash_path(tx_hash: bytes) -> str:
@@ -178,7 +178,7 @@ class Q2TClient:
         request = SendRequest(
             payload=payload,
             to=_keys(to, "to"),
-            from_key=b64decode(from_key, "from_key") if from_key else None,
+            from_key=parse_key(from_key, "from_key") if from_key else None,
             options=self._options(
                 privacy_flag, affected_contract_transactions, exec_hash, mandatory_recipients
             ),
@@ -188,7 +188,7 @@ class Q2TClient:
 
     async def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
         request = StoreRawRequest(
-            payload=payload, from_key=b64decode(from_key, "from_key") if from_key else None
+            payload=payload, from_key=parse_key(from_key, "from_key") if from_key else None
         )
         body = await self._body("POST", "/storeraw", json_body=request.to_json())
         return StoreRawResponse.from_bytes(body).key
@@ -354,12 +354,3 @@ class SyncQ2TClient:
 
     def delete(self, tx_hash: bytes) -> bool:
         return bool(self._run(self._client.delete(tx_hash)))
-
-
-def hash_to_hex(tx_hash: bytes) -> str:
-    """GoQuorum's RPC shows hashes as hex; Tessera's API as base64."""
-    return "0x" + tx_hash.hex()
-
-
-def hash_from_b64(value: str) -> bytes:
-    return base64.b64decode(value, validate=True)

@@ -191,18 +191,21 @@ class Enclave:
         self, raw: RawTransaction, recipients: Iterable[bytes], metadata: SendMetadata
     ) -> EncodedPayload:
         """Re-box a raw transaction's master key for ``recipients``; the hash stays the same."""
-        master_key = unseal(
-            self.box_key(raw.sender_key, raw.sender_key), raw.recipient_nonce, raw.sender_box
-        )
         return self._wrap(
-            raw.sender_key, raw.cipher_text, raw.cipher_text_nonce, master_key, recipients, metadata
+            raw.sender_key,
+            raw.cipher_text,
+            raw.cipher_text_nonce,
+            self._raw_master_key(raw),
+            recipients,
+            metadata,
         )
 
     def open_raw(self, raw: RawTransaction) -> bytes:
-        master_key = unseal(
-            self.box_key(raw.sender_key, raw.sender_key), raw.recipient_nonce, raw.sender_box
-        )
-        return unseal(master_key, raw.cipher_text_nonce, raw.cipher_text)
+        return unseal(self._raw_master_key(raw), raw.cipher_text_nonce, raw.cipher_text)
+
+    def _raw_master_key(self, raw: RawTransaction) -> bytes:
+        own_key = self.box_key(raw.sender_key, raw.sender_key)
+        return unseal(own_key, raw.recipient_nonce, raw.sender_box)
 
     def _box_pair(
         self, envelope: EncodedPayload, box_key_owner: bytes

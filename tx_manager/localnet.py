@@ -107,8 +107,9 @@ class Manager:
                 cwd=self.directory,
             )
         wait_until(self._ready, timeout, f"{self.name} to listen")
-        self.config["q2t"]["port"] = int(self.q2t.rsplit(":", 1)[1])
-        self.config["p2p"]["port"] = int(self.p2p.rsplit(":", 1)[1])
+        for api, url in (("q2t", self.q2t), ("p2p", self.p2p)):
+            if not url.startswith("unix:"):
+                self.config[api]["port"] = int(url.rsplit(":", 1)[1])
         return self
 
     def _ready(self) -> bool:

@@ -58,7 +58,8 @@ def _object(obj: object, what: str) -> dict[str, Any]:
     return obj
 
 
-def _key(value: object, what: str) -> bytes:
+def parse_key(value: object, what: str) -> bytes:
+    """A base64 32-byte public key; ``InvalidRequest`` naming ``what`` otherwise."""
     key = b64decode(value, what)
     if len(key) != KEY_SIZE:
         raise InvalidRequest(f"{what} must be a base64 {KEY_SIZE}-byte key")
@@ -69,7 +70,7 @@ def _optional_key(obj: dict[str, Any], name: str) -> bytes | None:
     value = obj.get(name)
     if value is None or value == "":
         return None
-    return _key(value, name)
+    return parse_key(value, name)
 
 
 def _key_list(obj: dict[str, Any], name: str, required: bool = False) -> tuple[bytes, ...]:
@@ -80,7 +81,7 @@ def _key_list(obj: dict[str, Any], name: str, required: bool = False) -> tuple[b
         return ()
     if not isinstance(value, list):
         raise InvalidRequest(f"{name} must be a list of base64 keys")
-    return tuple(_key(item, name) for item in value)
+    return tuple(parse_key(item, name) for item in value)
 
 
 def _hash_list(obj: dict[str, Any], name: str) -> tuple[bytes, ...]:
@@ -187,7 +188,7 @@ class SendResponse(JsonMessage):
         return cls(
             key=_hash(body.get("key"), "key"),
             managed_parties=_key_list(body, "managedParties"),
-            sender_key=_key(body.get("senderKey"), "senderKey"),
+            sender_key=parse_key(body.get("senderKey"), "senderKey"),
         )
 
 
@@ -279,7 +280,7 @@ class ReceiveResponse(JsonMessage):
             affected_contract_transactions=_hash_list(body, "affectedContractTransactions"),
             exec_hash=_optional_bytes(body, "execHash"),
             managed_parties=_key_list(body, "managedParties"),
-            sender_key=_key(body.get("senderKey"), "senderKey"),
+            sender_key=parse_key(body.get("senderKey"), "senderKey"),
             parties=_key_list(body, "parties"),
             privacy_group_id=_optional_bytes(body, "privacyGroupId"),
         )
@@ -297,7 +298,9 @@ class KeysResponse(JsonMessage):
         entries = _object(obj, "keys response").get("keys")
         if not isinstance(entries, list):
             raise InvalidRequest("keys must be a list")
-        return cls(keys=tuple(_key(_object(e, "key entry").get("key"), "key") for e in entries))
+        return cls(
+            keys=tuple(parse_key(_object(e, "key entry").get("key"), "key") for e in entries)
+        )
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,7 @@ class PartyInfo(JsonMessage):
             raise InvalidRequest("partyinfo needs url (string), peers and keys (lists)")
         peer_urls = tuple(_url(_object(p, "peer").get("url")) for p in peers)
         claims = tuple(
-            (_key(_object(k, "key entry").get("key"), "key"), _url(k.get("url"))) for k in keys
+            (parse_key(_object(k, "key entry").get("key"), "key"), _url(k.get("url"))) for k in keys
         )
         return cls(url=_url(url), peers=peer_urls, keys=claims)
 
@@ -357,8 +360,8 @@ class ValidationRequest(JsonMessage):
     def from_json(cls, obj: object) -> ValidationRequest:
         body = _object(obj, "validation request")
         return cls(
-            from_key=_key(body.get("from"), "from"),
-            to_key=_key(body.get("to"), "to"),
+            from_key=parse_key(body.get("from"), "from"),
+            to_key=parse_key(body.get("to"), "to"),
             nonce=b64decode(body.get("nonce"), "nonce"),
             box=b64decode(body.get("box"), "box"),
         )
@@ -399,7 +402,7 @@ class ResendRequest(JsonMessage):
             if "key" not in body:
                 raise InvalidRequest("key is missing for an INDIVIDUAL resend")
             key = _hash(body["key"], "key")
-        return cls(type=kind, public_key=_key(body.get("publicKey"), "publicKey"), key=key)
+        return cls(type=kind, public_key=parse_key(body.get("publicKey"), "publicKey"), key=key)
 
 
 @dataclass(frozen=True)

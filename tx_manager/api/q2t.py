@@ -21,8 +21,9 @@ from tx_manager.messages import (
     SendRequest,
     SendSignedRequest,
     StoreRawRequest,
+    parse_key,
 )
-from tx_manager.payload import KEY_SIZE, b64decode, b64encode
+from tx_manager.payload import b64encode
 from tx_manager.service import TransactionManager
 
 SERVICE_KEY = web.AppKey("service", TransactionManager)
@@ -35,10 +36,7 @@ def _service(request: web.Request) -> TransactionManager:
 def _optional_key(value: str | None, what: str) -> bytes | None:
     if value is None or value == "":
         return None
-    key = b64decode(value.replace(" ", "+"), what)  # '+' arrives as ' ' from a raw query
-    if len(key) != KEY_SIZE:
-        raise InvalidRequest(f"{what} must be a base64 {KEY_SIZE}-byte key")
-    return key
+    return parse_key(value.replace(" ", "+"), what)  # '+' arrives as ' ' from a raw query
 
 
 async def upcheck(request: web.Request) -> web.Response:

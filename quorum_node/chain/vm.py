@@ -10,19 +10,27 @@ Three changes to the stock fork, each on one of py-evm's own seams:
 * Sub-second blocks: a block period of 50 ms puts many blocks in the same second, so a
   child's timestamp may equal its parent's (stock rules demand strictly later). The gas
   limit stays at the genesis value instead of drifting with usage.
+
+Private transactions (GoQuorum's v = 37/38 marker, ``transactions``) execute only their
+public side here (``QuorumTransactionExecutor``). For speed, transactions decoded by the
+chain's builder remember that they passed ``validate()`` (``transactions.ValidatedOnce``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from eth.abc import BlockHeaderAPI, ReceiptAPI
-from eth_bloom import BloomFilter
+from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.noproof import NoProofConsensus
 from eth.constants import POST_MERGE_DIFFICULTY, POST_MERGE_NONCE, POST_MERGE_OMMERS_HASH
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.headers import create_prague_header_from_parent
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
+from eth.vm.message import Message
+from eth_bloom import BloomFilter
 from eth_utils import ValidationError
+
+from quorum_node.chain.transactions import QuorumBlock, is_private
 
 #: geth and web3.py refuse ``extraData`` longer than this without a PoA middleware.
 MAX_EXTRA_DATA_BYTES = 32
@@ -39,10 +47,44 @@ def create_header_from_parent(
     return header.copy(base_fee_per_gas=0)
 
 
+class QuorumTransactionExecutor(PragueTransactionExecutor):  # type: ignore[misc]
+    """Public execution; for a private transaction only its public side.
+
+    Every node, party or not, runs exactly this for a private transaction: check it,
+    bump the sender's nonce, charge nothing and run no EVM. In particular the 64-byte
+    payload hash of a private creation is never deployed as code. The private side runs
+    later, on the party group's private state (``quorum_node.privacy``).
+    """
+
+    def __call__(self, transaction: SignedTransactionAPI) -> ComputationAPI:
+        if not is_private(transaction):
+            return super().__call__(transaction)
+        self.validate_transaction(transaction)
+        self.vm_state.increment_nonce(transaction.sender)
+        untouched = Message(
+            gas=transaction.gas,
+            to=transaction.to,
+            sender=transaction.sender,
+            value=0,
+            data=b"",
+            code=b"",
+        )
+        # A computation that never ran: all gas remains, so the receipt shows 0 used.
+        return self.vm_state.get_computation(
+            untouched, self.vm_state.get_transaction_context(transaction)
+        )
+
+
+class QuorumState(PragueState):  # type: ignore[misc]
+    transaction_executor_class = QuorumTransactionExecutor
+
+
 class QuorumVM(PragueVM):  # type: ignore[misc]
     """Prague execution with free gas, equal timestamps allowed and no seal check."""
 
     fork = "quorum-prague"
+    block_class = QuorumBlock
+    _state_class = QuorumState
     consensus_class = NoProofConsensus
     create_header_from_parent = staticmethod(create_header_from_parent)  # type: ignore[assignment]
 
@@ -82,9 +124,13 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
                 f"gas limit {header.gas_limit} differs from its parent's {parent_header.gas_limit}"
             )
         if header.gas_used > header.gas_limit:
-            raise ValidationError(f"gas used {header.gas_used} exceeds the limit {header.gas_limit}")
+            raise ValidationError(
+                f"gas used {header.gas_used} exceeds the limit {header.gas_limit}"
+            )
         if header.base_fee_per_gas != 0:
-            raise ValidationError(f"base fee must be 0 on a free-gas network, got {header.base_fee_per_gas}")
+            raise ValidationError(
+                f"base fee must be 0 on a free-gas network, got {header.base_fee_per_gas}"
+            )
         if header.difficulty != POST_MERGE_DIFFICULTY or header.nonce != POST_MERGE_NONCE:
             raise ValidationError("difficulty and nonce must be zero")
         if header.uncles_hash != POST_MERGE_OMMERS_HASH:

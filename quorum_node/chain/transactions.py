@@ -1,0 +1,152 @@
+"""Transaction types of a quorum-py chain: py-evm's Prague set plus GoQuorum's private
+transaction.
+
+A private transaction is a legacy transaction whose ``data`` is the 64-byte hash of a
+payload held by the transaction managers, signed without EIP-155 (the Homestead signing
+hash) and marked with v = 37 or 38 instead of 27 or 28. Stock py-evm would read v = 37
+as an EIP-155 signature for chain 1 and recover the wrong sender, so the chain's
+transaction builder decodes legacy transactions into ``QuorumLegacyTransaction``, which
+knows the marker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rlp
+from eth.abc import SignedTransactionAPI
+from eth.vm.forks.prague.blocks import PragueBlock, PragueBlockHeader
+from eth.vm.forks.prague.transactions import (
+    PragueLegacyTransaction,
+    PragueTransactionBuilder,
+    PragueTypedTransaction,
+    PragueUnsignedLegacyTransaction,
+)
+from eth.vm.forks.shanghai.withdrawals import Withdrawal
+from eth.vm.forks.spurious_dragon.transactions import SpuriousDragonUnsignedTransaction
+from eth_keys import keys
+from rlp.sedes import CountableList
+
+PRIVATE_V_OFFSET = 10  # v = 27/28 + 10
+PRIVATE_V_VALUES = (37, 38)
+PRIVATE_PAYLOAD_HASH_SIZE = 64
+
+
+def is_private(transaction: Any) -> bool:
+    """True for GoQuorum's private marker (a legacy transaction with v = 37 or 38)."""
+    return (
+        getattr(transaction, "type_id", None) is None
+        and getattr(transaction, "v", 0) in PRIVATE_V_VALUES
+    )
+
+
+class ValidatedOnce:
+    """Remember on the object that ``validate()`` passed.
+
+    ``validate()`` checks only the transaction's own fields (ranges, intrinsic gas, the
+    signature), and a decoded transaction is immutable (rlp ``Serializable``; ``copy``
+    makes a new object), so its outcome never changes. py-evm validates in the node's
+    admission check and again when the block executes the transaction; each run
+    recovers the public key from the signature and verifies it (about a fifth of the
+    chain thread's time for plain transfers). A failed validation is not remembered:
+    it raises again every time.
+    """
+
+    def validate(self) -> None:
+        if self.__dict__.get("_quorum_validated"):
+            return
+        super().validate()  # type: ignore[misc]
+        self.__dict__["_quorum_validated"] = True
+
+
+class QuorumLegacyTransaction(ValidatedOnce, PragueLegacyTransaction):  # type: ignore[misc]
+    """A legacy transaction that may carry the private marker."""
+
+    @property
+    def is_private(self) -> bool:
+        return self.v in PRIVATE_V_VALUES
+
+    @property
+    def y_parity(self) -> int:
+        if self.is_private:
+            return int(self.v - PRIVATE_V_OFFSET - 27)
+        return int(super().y_parity)
+
+    @property
+    def chain_id(self) -> int | None:
+        return None if self.is_private else super().chain_id
+
+    @property
+    def v_min(self) -> int:
+        return PRIVATE_V_VALUES[0] if self.is_private else int(super().v_min)
+
+    @property
+    def v_max(self) -> int:
+        return PRIVATE_V_VALUES[1] if self.is_private else int(super().v_max)
+
+    def get_message_for_signing(self) -> bytes:
+        if self.is_private:
+            return bytes(
+                rlp.encode(
+                    SpuriousDragonUnsignedTransaction(
+                        nonce=self.nonce,
+                        gas_price=self.gas_price,
+                        gas=self.gas,
+                        to=self.to,
+                        value=self.value,
+                        data=self.data,
+                    )
+                )
+            )
+        return bytes(super().get_message_for_signing())
+
+
+class QuorumTypedTransaction(ValidatedOnce, PragueTypedTransaction):  # type: ignore[misc]
+    pass
+
+
+class QuorumTransactionBuilder(PragueTransactionBuilder):  # type: ignore[misc]
+    legacy_signed = QuorumLegacyTransaction
+    typed_transaction = QuorumTypedTransaction
+
+
+class QuorumBlock(PragueBlock):  # type: ignore[misc]
+    """Prague's block with the chain's transaction builder in its body codec."""
+
+    transaction_builder = QuorumTransactionBuilder
+    fields = [
+        ("header", PragueBlockHeader),
+        ("transactions", CountableList(QuorumTransactionBuilder)),
+        ("uncles", CountableList(None, max_length=0)),
+        ("withdrawals", CountableList(Withdrawal)),
+    ]
+
+
+def sign_private(
+    unsigned: PragueUnsignedLegacyTransaction | SpuriousDragonUnsignedTransaction,
+    private_key: keys.PrivateKey,
+) -> SignedTransactionAPI:
+    """Sign as GoQuorum and web3js-quorum do: Homestead hash, then v 27/28 → 37/38."""
+    message = rlp.encode(
+        SpuriousDragonUnsignedTransaction(
+            nonce=unsigned.nonce,
+            gas_price=unsigned.gas_price,
+            gas=unsigned.gas,
+            to=unsigned.to,
+            value=unsigned.value,
+            data=unsigned.data,
+        )
+    )
+    signature = private_key.sign_msg(message)
+    v = signature.v + 27 + PRIVATE_V_OFFSET
+    return QuorumLegacyTransaction(
+        nonce=unsigned.nonce,
+        gas_price=unsigned.gas_price,
+        gas=unsigned.gas,
+        to=unsigned.to,
+        value=unsigned.value,
+        data=unsigned.data,
+        v=v,
+        r=signature.r,
+        s=signature.s,
+    )

@@ -144,7 +144,8 @@ def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> N
     assert load.errors == [], load.errors[:5]
     confirmed = load.confirmed()
     assert len(confirmed) >= 200
-    assert load.sent > len(confirmed)  # the kill hit while transactions were in flight
+    # the kill hit mid-stream: the load was cut off by it, not stopped by the test
+    assert load.stopped_by is not None
     print(f"sent {load.sent}, receipts {len(confirmed)}, in flight {len(load.outstanding)}")
     highest_seen = max(int(receipt["blockNumber"], 16) for receipt in confirmed.values())
 

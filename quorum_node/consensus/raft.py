@@ -319,6 +319,10 @@ class RaftEngine:
         accepted = await self._propose(block)
         if not accepted:
             self._prepared = None
+            # A proposal that timed out stays in this leader's log and can still commit
+            # once a majority is back; keep its body so the block can then be imported
+            # here and served to peers (nobody else may hold it).
+            self._bodies[bytes(block.hash)] = block
             return None
         # The applier commits the prepared writes; wait for it.
         deadline = time.monotonic() + PROPOSAL_TIMEOUT_SECONDS

@@ -7,7 +7,10 @@ import asyncio
 import json
 import logging
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tx_manager.client import Q2TClient
 
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.db import SqliteDB
@@ -21,12 +24,15 @@ from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_node.p2p.network import PeerNetwork
 from quorum_node.p2p.permissions import PermissionedNodes
+from quorum_node.privacy.payloads import PayloadResolver
+from quorum_node.privacy.sending import PrivateSender
 from quorum_node.rpc.admin import AdminNamespace
 from quorum_node.rpc.dispatcher import Dispatcher
 from quorum_node.rpc.eth import EthNamespace
 from quorum_node.rpc.eth_filters import FilterNamespace
 from quorum_node.rpc.evm import EvmNamespace
 from quorum_node.rpc.net import NetNamespace
+from quorum_node.rpc.quorum import QuorumNamespace
 from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
@@ -51,9 +57,12 @@ class RunningNode:
 
     server_host: str = "127.0.0.1"
     network: PeerNetwork | None = None
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def stop(self) -> None:
         await self.server.stop()
+        for closer in self.on_stop:
+            await closer()
         await self.node.close()
         if self.network is not None:
             await self.network.stop()
@@ -120,7 +129,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
     except Exception:
         db.close()
         raise
-    node = Node(chain, accounts, config.coinbase)
+    node = Node(chain, accounts, config.coinbase, PayloadResolver(config.tm_url))
+    private_sender = PrivateSender(Q2TClient(config.tm_url) if config.tm_url else None)
     dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
     network: PeerNetwork | None = None
     try:
@@ -142,7 +152,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
     filters = FilterNamespace(node)
     live_peers = (lambda: len(network.live_peers())) if network is not None else (lambda: 0)
     for namespace in (
-        EthNamespace(node),
+        EthNamespace(node, private_sender),
+        QuorumNamespace(node, private_sender),
         filters,
         NetNamespace(chain.chain_id, live_peers),
         Web3Namespace(config.client_version),
@@ -167,6 +178,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         db.close()
         raise
     running = RunningNode(node, server, db, server_host=config.rpc.host, network=network)
+    running.on_stop.append(private_sender.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}
     (config.datadir / "endpoints.json").write_text(json.dumps(endpoints) + "\n")
     return running

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also hold and fund this key (repeatable)",
     )
     dev.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID)
+    dev.add_argument("--tm-url", help="Q2T URL of a transaction manager (enables privateFor)")
 
     run = commands.add_parser("run", help="run a node from a config file, or from flags")
     _add_rpc_options(run)
@@ -137,6 +138,7 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
         rpc=_rpc_config(args),
         block_period_ms=args.block_period,
         extra_keys=tuple(args.dev_account_key),
+        tm_url=args.tm_url,
     )
 
 

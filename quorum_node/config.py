@@ -37,6 +37,7 @@ class NodeConfig:
     raft_port: int | None = None
     raft_password_file: Path | None = None
     permissioned_nodes_file: Path | None = None
+    tm_url: str | None = None  # the transaction manager's Q2T URL; None: no private transactions
 
     @property
     def node_key_path(self) -> Path:
@@ -110,4 +111,5 @@ def load_node_config(path: Path) -> NodeConfig:
         raft_port=a_port("raft_port", None),
         raft_password_file=a_path("raft_password_file"),
         permissioned_nodes_file=a_path("permissioned_nodes"),
+        tm_url=raw.get("tm_url"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth.abc import BlockAPI, SignedTransactionAPI
@@ -19,10 +19,13 @@ from eth_utils import ValidationError, encode_hex
 
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.executor import ChainExecutor
+from quorum_node.chain.transactions import is_private
 from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.consensus.base import ConsensusEngine
 from quorum_node.errors import TransactionRejected
+from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
+from quorum_node.privacy.sending import PrivacyError, check_private_shape
 from quorum_node.txpool import AccountView, TransactionPool
 
 logger = logging.getLogger(__name__)
@@ -38,8 +41,15 @@ class _Admitted:
 
 
 class Node:
-    def __init__(self, chain: ChainService, accounts: AccountStore, coinbase: bytes) -> None:
+    def __init__(
+        self,
+        chain: ChainService,
+        accounts: AccountStore,
+        coinbase: bytes,
+        payloads: PayloadResolver | None = None,
+    ) -> None:
         self.chain = chain
+        self.payloads = payloads or PayloadResolver(None)
         self.accounts = accounts
         self.coinbase = coinbase
         self.executor = ChainExecutor()
@@ -116,6 +126,11 @@ class Node:
             raise TransactionRejected(
                 f"invalid chain id for signer: have {transaction.chain_id} want {self.chain.chain_id}"
             )
+        if is_private(transaction):
+            try:
+                check_private_shape(transaction)
+            except PrivacyError as exc:
+                raise TransactionRejected(str(exc)) from None
         if transaction.gas > self.chain.head.gas_limit:
             raise TransactionRejected("exceeds block gas limit")
         if transaction.max_priority_fee_per_gas > transaction.max_fee_per_gas:
@@ -143,11 +158,13 @@ class Node:
         candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
         if not candidates and not allow_empty:
             return None
+        payloads = await self._payloads_for(candidates)
         committed = await self.executor.run(
             self.chain.seal_block,
             candidates,
             timestamp=int(time.time()),
             coinbase=self.coinbase,
+            payloads=payloads,
         )
         self.on_committed(committed)
         return committed
@@ -157,11 +174,13 @@ class Node:
         candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
         if not candidates and not allow_empty:
             return None
+        payloads = await self._payloads_for(candidates)
         prepared = await self.executor.run(
             self.chain.prepare_block,
             candidates,
             timestamp=int(time.time()),
             coinbase=self.coinbase,
+            payloads=payloads,
         )
         if prepared.built.rejected:
             self.pool.remove([transaction for transaction, _ in prepared.built.rejected])
@@ -174,9 +193,18 @@ class Node:
 
     async def import_block(self, block: BlockAPI) -> CommittedBlock:
         """Execute and commit a block another node made (re-execution checks it)."""
-        committed = await self.executor.run(self.chain.import_block, block)
+        payloads = await self._payloads_for(block.transactions)
+        committed = await self.executor.run(self.chain.import_block, block, payloads)
         self.on_committed(committed)
         return committed
+
+    async def _payloads_for(
+        self, transactions: Sequence[SignedTransactionAPI]
+    ) -> dict[bytes, PrivatePayload | None]:
+        """Private payloads of ``transactions`` from this node's manager (None: not a
+        party). Raises ``ManagerUnavailable`` rather than guess."""
+        hashes = [bytes(tx.data) for tx in transactions if is_private(tx)]
+        return await self.payloads.resolve(hashes) if hashes else {}
 
     def on_committed(self, committed: CommittedBlock) -> None:
         """Update the pool and tell listeners; runs on the event loop."""
@@ -202,4 +230,5 @@ class Node:
     async def close(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
+        await self.payloads.close()
         self.executor.shutdown()

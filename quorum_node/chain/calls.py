@@ -25,6 +25,8 @@ from quorum_node.chain.service import ChainService
 
 #: geth's default RPCGasCap: a call without "gas" may use this much, and no more.
 CALL_GAS_CAP = 50_000_000
+#: The intrinsic gas of a transaction without data: all a plain value transfer costs.
+TRANSFER_GAS = 21_000
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _PRECOMPILES = {Address((i).to_bytes(20, "big")) for i in range(1, 0x12)}
@@ -60,6 +62,7 @@ class Call:
     data: bytes
     gas: int | None
     access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
+    group_id: bytes | None = None  # run in this party group's private state
 
 
 def decode_revert_reason(output: bytes) -> str | None:
@@ -105,6 +108,8 @@ def _run(
         unsigned = vm.create_unsigned_transaction(
             nonce=nonce, gas_price=0, gas=gas, to=to, value=call.value, data=call.data
         )
+    if call.group_id is not None:
+        return _run_private(state, call, gas, nonce)
     spoofed = SpoofTransaction(unsigned, from_=call.sender, sender=call.sender)
     if gas < spoofed.intrinsic_gas:
         raise CallError(f"intrinsic gas too low: have {gas}, want {spoofed.intrinsic_gas}")
@@ -115,6 +120,25 @@ def _run(
         if "balance" in message.lower() or "afford" in message.lower():
             raise CallError("insufficient funds for gas * price + value") from None
         raise CallError(message) from None
+
+
+def _run_private(state: StateAPI, call: Call, gas: int, nonce: int) -> ComputationAPI:
+    """A call on a party group's private state runs as a private transaction would."""
+    from quorum_node.chain.transactions import QuorumTransactionBuilder
+    from quorum_node.privacy.state import run_private_message
+
+    outcome = run_private_message(
+        state,
+        sender=call.sender,
+        to=call.to,
+        nonce=nonce,
+        gas=gas,
+        payload=call.data,
+        unsigned_builder=QuorumTransactionBuilder,
+    )
+    if outcome.computation is None:
+        raise CallError(f"intrinsic gas too low: have {gas}")
+    return outcome.computation
 
 
 def _gas_cap(header: BlockHeaderAPI, requested: int | None) -> int:
@@ -137,9 +161,24 @@ def call(
     overrides: Mapping[Address, AccountOverride] | None = None,
 ) -> bytes:
     """What ``eth_call`` returns: the output, or an exception carrying the revert data."""
-    computation = _run(chain.vm_at(header), request, _gas_cap(header, request.gas), overrides or {})
+    computation = _run(chain.vm_at(header, request.group_id), request, _gas_cap(header, request.gas), overrides or {})
     _raise_if_failed(computation)
     return bytes(computation.output)
+
+
+def _is_plain_transfer(
+    chain: ChainService,
+    header: BlockHeaderAPI,
+    request: Call,
+    overrides: Mapping[Address, AccountOverride],
+) -> bool:
+    """No call data, and a recipient without code (after any state override)."""
+    if request.data or request.to is None:
+        return False
+    override = overrides.get(request.to)
+    if override is not None and override.code is not None:
+        return not override.code
+    return not chain.state_at(header).get_code(request.to)
 
 
 def estimate_gas(
@@ -157,7 +196,16 @@ def estimate_gas(
     """
     cap = _gas_cap(header, request.gas)
     overrides = overrides or {}
-    first = _run(chain.vm_at(header), request, cap, overrides)
+    if _is_plain_transfer(chain, header, request, overrides) and cap >= TRANSFER_GAS:
+        # geth answers exactly 21000 for a value transfer to an account without code,
+        # after checking that it runs with that much (an access list may cost more).
+        try:
+            plain = _run(chain.vm_at(header, request.group_id), request, TRANSFER_GAS, overrides)
+        except CallError:
+            plain = None
+        if plain is not None and not plain.is_error:
+            return TRANSFER_GAS
+    first = _run(chain.vm_at(header, request.group_id), request, cap, overrides)
     if first.is_error:
         if isinstance(first.error, Revert):
             raise CallReverted(decode_revert_reason(first.output), first.output)
@@ -166,7 +214,7 @@ def estimate_gas(
 
     def succeeds(gas: int) -> bool:
         try:
-            computation = _run(chain.vm_at(header), request, gas, overrides)
+            computation = _run(chain.vm_at(header, request.group_id), request, gas, overrides)
         except CallError:
             return False
         return not computation.is_error
@@ -194,13 +242,17 @@ def access_list(
     """(access list, gas used with it, error) as ``eth_createAccessList`` reports them.
 
     The addresses and slots the call touched are read back from py-evm's EIP-2929 warm
-    set; the sender, the recipient and precompiles are left out, as geth leaves them out.
+    set. As in geth's access-list tracer, the sender, the recipient, the coinbase and
+    precompiles are listed only for the storage slots the call touched in them (a call
+    that writes the recipient's storage lists it with those slots).
     """
-    vm = chain.vm_at(header)
+    vm = chain.vm_at(header, request.group_id)
     computation = _run(vm, request, _gas_cap(header, request.gas), overrides or {})
     touched: dict[Address, list[int]] = {}
-    warm_keys = getattr(vm.state._account_db, "_journal_accessed_state", {})  # noqa: SLF001
-    for key in list(warm_keys.keys()):
+    # py-evm keeps the warm set in a JournalDB that cannot be iterated; its pending diff
+    # lists every key marked warm since the transaction began (address, or address+slot).
+    warm_set = vm.state._account_db._journal_accessed_state  # noqa: SLF001
+    for key in warm_set.diff().pending_keys():
         key_bytes = bytes(key)
         address = Address(key_bytes[:20])
         slots = touched.setdefault(address, [])
@@ -210,7 +262,9 @@ def access_list(
     if request.to is not None:
         excluded.add(request.to)
     entries = [
-        (address, sorted(set(slots))) for address, slots in touched.items() if address not in excluded
+        (address, sorted(set(slots)))
+        for address, slots in touched.items()
+        if slots or address not in excluded
     ]
     error = None
     if computation.is_error:
@@ -218,6 +272,6 @@ def access_list(
     with_list = Call(request.sender, request.to, request.value, request.data, request.gas,
                      tuple((address, tuple(slots)) for address, slots in entries))
     gas_used = _gas_cap(header, request.gas) - _run(
-        chain.vm_at(header), with_list, _gas_cap(header, request.gas), overrides or {}
+        chain.vm_at(header, request.group_id), with_list, _gas_cap(header, request.gas), overrides or {}
     ).get_gas_remaining()
     return entries, gas_used, error

@@ -17,7 +17,7 @@ are not safe to share between threads, and one writer keeps the database simple.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +32,10 @@ from eth.abc import (
     VirtualMachineAPI,
 )
 from eth.chains.base import Chain
+from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.exceptions import BlockNotFound, HeaderNotFound
-from eth_typing import BlockNumber, Hash32
+from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import ValidationError, encode_hex
 
 from quorum_node.chain.builder import BuiltBlock, build_block, make_records
@@ -42,6 +43,9 @@ from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.records import TransactionRecord, record_key
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.errors import ChainError, ConfigError
+from quorum_node.privacy.payloads import PrivatePayload
+from quorum_node.privacy.processor import PrivacyProcessor
+from quorum_node.privacy.state import private_state
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +112,7 @@ class ChainService:
         ).hash
         self.head: BlockHeaderAPI = self.chain.get_canonical_head()
         self._head_state: StateAPI | None = None
+        self.privacy = PrivacyProcessor(db)
         logger.info("chain %d at block %d (%s)", self.chain_id, self.head.block_number,
                     encode_hex(self.head.hash))
 
@@ -127,6 +132,7 @@ class ChainService:
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes = b"",
+        payloads: Mapping[bytes, PrivatePayload | None] | None = None,
     ) -> CommittedBlock:
         """Build the next block from ``candidates`` on the head and commit it."""
         with self._one_write():
@@ -138,7 +144,8 @@ class ChainService:
                 coinbase=coinbase,
                 extra_data=extra_data,
             )
-            return self._commit(built)
+            self._persist(built.block, built.records, payloads or {})
+        return self._advance(built.block, built.records, built.rejected, built.deferred)
 
     def prepare_block(
         self,
@@ -147,6 +154,7 @@ class ChainService:
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes = b"",
+        payloads: Mapping[bytes, PrivatePayload | None] | None = None,
     ) -> PreparedBlock:
         """Build the next block but keep its writes aside until consensus accepts it."""
         capture = getattr(self.db, "capture_scope", None)
@@ -161,8 +169,7 @@ class ChainService:
                 coinbase=coinbase,
                 extra_data=extra_data,
             )
-            self.chain.chaindb.persist_block(built.block)
-            self._write_records(built.records)
+            self._persist(built.block, built.records, payloads or {})
         return PreparedBlock(built, dict(writes))
 
     def commit_prepared(self, prepared: PreparedBlock) -> CommittedBlock:
@@ -171,12 +178,12 @@ class ChainService:
         if block.header.parent_hash != self.head.hash:
             raise ChainError(f"prepared block #{block.number} no longer extends the head")
         self.db.commit_captured(prepared.writes)  # type: ignore[attr-defined]
-        self.head = block.header
-        self._head_state = None
         built = prepared.built
-        return CommittedBlock(block, built.records, built.rejected, built.deferred)
+        return self._advance(block, built.records, built.rejected, built.deferred)
 
-    def import_block(self, block: BlockAPI) -> CommittedBlock:
+    def import_block(
+        self, block: BlockAPI, payloads: Mapping[bytes, PrivatePayload | None] | None = None
+    ) -> CommittedBlock:
         """Execute a block that another node built and commit it if it checks out."""
         if block.header.parent_hash != self.head.hash:
             raise ChainError(
@@ -191,16 +198,30 @@ class ChainService:
             receipts = imported.get_receipts(self.chain.chaindb)
             records = make_records(imported, receipts)
             self._write_records(records)
-        self.head = imported.header
-        self._head_state = None
-        return CommittedBlock(imported, records)
+            self.privacy.process_block(self.chain, imported, records, payloads or {})
+        return self._advance(imported, records)
 
-    def _commit(self, built: BuiltBlock) -> CommittedBlock:
-        self.chain.chaindb.persist_block(built.block)
-        self._write_records(built.records)
-        self.head = built.block.header
+    def _persist(
+        self,
+        block: BlockAPI,
+        records: tuple[TransactionRecord, ...],
+        payloads: Mapping[bytes, PrivatePayload | None],
+    ) -> None:
+        """Every write of a built block: the block, its records, its private half."""
+        self.chain.chaindb.persist_block(block)
+        self._write_records(records)
+        self.privacy.process_block(self.chain, block, records, payloads)
+
+    def _advance(
+        self,
+        block: BlockAPI,
+        records: tuple[TransactionRecord, ...],
+        rejected: tuple[tuple[SignedTransactionAPI, str], ...] = (),
+        deferred: tuple[SignedTransactionAPI, ...] = (),
+    ) -> CommittedBlock:
+        self.head = block.header
         self._head_state = None
-        return CommittedBlock(built.block, built.records, built.rejected, built.deferred)
+        return CommittedBlock(block, records, rejected, deferred)
 
     def _write_records(self, records: Sequence[TransactionRecord]) -> None:
         for record in records:
@@ -230,6 +251,10 @@ class ChainService:
             raise ChainError(f"block body of #{header.block_number} is missing") from exc
 
     def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        """The private record where this node is a party, else the public one."""
+        private = self.privacy.store.record(transaction_hash)
+        if private is not None:
+            return private
         key = record_key(transaction_hash)
         try:
             encoded = self.db[key]
@@ -256,10 +281,32 @@ class ChainService:
         """A throw-away py-evm state as it was after ``header``'s block."""
         return self.chain.get_vm(header).state
 
-    def vm_at(self, header: BlockHeaderAPI) -> VirtualMachineAPI:
+    def vm_at(self, header: BlockHeaderAPI, group_id: bytes | None = None) -> VirtualMachineAPI:
         """A throw-away VM over the state after ``header``, in that block's context.
 
         geth runs ``eth_call`` the same way: block number, timestamp and coinbase are the
-        given block's, and the state is the one its execution left.
+        given block's, and the state is the one its execution left. With ``group_id`` the
+        VM's state is that party group's private state (reading public accounts through).
         """
-        return self.chain.get_vm(header)
+        vm = self.chain.get_vm(header)
+        if group_id is not None:
+            root = self.privacy.store.roots_after(header.hash).get(group_id, BLANK_ROOT_HASH)
+            vm._state = private_state(vm, self.db, Hash32(root))  # noqa: SLF001
+        return vm
+
+    def group_of(self, address: bytes | None) -> bytes | None:
+        """The party group a private contract lives in, if this node knows it."""
+        if address is None:
+            return None
+        contract = self.privacy.store.contract(Address(address))
+        return contract.group_id if contract is not None else None
+
+    def state_for(self, header: BlockHeaderAPI, address: bytes) -> StateAPI:
+        """The state ``address`` lives in: its group's private state, or the public one."""
+        group_id = self.group_of(address)
+        if group_id is None:
+            return self.state_at(header)
+        return self.vm_at(header, group_id).state
+
+    def private_bloom(self, header: BlockHeaderAPI) -> int:
+        return self.privacy.store.private_bloom(header.hash)

@@ -16,8 +16,10 @@ from typing import Any
 
 from quorum_node.chain.calls import CallError, CallReverted
 from quorum_node.errors import QuorumNodeError, TransactionRejected
+from quorum_node.privacy.sending import InvalidPrivacyParams
 from quorum_node.rpc.errors import (
     ExecutionReverted,
+    InvalidParams,
     InvalidRequest,
     MethodNotFound,
     ParseError,
@@ -58,6 +60,8 @@ def _as_rpc_error(exc: Exception) -> RpcError:
         return exc
     if isinstance(exc, CallReverted):
         return ExecutionReverted(exc.reason, exc.revert_data)
+    if isinstance(exc, InvalidPrivacyParams):
+        return InvalidParams(str(exc))
     if isinstance(exc, TransactionRejected | CallError | QuorumNodeError):
         return ServerError(str(exc))
     logger.exception("internal error while handling a request", exc_info=exc)

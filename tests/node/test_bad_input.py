@@ -329,6 +329,12 @@ BAD_PARAMS: dict[str, list[Any]] = {
     "eth_unsubscribe": [[5], [OBJECT]],
     "eth_getProof": [[SHORT_ADDRESS, [], "latest"], [ADDRESS, "x", "latest"]],
     "web3_sha3": [[NOT_HEX], [5], ["hello"], [OBJECT]],
+    # privacy: a dev node without a transaction manager still checks its params first
+    "eth_getQuorumPayload": [["0x12"], [OBJECT], [NOT_HEX], [HASH]],
+    "eth_storageRoot": [[SHORT_ADDRESS], [OBJECT], [ADDRESS, OBJECT]],
+    "eth_getContractPrivacyMetadata": [[SHORT_ADDRESS], [5]],
+    "debug_privateStateRoot": [[OBJECT], [NOT_HEX]],
+    "debug_privateStateRoots": [[OBJECT], ["latestt"]],
     "evm_mine": [],
 }
 
@@ -377,7 +383,9 @@ def test_every_method_has_typed_bad_params_or_takes_none() -> None:
         "eth_newBlockFilter", "eth_newPendingTransactionFilter", "eth_protocolVersion",
         "eth_syncing", "net_listening", "net_peerCount", "net_version", "txpool_content",
         "txpool_status", "web3_clientVersion", "admin_nodeInfo", "admin_peers", "raft_cluster",
-        "raft_leader", "raft_role",
+        "raft_leader", "raft_role", "eth_getPrivacyPrecompileAddress",
+        # takes a raw transaction and options; its refusals are tested in tests/privacy
+        "eth_sendRawPrivateTransaction",
     }
     missing = rpc_method_names() - set(BAD_PARAMS) - without_params
     assert not missing, f"add wrong-typed params for {sorted(missing)}"

@@ -1,0 +1,94 @@
+"""Asking the node's own transaction manager for the payloads of a block's private
+transactions, before the chain thread executes them.
+
+"Not found" (404) means this node is not a party. Any other failure is not an answer:
+treating it as "not a party" would silently fork this node's private state from the
+other parties' (GoQuorum issue #1574). So failures are retried, and if the manager still
+cannot answer, ``ManagerUnavailable`` stops the block from being built or imported; the
+caller logs why and tries again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tx_manager.client import ClientError, Q2TClient
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 2.0, 4.0)
+CACHE_SIZE = 20_000
+
+
+class ManagerUnavailable(Exception):
+    """The transaction manager did not answer; the block must wait."""
+
+
+@dataclass(frozen=True)
+class PrivatePayload:
+    payload: bytes
+    group_id: bytes
+    parties: tuple[str, ...]  # every key of the group, base64, sorted
+    privacy_flag: int
+
+
+class PayloadResolver:
+    """One node's view of private payloads: the plaintext where it is a party, else None."""
+
+    def __init__(self, manager_url: str | None) -> None:
+        self.manager_url = manager_url
+        self._client = Q2TClient(manager_url) if manager_url else None
+        self._cache: OrderedDict[bytes, PrivatePayload | None] = OrderedDict()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    @property
+    def client(self) -> Q2TClient:
+        if self._client is None:
+            raise ManagerUnavailable("this node has no transaction manager configured")
+        return self._client
+
+    async def resolve(self, payload_hashes: Iterable[bytes]) -> dict[bytes, PrivatePayload | None]:
+        wanted = list(dict.fromkeys(payload_hashes))
+        if self._client is None:
+            return dict.fromkeys(wanted)  # no manager: never a party to anything
+        missing = [h for h in wanted if h not in self._cache]
+        results = await asyncio.gather(*(self._fetch(h) for h in missing))
+        for payload_hash, result in zip(missing, results, strict=True):
+            self._cache[payload_hash] = result
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return {h: self._cache[h] for h in wanted}
+
+    async def _fetch(self, payload_hash: bytes) -> PrivatePayload | None:
+        assert self._client is not None  # noqa: S101 - checked by resolve
+        last_error: Exception | None = None
+        for delay in (0.0, *RETRY_DELAYS_SECONDS):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                received = await self._client.receive(payload_hash)
+            except ClientError as exc:
+                last_error = exc
+                logger.warning(
+                    "transaction manager did not answer for %s…: %s", payload_hash[:8].hex(), exc
+                )
+                continue
+            if received is None:
+                return None
+            return PrivatePayload(
+                payload=received.payload,
+                group_id=received.privacy_group_id,
+                parties=tuple(sorted(received.parties)),
+                privacy_flag=received.privacy_flag,
+            )
+        raise ManagerUnavailable(
+            f"the transaction manager at {self.manager_url} did not answer for payload "
+            f"{payload_hash[:8].hex()}…: {last_error}"
+        )

@@ -1,0 +1,235 @@
+"""A party group's private state, and running one private transaction on it.
+
+The private state is a py-evm state over the group's own state root. Its account
+database routes by account: an account that exists in the private state is read and
+written there; any other account is read from the public state, and writing to it
+(storage, balance, nonce, code) fails the way an EVM error fails, reverting the private
+transaction's frame. That is GoQuorum's rule: private contracts may read public ones,
+never change them or move value into them. Accounts that exist nowhere yet (a contract a
+private transaction creates) are born private.
+
+Execution is deterministic and uses nothing outside the group's state, the public state
+after the block, and the block's context, so every party reaches the same root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth._utils.address import generate_contract_address
+from eth.abc import (
+    AccountDatabaseAPI,
+    AtomicDatabaseAPI,
+    ComputationAPI,
+    SignedTransactionAPI,
+    StateAPI,
+    VirtualMachineAPI,
+)
+from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.db.account import AccountDB
+from eth.exceptions import VMError
+from eth.vm.message import Message
+from eth.vm.spoof import SpoofTransaction
+from eth_typing import Address, Hash32
+
+
+class PublicStateWriteError(VMError):  # type: ignore[misc]
+    """A private transaction tried to change a public account."""
+
+
+class RoutedAccountDB(AccountDB):  # type: ignore[misc]
+    """Private accounts here, public accounts read-only from ``public``."""
+
+    def __init__(
+        self, db: AtomicDatabaseAPI, state_root: Hash32, public: AccountDatabaseAPI
+    ) -> None:
+        super().__init__(db, state_root)
+        self._public = public
+
+    def _private(self, address: Address) -> bool:
+        return bool(super().account_exists(address))
+
+    def _public_account(self, address: Address) -> bool:
+        return not self._private(address) and bool(self._public.account_exists(address))
+
+    def _check_writable(self, address: Address) -> None:
+        if self._public_account(address):
+            raise PublicStateWriteError(
+                f"a private transaction cannot change public account 0x{address.hex()}"
+            )
+
+    # reads: private if the account is private, else public
+    def get_storage(self, address: Address, slot: int, from_journal: bool = True) -> int:
+        if self._private(address):
+            return int(super().get_storage(address, slot, from_journal))
+        return int(self._public.get_storage(address, slot, from_journal))
+
+    def get_balance(self, address: Address) -> int:
+        return int(
+            super().get_balance(address)
+            if self._private(address)
+            else self._public.get_balance(address)
+        )
+
+    def get_nonce(self, address: Address) -> int:
+        return int(
+            super().get_nonce(address)
+            if self._private(address)
+            else self._public.get_nonce(address)
+        )
+
+    def get_code(self, address: Address) -> bytes:
+        return bytes(
+            super().get_code(address) if self._private(address) else self._public.get_code(address)
+        )
+
+    def get_code_hash(self, address: Address) -> Hash32:
+        if self._private(address):
+            return Hash32(super().get_code_hash(address))
+        return Hash32(self._public.get_code_hash(address))
+
+    def account_has_code_or_nonce(self, address: Address) -> bool:
+        if self._private(address):
+            return bool(super().account_has_code_or_nonce(address))
+        return bool(self._public.account_has_code_or_nonce(address))
+
+    def account_exists(self, address: Address) -> bool:
+        return self._private(address) or bool(self._public.account_exists(address))
+
+    def account_is_empty(self, address: Address) -> bool:
+        if self._private(address):
+            return bool(super().account_is_empty(address))
+        return bool(self._public.account_is_empty(address))
+
+    # writes: refused for public accounts
+    def set_storage(self, address: Address, slot: int, value: int) -> None:
+        self._check_writable(address)
+        super().set_storage(address, slot, value)
+
+    def delete_storage(self, address: Address) -> None:
+        self._check_writable(address)
+        super().delete_storage(address)
+
+    def set_balance(self, address: Address, balance: int) -> None:
+        self._check_writable(address)
+        super().set_balance(address, balance)
+
+    def set_nonce(self, address: Address, nonce: int) -> None:
+        self._check_writable(address)
+        super().set_nonce(address, nonce)
+
+    def increment_nonce(self, address: Address) -> None:
+        self._check_writable(address)
+        super().increment_nonce(address)
+
+    def set_code(self, address: Address, code: bytes) -> None:
+        self._check_writable(address)
+        super().set_code(address, code)
+
+    def delete_code(self, address: Address) -> None:
+        self._check_writable(address)
+        super().delete_code(address)
+
+    def delete_account(self, address: Address) -> None:
+        self._check_writable(address)
+        super().delete_account(address)
+
+    def touch_account(self, address: Address) -> None:
+        # Touching marks an account for EIP-161 cleanup; a public account is not ours to
+        # touch, and calling it read-only must not count as a write.
+        if not self._public_account(address):
+            super().touch_account(address)
+
+
+def private_state(
+    public_vm: VirtualMachineAPI, db: AtomicDatabaseAPI, private_root: Hash32
+) -> StateAPI:
+    """A state over ``private_root`` in ``public_vm``'s block context, reading public
+    accounts from ``public_vm.state``."""
+    state_class = public_vm.get_state_class()
+    state = state_class(db, public_vm.state.execution_context, private_root)
+    public_accounts = public_vm.state._account_db  # noqa: SLF001 - py-evm's own seam
+    state._account_db = RoutedAccountDB(db, private_root, public_accounts)  # noqa: SLF001
+    return state
+
+
+@dataclass(frozen=True)
+class PrivateOutcome:
+    computation: ComputationAPI | None
+    contract_address: Address | None
+    gas_used: int
+    status: int
+
+
+def run_private_transaction(
+    state: StateAPI,
+    transaction: SignedTransactionAPI,
+    sender: Address,
+    payload: bytes,
+    unsigned_builder: type,
+) -> PrivateOutcome:
+    """Execute the decrypted ``payload`` of a private ``transaction`` on ``state``."""
+    return run_private_message(
+        state,
+        sender=sender,
+        to=None if transaction.to == CREATE_CONTRACT_ADDRESS else Address(transaction.to),
+        nonce=transaction.nonce,
+        gas=transaction.gas,
+        payload=payload,
+        unsigned_builder=unsigned_builder,
+    )
+
+
+def run_private_message(
+    state: StateAPI,
+    *,
+    sender: Address,
+    to: Address | None,
+    nonce: int,
+    gas: int,
+    payload: bytes,
+    unsigned_builder: type,
+) -> PrivateOutcome:
+    """Run ``payload`` from ``sender`` as a private transaction would run it.
+
+    The message is what the public transaction would have been with the payload as its
+    data; a creation's address comes from the sender and the public nonce, as in
+    GoQuorum. ``gas`` covers the payload's intrinsic gas and the execution. Nothing is
+    charged and the sender's public account is not touched (its nonce moves on the
+    public side only). eth_call and eth_estimateGas on private state use this too.
+    """
+    creating = to is None
+    contract_address = Address(generate_contract_address(sender, nonce)) if creating else None
+    as_public = unsigned_builder.create_unsigned_transaction(  # type: ignore[attr-defined]
+        nonce=nonce,
+        gas_price=0,
+        gas=gas,
+        to=CREATE_CONTRACT_ADDRESS if creating else to,
+        value=0,
+        data=payload,
+    )
+    spoofed = SpoofTransaction(as_public, sender=sender, from_=sender)
+    intrinsic = as_public.intrinsic_gas
+    if gas < intrinsic:
+        return PrivateOutcome(None, contract_address, gas, 0)
+    message = Message(
+        gas=gas - intrinsic,
+        to=CREATE_CONTRACT_ADDRESS if creating else to,
+        sender=sender,
+        value=0,
+        data=b"" if creating else payload,
+        code=payload if creating else state.get_code(to),
+        create_address=contract_address,
+    )
+    executor = state.get_transaction_executor()
+    state.lock_changes()
+    try:
+        computation = executor.build_computation(message, spoofed)
+    except VMError:
+        return PrivateOutcome(None, contract_address, gas, 0)
+    for account in computation.get_accounts_for_deletion():
+        state.delete_account(account)
+    state.clear_transient_storage()
+    gas_used = gas - computation.get_gas_remaining()
+    gas_used -= executor.calculate_gas_refund(computation, gas_used)
+    return PrivateOutcome(computation, contract_address, gas_used, 0 if computation.is_error else 1)

@@ -1,0 +1,94 @@
+"""What a node keeps of private state, in the chain database beside the public chain.
+
+All of it is written in the same atomic write as the public block it belongs to, so a
+crash never leaves a block without its private roots or receipts:
+
+* per public block, the private state root of every party group this node belongs to;
+* per private transaction this node is party to, its private ``TransactionRecord``;
+* per private contract, the group it lives in, its creation transaction and privacy flag;
+* per public block with private logs, a bloom filter of them (for eth_getLogs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import rlp
+from eth.abc import DatabaseAPI
+from eth_typing import Address, Hash32
+
+from quorum_node.chain.records import TransactionRecord
+
+_ROOTS = b"quorum-py:private-roots:"
+_RECORD = b"quorum-py:private-record:"
+_CONTRACT = b"quorum-py:private-contract:"
+_BLOOM = b"quorum-py:private-bloom:"
+_GROUP = b"quorum-py:private-group:"
+
+
+@dataclass(frozen=True)
+class PrivateContract:
+    group_id: bytes
+    creation_transaction: Hash32
+    privacy_flag: int
+
+    def to_bytes(self) -> bytes:
+        return bytes(rlp.encode([1, self.group_id, self.creation_transaction, self.privacy_flag]))
+
+    @classmethod
+    def from_bytes(cls, encoded: bytes) -> PrivateContract:
+        _version, group_id, creation, flag = rlp.decode(encoded)
+        return cls(group_id, Hash32(creation), int.from_bytes(flag, "big"))
+
+
+class PrivateStore:
+    def __init__(self, db: DatabaseAPI) -> None:
+        self._db = db
+
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return bytes(self._db[key])
+        except KeyError:
+            return None
+
+    # per block
+    def roots_after(self, block_hash: bytes) -> dict[bytes, Hash32]:
+        encoded = self._get(_ROOTS + block_hash)
+        if encoded is None:
+            return {}
+        return {group: Hash32(root) for group, root in rlp.decode(encoded)}
+
+    def set_roots_after(self, block_hash: bytes, roots: dict[bytes, Hash32]) -> None:
+        if roots:
+            self._db[_ROOTS + block_hash] = bytes(rlp.encode(sorted(roots.items())))
+
+    def private_bloom(self, block_hash: bytes) -> int:
+        encoded = self._get(_BLOOM + block_hash)
+        return int.from_bytes(encoded, "big") if encoded else 0
+
+    def set_private_bloom(self, block_hash: bytes, bloom: int) -> None:
+        if bloom:
+            self._db[_BLOOM + block_hash] = bloom.to_bytes(256, "big")
+
+    # per transaction
+    def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        encoded = self._get(_RECORD + transaction_hash)
+        return TransactionRecord.from_bytes(encoded) if encoded else None
+
+    def set_record(self, record: TransactionRecord) -> None:
+        self._db[_RECORD + record.transaction_hash] = record.to_bytes()
+
+    # per contract and group
+    def contract(self, address: Address) -> PrivateContract | None:
+        encoded = self._get(_CONTRACT + address)
+        return PrivateContract.from_bytes(encoded) if encoded else None
+
+    def set_contract(self, address: Address, contract: PrivateContract) -> None:
+        self._db[_CONTRACT + address] = contract.to_bytes()
+
+    def group_members(self, group_id: bytes) -> list[str]:
+        encoded = self._get(_GROUP + group_id)
+        return [key.decode() for key in rlp.decode(encoded)] if encoded else []
+
+    def set_group_members(self, group_id: bytes, members: list[str]) -> None:
+        self._db[_GROUP + group_id] = bytes(rlp.encode([key.encode() for key in sorted(members)]))

@@ -33,7 +33,7 @@ from eth_utils import encode_hex
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
 from quorum_node.chain.service import CommittedBlock, PreparedBlock
-from quorum_node.errors import ChainError, ConfigError
+from quorum_node.errors import ChainError, ConfigError, TransactionRejected
 from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode
 from quorum_node.p2p.network import Peer, PeerError, PeerNetwork
@@ -253,14 +253,22 @@ class RaftEngine:
             )
 
     async def receive_transactions(self, raw_transactions: list[bytes], sender: str) -> int:
-        accepted = 0
-        for raw in raw_transactions:
+        """Admit what a peer forwarded; bytes that are no transaction refuse the whole
+        request (``WireError``), while "already known" and friends are normal."""
+        transactions = []
+        for index, raw in enumerate(raw_transactions):
             try:
-                await self._node.submit(self._node.decode_raw_transaction(raw))
-                accepted += 1
-            except Exception as exc:  # "already known" and friends are normal here
-                logger.debug("forwarded transaction not admitted: %s", exc)
-        return accepted
+                transactions.append(self._node.decode_raw_transaction(raw))
+            except TransactionRejected as exc:
+                raise WireError(f"transactions[{index}]: {exc}") from None
+        outcomes = await asyncio.gather(
+            *(self._node.submit(transaction) for transaction in transactions),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                logger.debug("forwarded transaction not admitted: %s", outcome)
+        return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
 
     async def _watch_leader(self) -> None:
         """On every leader change, hand the pending pool to the new leader."""

@@ -155,7 +155,10 @@ class PeerNetwork:
             raws = decode_list(body, "transactions")
         except WireError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
-        accepted = await self._require_handlers().receive_transactions(raws, signer)
+        try:
+            accepted = await self._require_handlers().receive_transactions(raws, signer)
+        except WireError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response({"accepted": accepted})
 
     async def _push_block(self, request: web.Request) -> web.StreamResponse:

@@ -110,8 +110,10 @@ def test_kill_leader_under_load(network3: QnetNetwork) -> None:
         new_leader = network.leader(followers, timeout=30)
         assert new_leader in followers
         wait_until(
-            lambda: len(load.receipts) >= receipts_at_kill + 10
-            and network.head_number(new_leader) > head_at_kill,
+            lambda: (
+                len(load.receipts) >= receipts_at_kill + 10
+                and network.head_number(new_leader) > head_at_kill
+            ),
             30,
             "the chain to go on under the new leader",
         )

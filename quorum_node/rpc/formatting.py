@@ -125,6 +125,18 @@ def format_transaction(
             }
             for address, slots in transaction.access_list
         ]
+        if type_id == 4:
+            formatted["authorizationList"] = [
+                {
+                    "chainId": hex_quantity(authorization.chain_id),
+                    "address": checksum(authorization.address),
+                    "nonce": hex_quantity(authorization.nonce),
+                    "yParity": hex_quantity(authorization.y_parity),
+                    "r": hex_quantity(authorization.r),
+                    "s": hex_quantity(authorization.s),
+                }
+                for authorization in transaction.authorization_list
+            ]
         if type_id == 1:
             formatted["gasPrice"] = hex_quantity(transaction.gas_price)
         else:

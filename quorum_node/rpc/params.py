@@ -118,6 +118,41 @@ def block_id(value: Any, name: str = "block", default: str = "latest") -> BlockI
 
 
 @dataclass(frozen=True)
+class SignedAuthorization:
+    """One entry of an EIP-7702 ``authorizationList``: the account that signed it lets
+    its code delegate to ``address``."""
+
+    chain_id: int
+    address: Address
+    nonce: int
+    y_parity: int
+    r: int
+    s: int
+
+
+def authorization_list(value: Any, name: str) -> tuple[SignedAuthorization, ...]:
+    if not isinstance(value, list):
+        raise InvalidParams(f"{name}: expected an array")
+    entries = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidParams(f"{where}: expected an object")
+        y_parity = entry.get("yParity", entry.get("v"))
+        entries.append(
+            SignedAuthorization(
+                chain_id=quantity(entry.get("chainId"), f"{where}.chainId"),
+                address=address(entry.get("address"), f"{where}.address"),
+                nonce=quantity(entry.get("nonce"), f"{where}.nonce", 2**64 - 1),
+                y_parity=quantity(y_parity, f"{where}.yParity", 0xFF),
+                r=quantity(entry.get("r"), f"{where}.r"),
+                s=quantity(entry.get("s"), f"{where}.s"),
+            )
+        )
+    return tuple(entries)
+
+
+@dataclass(frozen=True)
 class CallRequest:
     """The transaction-like object of eth_call, eth_estimateGas and eth_sendTransaction."""
 
@@ -133,12 +168,13 @@ class CallRequest:
     access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
     transaction_type: int | None = None
     chain_id: int | None = None
+    authorizations: tuple[SignedAuthorization, ...] | None = None
     extra: dict[str, Any] | None = None  # fields beyond Ethereum's (Quorum's privateFor, ...)
 
 
 _CALL_KNOWN = {
     "from", "to", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "value",
-    "data", "input", "nonce", "accessList", "type", "chainId",
+    "data", "input", "nonce", "accessList", "type", "chainId", "authorizationList",
 }
 
 
@@ -191,5 +227,6 @@ def call_request(value: Any, name: str = "transaction") -> CallRequest:
         access_list=access_list,
         transaction_type=optional("type", quantity, 0xFF),
         chain_id=optional("chainId", quantity),
+        authorizations=optional("authorizationList", authorization_list),
         extra=extra or None,
     )

@@ -3,10 +3,14 @@
 ``eth_sendTransaction`` from web3.py and ethers arrives without fee fields and often
 without gas or nonce; the node fills them as geth does: nonce from the pool's pending
 count, gas by estimation, and EIP-1559 fees at the suggested tip (0 on a free-gas
-network). A request that names ``gasPrice`` gets a legacy (or EIP-2930) transaction.
+network). A request that names ``gasPrice`` gets a legacy (or EIP-2930) transaction; one
+with an ``authorizationList`` gets an EIP-7702 set-code transaction.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from eth.abc import SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
@@ -33,6 +37,8 @@ def sign_request(
     if request.chain_id is not None and request.chain_id != chain_id:
         raise InvalidParams(f"chainId {request.chain_id} does not match the node's {chain_id}")
     wants_legacy = request.gas_price is not None or request.transaction_type in (0, 1)
+    if wants_legacy and request.authorizations is not None:
+        raise InvalidParams("a set code transaction (authorizationList) cannot use gasPrice")
     if wants_legacy:
         if request.max_fee_per_gas is not None or request.max_priority_fee_per_gas is not None:
             raise InvalidParams("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
@@ -54,6 +60,21 @@ def sign_request(
         fee_cap = 2 * base_fee + tip
     if tip > fee_cap:
         raise InvalidParams("maxFeePerGas must be at least maxPriorityFeePerGas")
+    if request.authorizations is not None:
+        if request.to is None:
+            raise InvalidParams('set code transaction: "to" is required (EIP-7702 cannot create)')
+        unsigned = builder.new_unsigned_set_code_transaction(
+            chain_id, nonce, tip, fee_cap, gas, to, request.value, request.data,
+            request.access_list or (),
+            [
+                {
+                    "chain_id": auth.chain_id, "address": auth.address, "nonce": auth.nonce,
+                    "y_parity": auth.y_parity, "r": auth.r, "s": auth.s,
+                }
+                for auth in request.authorizations
+            ],
+        )
+        return _canonical(unsigned.as_signed_transaction(private_key))
     unsigned = builder.new_unsigned_dynamic_fee_transaction(
         chain_id, nonce, tip, fee_cap, gas, to, request.value, request.data,
         request.access_list or (),
@@ -64,3 +85,39 @@ def sign_request(
 def _canonical(transaction: SignedTransactionAPI) -> SignedTransactionAPI:
     """Re-decode with the chain's own builder, so the object is the fork's typed class."""
     return QuorumVM.get_transaction_builder().decode(transaction.encode())  # type: ignore[no-any-return]
+
+
+_ARRAY_SUFFIX = re.compile(r"^(?P<element>.+)\[(?P<length>\d*)\]$")
+
+
+def check_typed_data_arrays(typed_data: dict[str, Any]) -> None:
+    """Refuse EIP-712 data whose fixed-size arrays hold the wrong number of items.
+
+    eth-account hashes ``Person[2]`` with one item without complaint, which would sign a
+    message no verifier can reproduce; the message is web3.py's own wording for it.
+    """
+    types = typed_data.get("types")
+    if not isinstance(types, dict):
+        raise InvalidParams("typed data: \"types\" must be an object")
+
+    def check(type_name: str, value: Any) -> None:
+        array = _ARRAY_SUFFIX.match(type_name)
+        if array is not None:
+            if not isinstance(value, list):
+                raise InvalidParams(f"typed data: expected an array for type {type_name}")
+            if array["length"] and len(value) != int(array["length"]):
+                raise InvalidParams(
+                    f"Expected {array['length']} items for array type {type_name}, "
+                    f"got {len(value)} items"
+                )
+            for item in value:
+                check(array["element"], item)
+            return
+        fields = types.get(type_name)
+        if isinstance(fields, list) and isinstance(value, dict):
+            for field in fields:
+                if isinstance(field, dict) and field.get("name") in value:
+                    check(str(field.get("type")), value[field["name"]])
+
+    check("EIP712Domain", typed_data.get("domain"))
+    check(str(typed_data.get("primaryType")), typed_data.get("message"))

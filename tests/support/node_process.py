@@ -20,8 +20,9 @@ from typing import Any
 
 # Fixed development keys so tests can sign locally; the node also creates its own dev key.
 TEST_KEYS = [bytes([index + 1]) * 32 for index in range(8)]
-# web3.py's own integration tests use this keyfile account (REFERENCE.md).
-WEB3_TEST_KEY = bytes.fromhex("392f63a79b1ff8774845f3fa69de4a13800a59e7083f5187f1558f0797ad0f01")
+# The key of web3.py's keyfile account 0xdC544d1AA88Ff8bbd2F2AeC754B1F1e99e1812fd, which its
+# integration tests send from (web3.py tests/integration/generate_fixtures/common.py).
+WEB3_TEST_KEY = bytes.fromhex("58d23b55bc9cdce1f18c2500f40ff4ab7245df9a89505e9b1fa4851f623d241d")
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

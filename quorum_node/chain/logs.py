@@ -65,7 +65,10 @@ def find_logs(
     found: list[tuple[TransactionRecord, int, LogEntry]] = []
     for number in range(first, min(last, chain.head.block_number) + 1):
         header = chain.header_by_number(number)
-        if header is None or not header.bloom or not criteria.may_match_bloom(header.bloom):
+        if header is None:
+            continue
+        bloom = header.bloom | chain.private_bloom(header)
+        if not bloom or not criteria.may_match_bloom(bloom):
             continue
         found.extend(matching_logs(chain.records_of(chain.block_of(header)), criteria))
         if len(found) > MAX_LOG_RESULTS:

@@ -221,7 +221,10 @@ class ChainService:
     ) -> CommittedBlock:
         self.head = block.header
         self._head_state = None
-        return CommittedBlock(block, records, rejected, deferred)
+        # Filters and subscriptions see what this node sees: private results where it is
+        # a party, the public side elsewhere.
+        visible = tuple(self.privacy.store.record(r.transaction_hash) or r for r in records)
+        return CommittedBlock(block, visible, rejected, deferred)
 
     def _write_records(self, records: Sequence[TransactionRecord]) -> None:
         for record in records:

@@ -1,0 +1,166 @@
+"""``w3.quorum``: Quorum privacy for web3.py users.
+
+No Python client for Quorum's privacy methods existed (web3js-quorum is JavaScript
+only), so this module gives web3.py 8 what web3js-quorum gives web3.js::
+
+    from web3 import Web3
+    from quorum_node.web3_ext import attach_quorum
+
+    w3 = attach_quorum(Web3(Web3.HTTPProvider(node_url)))
+    tx_hash = w3.quorum.send_transaction(
+        {"from": w3.eth.accounts[0], "to": contract, "data": call_data},
+        private_for=[counterparty_manager_key],
+    )
+    receipt = w3.quorum.wait_for_private_receipt(tx_hash)
+
+Offline signing follows web3js-quorum: the payload goes to the sender's manager with
+``/storeraw``, the transaction carrying its hash is signed locally with v = 37/38, and
+``send_raw_private_transaction`` has the node distribute and submit it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_keys import keys
+from eth_utils import to_bytes, to_canonical_address
+from hexbytes import HexBytes
+from tx_manager.client import SyncQ2TClient
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.module import Module
+
+from quorum_node.chain.transactions import QuorumTransactionBuilder, sign_private
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+class QuorumModule(Module):  # type: ignore[misc]
+    """Attached as ``w3.quorum`` by ``attach_quorum``."""
+
+    w3: Web3
+
+    def _call(self, method: str, params: list[Any]) -> Any:
+        return self.w3.manager.request_blocking(method, params)  # type: ignore[arg-type]
+
+    def send_transaction(
+        self,
+        transaction: dict[str, Any],
+        private_for: list[str],
+        private_from: str | None = None,
+        privacy_flag: int = 0,
+    ) -> HexBytes:
+        """``eth_sendTransaction`` with ``privateFor`` from an account the node holds."""
+        request = {key: value for key, value in transaction.items() if value is not None}
+        request["privateFor"] = list(private_for)
+        if private_from is not None:
+            request["privateFrom"] = private_from
+        if privacy_flag:
+            request["privacyFlag"] = privacy_flag
+        for key in ("value", "gas", "gasPrice", "nonce"):
+            if isinstance(request.get(key), int):
+                request[key] = hex(request[key])
+        if isinstance(request.get("data"), bytes | bytearray):
+            request["data"] = _hex(request["data"])
+        return HexBytes(self._call("eth_sendTransaction", [request]))
+
+    def sign_private_transaction(
+        self,
+        account: LocalAccount | bytes | str,
+        transaction: dict[str, Any],
+        manager_url: str,
+        private_from: str | None = None,
+    ) -> HexBytes:
+        """Store the payload at ``manager_url`` and sign the transaction carrying its hash.
+
+        ``transaction`` takes ``to`` (absent for a creation), ``data``, and optionally
+        ``nonce``, ``gas`` and ``gasPrice`` (0 by default); a missing nonce is read from
+        the node, a missing gas is estimated against the private state when
+        ``privateFor`` is given in ``transaction``. Returns the raw signed transaction.
+        """
+        key = _private_key(account)
+        sender = key.public_key.to_checksum_address()
+        payload = (
+            to_bytes(hexstr=transaction["data"])
+            if isinstance(transaction.get("data"), str)
+            else bytes(transaction.get("data", b""))
+        )
+        to = transaction.get("to")
+        nonce = transaction.get("nonce")
+        if nonce is None:
+            nonce = self.w3.eth.get_transaction_count(sender, "pending")
+        gas = transaction.get("gas")
+        if gas is None:
+            estimate_request: dict[str, Any] = {"from": sender, "data": _hex(payload)}
+            if to:
+                estimate_request["to"] = to
+            if "privateFor" in transaction:
+                estimate_request["privateFor"] = transaction["privateFor"]
+            gas = int(self._call("eth_estimateGas", [estimate_request]), 16) * 11 // 10 + 25_000
+        with SyncQ2TClient(manager_url) as manager:
+            payload_hash = manager.store_raw(payload, private_from)
+        unsigned = QuorumTransactionBuilder.create_unsigned_transaction(
+            nonce=int(nonce),
+            gas_price=int(transaction.get("gasPrice", 0)),
+            gas=max(int(gas), 60_000),
+            to=to_canonical_address(to) if to else b"",
+            value=0,
+            data=payload_hash,
+        )
+        return HexBytes(sign_private(unsigned, key).encode())
+
+    def send_raw_private_transaction(
+        self, raw_transaction: bytes | str, private_for: list[str], privacy_flag: int = 0
+    ) -> HexBytes:
+        raw = raw_transaction if isinstance(raw_transaction, str) else _hex(raw_transaction)
+        options: dict[str, Any] = {"privateFor": list(private_for)}
+        if privacy_flag:
+            options["privacyFlag"] = privacy_flag
+        return HexBytes(self._call("eth_sendRawPrivateTransaction", [raw, options]))
+
+    def get_quorum_payload(self, payload_hash: bytes | str) -> HexBytes:
+        """The payload on a party's node; empty bytes elsewhere."""
+        value = payload_hash if isinstance(payload_hash, str) else _hex(payload_hash)
+        return HexBytes(self._call("eth_getQuorumPayload", [value]))
+
+    def storage_root(self, address: str, block: str | int = "latest") -> HexBytes:
+        block_id = hex(block) if isinstance(block, int) else block
+        return HexBytes(self._call("eth_storageRoot", [address, block_id]))
+
+    def get_contract_privacy_metadata(self, address: str) -> Any:
+        return self._call("eth_getContractPrivacyMetadata", [address])
+
+    def privacy_precompile_address(self) -> str:
+        return str(self._call("eth_getPrivacyPrecompileAddress", []))
+
+    def wait_for_private_receipt(
+        self, transaction_hash: bytes | str, timeout: float = 30.0, poll_latency: float = 0.05
+    ) -> Any:
+        """The receipt as this node sees it (the private result on a party's node)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.w3.eth.get_transaction_receipt(transaction_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(poll_latency)
+
+
+def _private_key(account: LocalAccount | bytes | str) -> keys.PrivateKey:
+    if isinstance(account, LocalAccount):
+        return keys.PrivateKey(bytes(account.key))
+    if isinstance(account, str):
+        return keys.PrivateKey(to_bytes(hexstr=account))
+    return keys.PrivateKey(bytes(account))
+
+
+def attach_quorum(w3: Web3) -> Web3:
+    """Attach ``w3.quorum`` (idempotent) and return ``w3``."""
+    if not hasattr(w3, "quorum"):
+        w3.attach_modules({"quorum": QuorumModule})
+    return w3

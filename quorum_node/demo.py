@@ -1,0 +1,206 @@
+"""``make demo``: three banks on a local network, and what each of them can see.
+
+The story, told on a real network started with ``qnet`` (node + transaction manager for
+BankA, BankB and BankC):
+
+1. The classic: BankA deploys SimpleStorage(42) privately for BankB.
+2. Delivery versus payment: BankA sells bonds to BankB for cash, both legs settled
+   atomically in one private contract call between the two of them.
+3. The public ledger: what every participant, BankC included, holds for those
+   transactions: nothing but 64-byte payload hashes.
+
+After each step a table shows what each participant's node answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+
+from quorum_node.qnet.cli import main as qnet
+from quorum_node.web3_ext import attach_quorum
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "contracts" / "build"
+NAMES = ("BankA", "BankB", "BankC")
+
+
+def artifact(name: str) -> dict[str, Any]:
+    return json.loads((ARTIFACTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    line = "+".join("-" * (width + 2) for width in widths)
+    print(f"\n{title}\n+{line}+")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print(f"+{line}+")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print(f"+{line}+")
+
+
+class Participant:
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.name = entry["name"]
+        self.w3 = attach_quorum(Web3(Web3.HTTPProvider(entry["rpc_url"])))
+        self.manager_key: str = entry["tm_public_key"]
+        self.account: str = self.w3.eth.accounts[0]
+        self.rpc_url: str = entry["rpc_url"]
+
+    def deploy(self, name: str, args: list[Any], private_for: list[str]) -> str:
+        spec = artifact(name)
+        factory = self.w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
+        tx_hash = factory.constructor(*args).transact(
+            {"from": self.account, "privateFor": private_for}
+        )
+        receipt = self.w3.quorum.wait_for_private_receipt(tx_hash)
+        if receipt.status != 1:
+            raise SystemExit(f"{self.name}: deploying {name} failed")
+        return str(receipt.contractAddress)
+
+    def contract(self, name: str, address: str) -> Contract:
+        return self.w3.eth.contract(address=address, abi=artifact(name)["abi"])  # type: ignore[return-value]
+
+    def transact(self, function: Any, private_for: list[str]) -> Any:
+        tx_hash = function.transact({"from": self.account, "privateFor": private_for})
+        return self.w3.quorum.wait_for_private_receipt(tx_hash)
+
+
+def read(participant: Participant, name: str, address: str, function: str, *args: Any) -> str:
+    """What a participant's node answers, or why it cannot."""
+    if participant.w3.eth.get_code(address) in (b"", "0x"):
+        return "(not visible)"
+    try:
+        return str(getattr(participant.contract(name, address).functions, function)(*args).call())
+    except Exception as exc:  # any refusal is what the participant sees
+        return f"error: {exc}"[:40]
+
+
+def run_story(network: dict[str, Any]) -> list[str]:
+    a, b, c = (Participant(entry) for entry in network["nodes"])
+    everyone = (a, b, c)
+    private_hashes: list[str] = []
+
+    # 1 -------------------------------------------------------------------------
+    print("\n== 1. BankA deploys SimpleStorage(42), private for BankB ==")
+    storage = a.deploy("SimpleStorage", [42], [b.manager_key])
+    table(
+        "What each bank reads from SimpleStorage.get()",
+        ["participant", "get()"],
+        [[p.name, read(p, "SimpleStorage", storage, "get")] for p in everyone],
+    )
+    receipt = b.transact(b.contract("SimpleStorage", storage).functions.set(43), [a.manager_key])
+    private_hashes.append(receipt.transactionHash.hex())
+    table(
+        "After BankB sets 43 (private for BankA)",
+        ["participant", "get()", "receipt logs"],
+        [
+            [
+                p.name,
+                read(p, "SimpleStorage", storage, "get"),
+                str(len(p.w3.eth.get_transaction_receipt(receipt.transactionHash).logs)),
+            ]
+            for p in everyone
+        ],
+    )
+
+    # 2 -------------------------------------------------------------------------
+    print("\n== 2. Delivery versus payment between BankA (seller) and BankB (buyer) ==")
+    bond = a.deploy("Token", ["Bond 2031", "BND31", 1_000], [b.manager_key])
+    cash = b.deploy("Token", ["Euro cash", "EURC", 1_000_000], [a.manager_key])
+    dvp = a.deploy("DvP", [], [b.manager_key])
+    a.transact(a.contract("Token", bond).functions.approve(dvp, 100), [b.manager_key])
+    b.transact(b.contract("Token", cash).functions.approve(dvp, 98_500), [a.manager_key])
+
+    def balances(title: str) -> None:
+        rows = []
+        for p in everyone:
+            rows.append(
+                [
+                    p.name,
+                    read(p, "Token", bond, "balanceOf", a.account),
+                    read(p, "Token", bond, "balanceOf", b.account),
+                    read(p, "Token", cash, "balanceOf", a.account),
+                    read(p, "Token", cash, "balanceOf", b.account),
+                ]
+            )
+        table(title, ["seen from", "A's bonds", "B's bonds", "A's cash", "B's cash"], rows)
+
+    balances("Before settlement")
+    settle = a.contract("DvP", dvp).functions.settle(bond, cash, a.account, b.account, 100, 98_500)
+    receipt = a.transact(settle, [b.manager_key])
+    private_hashes.append(receipt.transactionHash.hex())
+    print(
+        f"settle(): status {receipt.status} on BankA, "
+        f"{len(receipt.logs)} logs (two Transfers and Settled)"
+    )
+    balances("After settlement: both legs moved at once, BankC saw none of it")
+
+    # 3 -------------------------------------------------------------------------
+    print("\n== 3. What the public ledger holds (read from BankC, a non-party) ==")
+    rows = []
+    for tx_hash in private_hashes:
+        public = c.w3.eth.get_transaction(tx_hash)
+        payload = c.w3.quorum.get_quorum_payload(public.input)
+        rows.append(
+            [
+                ("0x" + tx_hash.removeprefix("0x"))[:18] + "…",
+                str(public.v),
+                f"{len(public.input)} bytes",
+                "0x" + bytes(public.input).hex()[:24] + "…",
+                "0x (not a party)" if not payload else "visible",
+            ]
+        )
+    table(
+        "Private transactions on the public chain",
+        ["transaction", "v", "input", "input starts", "payload at BankC"],
+        rows,
+    )
+    roots = [
+        [p.name, "0x" + bytes(p.w3.quorum.storage_root(bond)).hex()[:24] + "…"] for p in (a, b)
+    ]
+    table(
+        "Bond token storage root on each party (equal: one private state)", ["party", "root"], roots
+    )
+    return private_hashes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("demo-net"))
+    parser.add_argument("--keep", action="store_true", help="leave the network running")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if (args.dir / "layout.json").exists() and not args.keep:
+        qnet(["down", "--dir", str(args.dir)])
+        shutil.rmtree(args.dir)
+    if qnet(["up", "--dir", str(args.dir), "--nodes", "3", "--names", ",".join(NAMES)]) != 0:
+        return 1
+    try:
+        network = json.loads((args.dir / "network.json").read_text())
+        run_story(network)
+    finally:
+        if args.keep:
+            print(
+                f"\nThe network keeps running (stop it with: .venv/bin/qnet down --dir {args.dir}):"
+            )
+            for entry in json.loads((args.dir / "network.json").read_text())["nodes"]:
+                print(
+                    f"  {entry['name']}: {entry['rpc_url']}  manager key {entry['tm_public_key']}"
+                )
+        else:
+            qnet(["down", "--dir", str(args.dir)])
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

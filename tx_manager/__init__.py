@@ -1,1 +1,1 @@
-"""quorum-py transaction manager: the role Tessera plays for GoQuorum (see README_SECTION.md)."""
+"""quorum-py transaction manager: the role Tessera plays for GoQuorum (see docs/tx-manager.md)."""

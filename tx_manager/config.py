@@ -1,7 +1,7 @@
 """The manager's configuration: one TOML or JSON file, paths relative to it.
 
 Every field is checked when loaded, so a bad file stops the process with one
-clear line instead of a failure later. See README_SECTION.md for an example.
+clear line instead of a failure later. See docs/tx-manager.md for an example.
 """
 
 from __future__ import annotations

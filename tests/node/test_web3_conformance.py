@@ -3,7 +3,7 @@
 web3.py runs these classes against geth in its ``tests/integration/go_ethereum``; here
 they run against one ``quorum-node dev`` process whose chain ``web3_chain.prepare_chain``
 sets up the way web3.py's geth fixture is set up. Tests that cannot apply to a
-quorum-py node are marked xfail with the reason (see CONFORMANCE.md); anything else
+quorum-py node are marked xfail with the reason (see docs/web3-conformance.md); anything else
 that fails is a bug of ours.
 """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from eth.abc import AtomicDatabaseAPI, BlockAPI, ChainAPI, StateAPI
+from eth.abc import AtomicDatabaseAPI, BlockAPI, ChainAPI, ComputationAPI, StateAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth_bloom import BloomFilter
 from eth_typing import Address, Hash32
@@ -88,15 +88,26 @@ class PrivacyProcessor:
                 )
             )
             next_log_index += len(logs)
-            if outcome.contract_address is not None and outcome.status == 1:
-                self.store.set_contract(
-                    outcome.contract_address,
-                    PrivateContract(
-                        found.group_id, public_record.transaction_hash, found.privacy_flag
-                    ),
+            if outcome.computation is not None and outcome.status == 1:
+                contract = PrivateContract(
+                    found.group_id, public_record.transaction_hash, found.privacy_flag
                 )
+                for created in created_contracts(outcome.computation):
+                    self.store.set_contract(created, contract)
         for group_id, state in states.items():
             state.persist()
             roots[group_id] = Hash32(state.state_root)
         self.store.set_roots_after(block.hash, roots)
         self.store.set_private_bloom(block.hash, int(bloom))
+
+
+def created_contracts(computation: ComputationAPI) -> list[Address]:
+    """Every contract a successful computation created, itself and its sub-calls
+    included (CREATE and CREATE2 inside a private contract stay in its group)."""
+    created = []
+    if computation.msg.is_create and not computation.is_error:
+        created.append(Address(computation.msg.storage_address))
+    for child in computation.children:
+        if not child.is_error:
+            created.extend(created_contracts(child))
+    return created

@@ -18,9 +18,17 @@ chain's builder remember that they passed ``validate()`` (``transactions.Validat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import (
+    BlockAPI,
+    BlockHeaderAPI,
+    ComputationAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+    WithdrawalAPI,
+)
 from eth.consensus.noproof import NoProofConsensus
 from eth.constants import POST_MERGE_DIFFICULTY, POST_MERGE_NONCE, POST_MERGE_OMMERS_HASH
 from eth.vm.forks.prague import PragueVM
@@ -31,6 +39,7 @@ from eth_bloom import BloomFilter
 from eth_utils import ValidationError
 
 from quorum_node.chain.transactions import QuorumBlock, is_private
+from quorum_node.chain.tries import ordered_trie_root_and_nodes
 
 #: geth and web3.py refuse ``extraData`` longer than this without a PoA middleware.
 MAX_EXTRA_DATA_BYTES = 32
@@ -102,6 +111,32 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
             bloom=int(BloomFilter(old_header.bloom) | receipt.bloom),
             gas_used=receipt.gas_used,
         )
+
+    def set_block_transactions_and_withdrawals(
+        self,
+        base_block: BlockAPI,
+        new_header: BlockHeaderAPI,
+        transactions: Sequence[SignedTransactionAPI],
+        receipts: Sequence[ReceiptAPI],
+        withdrawals: Sequence[WithdrawalAPI] | None = None,
+    ) -> BlockAPI:
+        """py-evm's method with the block's tries built in one pass (``tries``).
+
+        Same roots and the same stored nodes as py-trie (property-tested), about ten
+        times faster: py-trie's inserts were 5-10% of the node's time on large blocks.
+        """
+        header_fields: dict[str, Any] = {}
+        block_fields: dict[str, Any] = {"transactions": transactions}
+        tries = [("transaction_root", transactions), ("receipt_root", receipts)]
+        if withdrawals:
+            tries.append(("withdrawals_root", withdrawals))
+            block_fields["withdrawals"] = withdrawals
+        for root_field, items in tries:
+            root, nodes = ordered_trie_root_and_nodes([item.encode() for item in items])
+            self.chaindb.persist_trie_data_dict(nodes)
+            header_fields[root_field] = root
+        block_fields["header"] = new_header.copy(**header_fields)
+        return base_block.copy(**block_fields)
 
     @classmethod
     def validate_header(cls, header: BlockHeaderAPI, parent_header: BlockHeaderAPI) -> None:

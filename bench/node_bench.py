@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+from eth._utils.address import generate_contract_address
 from eth.abc import SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.prague import PragueVM
-from eth._utils.address import generate_contract_address
 from eth_abi import encode
 from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
@@ -91,7 +91,10 @@ def sender_keys(count: int) -> list[PrivateKey]:
     return [PrivateKey((0x5EED0000 + index).to_bytes(32, "big")) for index in range(count)]
 
 
-def _signer(chain_id: int) -> Callable[[PrivateKey, int, int, Address, int, bytes], SignedTransactionAPI]:
+Signer = Callable[[PrivateKey, int, int, Address, int, bytes], SignedTransactionAPI]
+
+
+def _signer(chain_id: int) -> Signer:
     vm_class = QuorumVM
 
     def sign(key: PrivateKey, nonce: int, gas: int, to: Address, value: int,
@@ -142,8 +145,9 @@ def erc20_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> Wor
     nonces = [0] * len(keys)
     nonces[0] = 1
     for key in keys[1:]:
+        share = supply // (2 * len(keys))
         setup.append(sign(deployer, nonces[0], TOKEN_TRANSFER_GAS, token, 0,
-                          transfer_call(key.public_key.to_canonical_address(), supply // (2 * len(keys)))))
+                          transfer_call(key.public_key.to_canonical_address(), share)))
         nonces[0] += 1
     measured = []
     for index in range(count):
@@ -151,7 +155,8 @@ def erc20_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> Wor
         measured.append(sign(keys[slot], nonces[slot], TOKEN_TRANSFER_GAS, token, 0,
                              transfer_call(_recipient(index), 1)))
         nonces[slot] += 1
-    return Workload("erc20_transfers", "Token.transfer(fresh holder, 1) from senders holding tokens",
+    return Workload("erc20_transfers",
+                    "Token.transfer(fresh holder, 1) from senders holding tokens",
                     tuple(setup), tuple(measured))
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from eth.abc import BlockAPI, SignedTransactionAPI
 from eth_utils import encode_hex
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
 from quorum_node.chain.service import CommittedBlock, PreparedBlock
 from quorum_node.errors import ChainError, ConfigError, TransactionRejected
@@ -218,6 +218,61 @@ class RaftEngine:
             "acceptedTip": {"number": tip[0], "hash": encode_hex(tip[1])},
             "halted": self._halted,
         }
+
+    # --- membership ----------------------------------------------------------------
+
+    async def add_peer(self, enode_text: str) -> int:
+        """Add a node to the Raft cluster (GoQuorum's ``raft_addPeer``); its raft id.
+
+        As in GoQuorum, the node must already be on the permissioned-nodes list (append
+        it to the file on every node: ids follow the file's order), and is then started
+        with that list.
+        """
+        enode = Enode.parse(enode_text)
+        if enode.raft_port is None:
+            raise ConfigError("the enode URL needs ?raftport=N")
+        if not self._network.permissions.allows(enode.node_id):
+            raise ConfigError(
+                "node is not on the permissioned-nodes list: add it there on every node first"
+            )
+        if any(member.enode.node_id == enode.node_id for member in self._members):
+            raise ConfigError("node is already a member of the cluster")
+        await self._change_membership("add", enode.raft_address)
+        raft_id = max((member.raft_id for member in self._members), default=0) + 1
+        self._members.append(RaftMember(raft_id, enode))
+        self._network.refresh_peers()
+        return raft_id
+
+    async def remove_peer(self, raft_id: int) -> None:
+        """Remove a node from the Raft cluster (``raft_removePeer``); stop it afterwards."""
+        member = next((m for m in self._members if m.raft_id == raft_id), None)
+        if member is None:
+            raise ConfigError(f"no cluster member has raft id {raft_id}")
+        if member.enode.node_id == self._self.node_id:
+            raise ConfigError("a node cannot remove itself; ask another member")
+        await self._change_membership("remove", member.enode.raft_address)
+        self._members.remove(member)
+
+    async def _change_membership(self, change: str, raft_address: str) -> None:
+        assert self._raft is not None and self._loop is not None  # noqa: S101 - started
+        future: asyncio.Future[Any] = self._loop.create_future()
+        loop = self._loop
+
+        def done(_result: Any, error: Any) -> None:
+            def resolve() -> None:
+                if not future.done():
+                    future.set_result(error)
+
+            loop.call_soon_threadsafe(resolve)
+
+        apply = self._raft.addNodeToCluster if change == "add" else self._raft.removeNodeFromCluster
+        apply(raft_address, callback=done)
+        try:
+            result = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_SECONDS * 2)
+        except TimeoutError:
+            raise ChainError(f"the cluster did not commit the membership change ({change})") from None
+        if result != FAIL_REASON.SUCCESS:
+            raise ChainError(f"the cluster refused the membership change ({change}): code {result}")
 
     # --- transactions --------------------------------------------------------------
 

@@ -79,6 +79,7 @@ def up(args: argparse.Namespace) -> int:
             args.consensus,
             args.block_period,
             names=args.names.split(",") if args.names else None,
+            with_tx_managers=not args.no_tm,
         )
     participants = list(layout.participants)
     for participant in participants:

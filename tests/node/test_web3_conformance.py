@@ -1,10 +1,10 @@
 """web3.py's own conformance suites (``web3._utils.module_testing``) against a real node.
 
 web3.py runs these classes against geth in its ``tests/integration/go_ethereum``; here
-they run against one ``quorum-node dev`` process whose chain ``web3_chain.prepare_chain``
-sets up the way web3.py's geth fixture is set up. Tests that cannot apply to a
-quorum-py node are marked xfail with the reason (see docs/web3-conformance.md); anything else
-that fails is a bug of ours.
+they run against ``quorum-node dev`` processes (one for the sync suites, one for the
+async ones) whose chain ``web3_chain.prepare_chain`` sets up the way web3.py's geth
+fixture is set up. Tests that cannot apply to a quorum-py node are marked xfail with the
+reason (see docs/web3-conformance.md); anything else that fails is a bug of ours.
 """
 
 from __future__ import annotations
@@ -230,7 +230,9 @@ def request_mocker() -> type[RequestMocker]:
 
 
 @pytest_asyncio.fixture
-async def async_w3(web3_node: NodeProcess, prepared: PreparedChain) -> AsyncIterator[AsyncWeb3[Any]]:
+async def async_w3(
+    web3_node: NodeProcess, prepared: PreparedChain
+) -> AsyncIterator[AsyncWeb3[Any]]:
     """One per test: an aiohttp session belongs to the event loop of the test using it."""
     provider = AsyncHTTPProvider(web3_node.http_url)
     async_w3 = AsyncWeb3(provider)
@@ -411,7 +413,9 @@ class TestAsyncEthModule(AsyncEthModuleTest):
 
 
 for _name in _PENDING_TESTS:
-    setattr(TestEthModule, _name, expected_failure(EthModuleTest, _name, NEEDS_PENDING, strict=False))
+    setattr(
+        TestEthModule, _name, expected_failure(EthModuleTest, _name, NEEDS_PENDING, strict=False)
+    )
     # The async suite names most of these test_async_eth_*, and a few test_eth_*.
     _async_name = _name.replace("test_eth_", "test_async_eth_")
     if not hasattr(AsyncEthModuleTest, _async_name):

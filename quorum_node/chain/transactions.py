@@ -25,6 +25,8 @@ from eth.vm.forks.prague.transactions import (
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 from eth.vm.forks.spurious_dragon.transactions import SpuriousDragonUnsignedTransaction
 from eth_keys import keys
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError
 from rlp.sedes import CountableList
 
 PRIVATE_V_OFFSET = 10  # v = 27/28 + 10
@@ -57,6 +59,24 @@ class ValidatedOnce:
             return
         super().validate()  # type: ignore[misc]
         self.__dict__["_quorum_validated"] = True
+
+    def check_signature_validity(self) -> None:
+        """py-evm's ``validate_transaction_signature``, keeping the sender it recovers.
+
+        Stock py-evm recovers the public key here to verify the signature, then recovers
+        it again for ``sender`` (a cached property); keeping this one saves one
+        recovery per transaction. Typed transactions check the signature on their inner
+        payload, so this serves legacy (including private) transactions.
+        """
+        message = self.get_message_for_signing()  # type: ignore[attr-defined]
+        signature = keys.Signature(vrs=(self.y_parity, self.r, self.s))  # type: ignore[attr-defined]
+        try:
+            public_key = signature.recover_public_key_from_msg(message)
+        except BadSignature as exc:
+            raise ValidationError(f"Bad Signature: {exc}") from None
+        if not signature.verify_msg(message, public_key):
+            raise ValidationError("Invalid Signature")
+        self.__dict__.setdefault("sender", public_key.to_canonical_address())
 
 
 class QuorumLegacyTransaction(ValidatedOnce, PragueLegacyTransaction):  # type: ignore[misc]

@@ -53,3 +53,18 @@ def test_remove_a_member_then_add_it_back(tmp_path_factory: pytest.TempPathFacto
             "the returning member to hold the receipt",
         )
         assert network.head(follower)["hash"] == head
+
+
+def test_membership_calls_refuse_bad_input(network3: QnetNetwork) -> None:
+    name = network3.names[0]
+    for params in ([5], [{"enode": 1}], ["enode://nothex@127.0.0.1:1?raftport=2"]):
+        with pytest.raises(RpcFailure) as refused:
+            network3.call(name, "raft_addPeer", params)
+        assert refused.value.error["code"] in (-32602, -32000)
+    for params in (["1"], [{"id": 1}], [True]):
+        with pytest.raises(RpcFailure) as refused:
+            network3.call(name, "raft_removePeer", params)
+        assert refused.value.error["code"] == -32602
+    with pytest.raises(RpcFailure, match="no cluster member"):
+        network3.call(name, "raft_removePeer", [99])
+    assert network3.head_number(name) >= 0

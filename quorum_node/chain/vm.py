@@ -88,6 +88,21 @@ class QuorumState(PragueState):  # type: ignore[misc]
     transaction_executor_class = QuorumTransactionExecutor
 
 
+class _WithReceipts:
+    """A block whose ``get_receipts`` answers from memory; everything else is the block's
+    (``block_requests`` included, so requests appended here land on the block)."""
+
+    def __init__(self, block: BlockAPI, receipts: tuple[ReceiptAPI, ...]) -> None:
+        self._block = block
+        self._receipts = receipts
+
+    def get_receipts(self, chaindb: Any) -> tuple[ReceiptAPI, ...]:
+        return self._receipts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._block, name)
+
+
 class QuorumVM(PragueVM):  # type: ignore[misc]
     """Prague execution with free gas, equal timestamps allowed and no seal check."""
 
@@ -135,8 +150,18 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
             root, nodes = ordered_trie_root_and_nodes([item.encode() for item in items])
             self.chaindb.persist_trie_data_dict(nodes)
             header_fields[root_field] = root
+        self._known_receipts = (header_fields["receipt_root"], tuple(receipts))
         block_fields["header"] = new_header.copy(**header_fields)
         return base_block.copy(**block_fields)
+
+    def process_deposit_request_data(self, block: BlockAPI) -> None:
+        """Prague's deposit scan over the receipts this VM just rooted, if they are the
+        block's, instead of reading every receipt back through the receipt trie (that
+        read was 5% of the node's time on large blocks)."""
+        known = getattr(self, "_known_receipts", None)
+        if known is not None and known[0] == block.header.receipt_root:
+            block = _WithReceipts(block, known[1])  # type: ignore[assignment]
+        super().process_deposit_request_data(block)
 
     @classmethod
     def validate_header(cls, header: BlockHeaderAPI, parent_header: BlockHeaderAPI) -> None:

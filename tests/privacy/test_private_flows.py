@@ -442,3 +442,48 @@ def test_privacy_flag_and_bad_keys_through_raw_json_rpc(net: PrivateNet) -> None
     error = net.error("node1", "eth_sendTransaction", [{**base, "privateFor": ["not a key!"]}])
     assert error["code"] == -32602 and "privateFor[0]" in error["message"]
     assert net.txpool_empty("node1")
+
+
+def test_empty_private_for_is_private_to_the_sender_alone(net: PrivateNet) -> None:
+    """As in GoQuorum, ``privateFor: []`` still makes the transaction private: the
+    sender's own manager is its only party. privateFrom may name the node's own key."""
+    tx_hash = net.call(
+        "node1",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node1"),
+                "data": deploy_data(6),
+                "privateFor": [],
+                "privateFrom": net.key("node1"),
+            }
+        ],
+    )
+    receipt = net.receipt("node1", tx_hash)
+    assert receipt["status"] == "0x1" and len(receipt["logs"]) == 1
+    address = receipt["contractAddress"]
+    net.wait_same_head()
+    for name in net.names:
+        value = net.call(name, "eth_call", [{"to": address, "data": GET_DATA}])
+        assert (int(value, 16) == 6) if name == "node1" else (value == "0x"), name
+        assert net.call(name, "eth_getTransactionReceipt", [tx_hash])["status"] == "0x1"
+
+
+def test_private_from_not_held_by_the_nodes_manager_is_refused(net: PrivateNet) -> None:
+    nonce_before = net.nonce("node1")
+    error = net.error(
+        "node1",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node1"),
+                "data": deploy_data(1),
+                "gas": "0x493e0",
+                "privateFor": [net.key(outsider(net))],
+                "privateFrom": net.key("node2"),
+            }
+        ],
+    )
+    assert net.key("node2") in error["message"] and "not held" in error["message"], error
+    assert net.nonce("node1") == nonce_before
+    assert net.txpool_empty("node1")

@@ -2,15 +2,16 @@
 participant, plus what the tests share to talk to them (web3.py with ``w3.quorum``, raw
 JSON-RPC over urllib, contract artifacts, the plaintext-marker search).
 
-Every network is module-scoped and always ``qnet down`` in its teardown (through
-``tests.network.harness.running_network``), also when ``up`` or a test fails. Tests of
-one module share the network and leave every process running when they finish.
+Every network is module-scoped and always ``qnet down`` in its teardown, also when
+``up`` or a test fails. Tests of one module share the network and leave every process
+running when they finish.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from web3 import Web3
 
 from quorum_node.web3_ext import attach_quorum
-from tests.network.harness import QnetNetwork, RpcFailure, running_network
+from tests.network.harness import QnetNetwork, RpcFailure
 
 BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
@@ -107,18 +108,31 @@ def files_containing(directory: Path, needles: list[bytes]) -> list[str]:
     return found
 
 
+@contextmanager
+def private_network(directory: Path, nodes: int) -> Iterator[PrivateNet]:
+    """``qnet up`` a network with a transaction manager per participant (qnet's default),
+    and ``qnet down`` it whatever happens, even when ``up`` fails half way."""
+    network = QnetNetwork(directory)
+    try:
+        network.qnet("up", "--dir", str(directory), "--nodes", str(nodes))
+        network.description = json.loads((directory / "network.json").read_text())
+        yield PrivateNet(network)
+    finally:
+        network.down()
+
+
 @pytest.fixture(scope="module")
 def net3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNet]:
     """A 3-node network, node1..node3, each with its transaction manager."""
-    with running_network(tmp_path_factory.mktemp("private3"), 3) as network:
-        yield PrivateNet(network)
+    with private_network(tmp_path_factory.mktemp("private3"), 3) as network:
+        yield network
 
 
 @pytest.fixture(scope="module")
 def net4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNet]:
     """A 4-node network, node1..node4, each with its transaction manager."""
-    with running_network(tmp_path_factory.mktemp("private4"), 4) as network:
-        yield PrivateNet(network)
+    with private_network(tmp_path_factory.mktemp("private4"), 4) as network:
+        yield network
 
 
 @pytest.fixture(scope="module", params=[3, 4], ids=["3-nodes", "4-nodes"])
@@ -127,5 +141,5 @@ def net(
 ) -> Iterator[PrivateNet]:
     """A 3-node and then a 4-node network; every test using it runs on both."""
     size = int(request.param)
-    with running_network(tmp_path_factory.mktemp(f"private{size}"), size) as network:
-        yield PrivateNet(network)
+    with private_network(tmp_path_factory.mktemp(f"private{size}"), size) as network:
+        yield network

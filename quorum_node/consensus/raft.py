@@ -93,6 +93,10 @@ def raft_conf(password: str, bind_address: str, datadir: Path, **callbacks: Any)
         appendEntriesPeriod=0.01,
         raftMinTimeout=0.4,
         raftMaxTimeout=1.2,
+        # A leader that hears from no majority for this long steps down (etcd's
+        # CheckQuorum), so a node cut off from the cluster stops reporting itself as the
+        # minter; pysyncobj's default keeps it "leader" for 30 s.
+        leaderFallbackTimeout=3.0,
         connectionRetryTime=1.0,
         connectionTimeout=2.0,
         journalFile=str(datadir / "raft.journal"),

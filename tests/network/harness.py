@@ -65,8 +65,9 @@ class QnetNetwork:
             )
         return completed.stdout
 
-    def up(self, nodes: int) -> None:
-        self.qnet("up", "--dir", str(self.directory), "--nodes", str(nodes))
+    def up(self, nodes: int, *, tx_managers: bool = False) -> None:
+        args = ["up", "--dir", str(self.directory), "--nodes", str(nodes)]
+        self.qnet(*args, *([] if tx_managers else ["--no-tm"]))
         self.description = json.loads((self.directory / "network.json").read_text())
 
     def down(self) -> None:
@@ -262,12 +263,15 @@ class QnetNetwork:
 
 
 @contextmanager
-def running_network(directory: Path, nodes: int) -> Iterator[QnetNetwork]:
+def running_network(
+    directory: Path, nodes: int, *, tx_managers: bool = False
+) -> Iterator[QnetNetwork]:
     """``qnet up`` a network, and ``qnet down`` it whatever happens, even when ``up``
-    itself fails half way."""
+    itself fails half way. Public-only (no transaction managers) unless asked: these
+    tests are about ordering and the node channel, and a 2-core machine runs them."""
     network = QnetNetwork(directory)
     try:
-        network.up(nodes)
+        network.up(nodes, tx_managers=tx_managers)
         yield network
     finally:
         network.down()

@@ -184,9 +184,15 @@ def test_two_of_three_down_stops_blocks_until_one_returns(network3: QnetNetwork)
     for name in followers:
         network.stop(name, only="node")
     head = network.head(leader)
+    # Without a majority the survivor is no longer the minter, and says so.
+    wait_until(
+        lambda: network.call(leader, "raft_role") == "verifier",
+        15,
+        f"{leader}, alone, to stop calling itself the minter",
+    )
+    assert network.try_call(leader, "raft_leader") is None
 
-    # The survivor, leader until now, has no majority: it accepts the transaction but
-    # no block is made (no split brain).
+    # It accepts a transaction but no block is made (no split brain).
     account = network.account(leader)
     raw, tx_hash = network.sign_transfer(
         account["private_key"], network.nonce(leader, account["address"])

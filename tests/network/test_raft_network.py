@@ -5,6 +5,7 @@ mined exactly once, every node reports the same chain, and the ``raft_``/``admin
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,24 +15,29 @@ from tests.support.node_process import wait_until
 
 pytestmark = pytest.mark.integration
 
-RAW_PER_ACCOUNT = 4
+RAW_PER_ACCOUNT = 8
 SENT_PER_NODE = 2
 CLUSTER_KEYS = {"raftId", "nodeId", "p2pPort", "raftPort", "hostname", "role", "nodeActive"}
 
 
 def _send_raw_round_robin(network: QnetNetwork) -> list[str]:
-    """Each account's transactions, signed here, go to every node in turn."""
+    """Each account's transactions, signed here, go to every node in turn; the accounts
+    send at the same time, so every node forwards while others do."""
     names = network.names
-    hashes = []
-    for index, name in enumerate(names):
-        account = network.account(name)
-        first_nonce = network.nonce(name, account["address"], "latest")
+
+    def send_all(index: int) -> list[str]:
+        account = network.account(names[index])
+        first_nonce = network.nonce(names[index], account["address"], "latest")
+        hashes = []
         for offset in range(RAW_PER_ACCOUNT):
             target = names[(index + offset) % len(names)]
             raw, expected_hash = network.sign_transfer(account["private_key"], first_nonce + offset)
             assert network.call(target, "eth_sendRawTransaction", [raw]) == expected_hash
             hashes.append(expected_hash)
-    return hashes
+        return hashes
+
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        return [tx_hash for hashes in pool.map(send_all, range(len(names))) for tx_hash in hashes]
 
 
 def _send_with_node_accounts(network: QnetNetwork) -> list[str]:

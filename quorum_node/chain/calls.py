@@ -62,6 +62,7 @@ class Call:
     data: bytes
     gas: int | None
     access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
+    group_id: bytes | None = None  # run in this party group's private state
 
 
 def decode_revert_reason(output: bytes) -> str | None:
@@ -107,6 +108,8 @@ def _run(
         unsigned = vm.create_unsigned_transaction(
             nonce=nonce, gas_price=0, gas=gas, to=to, value=call.value, data=call.data
         )
+    if call.group_id is not None:
+        return _run_private(state, call, gas, nonce)
     spoofed = SpoofTransaction(unsigned, from_=call.sender, sender=call.sender)
     if gas < spoofed.intrinsic_gas:
         raise CallError(f"intrinsic gas too low: have {gas}, want {spoofed.intrinsic_gas}")
@@ -117,6 +120,25 @@ def _run(
         if "balance" in message.lower() or "afford" in message.lower():
             raise CallError("insufficient funds for gas * price + value") from None
         raise CallError(message) from None
+
+
+def _run_private(state: StateAPI, call: Call, gas: int, nonce: int) -> ComputationAPI:
+    """A call on a party group's private state runs as a private transaction would."""
+    from quorum_node.chain.transactions import QuorumTransactionBuilder
+    from quorum_node.privacy.state import run_private_message
+
+    outcome = run_private_message(
+        state,
+        sender=call.sender,
+        to=call.to,
+        nonce=nonce,
+        gas=gas,
+        payload=call.data,
+        unsigned_builder=QuorumTransactionBuilder,
+    )
+    if outcome.computation is None:
+        raise CallError(f"intrinsic gas too low: have {gas}")
+    return outcome.computation
 
 
 def _gas_cap(header: BlockHeaderAPI, requested: int | None) -> int:
@@ -139,7 +161,7 @@ def call(
     overrides: Mapping[Address, AccountOverride] | None = None,
 ) -> bytes:
     """What ``eth_call`` returns: the output, or an exception carrying the revert data."""
-    computation = _run(chain.vm_at(header), request, _gas_cap(header, request.gas), overrides or {})
+    computation = _run(chain.vm_at(header, request.group_id), request, _gas_cap(header, request.gas), overrides or {})
     _raise_if_failed(computation)
     return bytes(computation.output)
 
@@ -178,12 +200,12 @@ def estimate_gas(
         # geth answers exactly 21000 for a value transfer to an account without code,
         # after checking that it runs with that much (an access list may cost more).
         try:
-            plain = _run(chain.vm_at(header), request, TRANSFER_GAS, overrides)
+            plain = _run(chain.vm_at(header, request.group_id), request, TRANSFER_GAS, overrides)
         except CallError:
             plain = None
         if plain is not None and not plain.is_error:
             return TRANSFER_GAS
-    first = _run(chain.vm_at(header), request, cap, overrides)
+    first = _run(chain.vm_at(header, request.group_id), request, cap, overrides)
     if first.is_error:
         if isinstance(first.error, Revert):
             raise CallReverted(decode_revert_reason(first.output), first.output)
@@ -192,7 +214,7 @@ def estimate_gas(
 
     def succeeds(gas: int) -> bool:
         try:
-            computation = _run(chain.vm_at(header), request, gas, overrides)
+            computation = _run(chain.vm_at(header, request.group_id), request, gas, overrides)
         except CallError:
             return False
         return not computation.is_error
@@ -224,7 +246,7 @@ def access_list(
     precompiles are listed only for the storage slots the call touched in them (a call
     that writes the recipient's storage lists it with those slots).
     """
-    vm = chain.vm_at(header)
+    vm = chain.vm_at(header, request.group_id)
     computation = _run(vm, request, _gas_cap(header, request.gas), overrides or {})
     touched: dict[Address, list[int]] = {}
     # py-evm keeps the warm set in a JournalDB that cannot be iterated; its pending diff
@@ -250,6 +272,6 @@ def access_list(
     with_list = Call(request.sender, request.to, request.value, request.data, request.gas,
                      tuple((address, tuple(slots)) for address, slots in entries))
     gas_used = _gas_cap(header, request.gas) - _run(
-        chain.vm_at(header), with_list, _gas_cap(header, request.gas), overrides or {}
+        chain.vm_at(header, request.group_id), with_list, _gas_cap(header, request.gas), overrides or {}
     ).get_gas_remaining()
     return entries, gas_used, error

@@ -12,12 +12,19 @@ from typing import Any
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_typing import Address
+from eth_typing import Address, Hash32
 
 from quorum_node.chain import calls
 from quorum_node.chain.calls import AccountOverride, Call
 from quorum_node.chain.records import TransactionRecord
 from quorum_node.node import Node
+from quorum_node.privacy.sending import (
+    PrivacyParams,
+    PrivateSender,
+    build_private_transaction,
+    parse_privacy,
+    parties_text,
+)
 from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
@@ -80,7 +87,7 @@ def parse_overrides(value: Any) -> dict[Address, AccountOverride]:
     return overrides
 
 
-def as_call(request: p.CallRequest) -> Call:
+def as_call(request: p.CallRequest, group_id: bytes | None = None) -> Call:
     return Call(
         sender=request.sender or ZERO_ADDRESS,
         to=request.to,
@@ -88,13 +95,15 @@ def as_call(request: p.CallRequest) -> Call:
         data=request.data,
         gas=request.gas,
         access_list=request.access_list,
+        group_id=group_id,
     )
 
 
 class EthNamespace:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, private_sender: PrivateSender | None = None) -> None:
         self.node = node
         self.chain_id_hex = hex(node.chain.chain_id)
+        self.private_sender = private_sender or PrivateSender(None)
 
     # --- chain facts -----------------------------------------------------------------
 
@@ -186,11 +195,15 @@ class EthNamespace:
 
     # --- state ---------------------------------------------------------------------
 
-    async def _state_read(self, block_raw: Any, read: Any) -> Any:
+    async def _state_read(self, block_raw: Any, read: Any, address: bytes | None = None) -> Any:
+        """Read state after a block; with ``address``, from the state the account lives
+        in (a private contract's party group, where this node is a party)."""
         block = p.block_id(block_raw)
 
         def run() -> Any:
             header = state_header(self.node, block)
+            if address is not None:
+                return read(self.node.chain.state_for(header, address))
             return read(self.node.chain.state_at(header))
 
         return await self.node.executor.run(run)
@@ -199,7 +212,9 @@ class EthNamespace:
     async def get_balance(self, params: Any, context: CallContext) -> str:
         address_raw, block_raw = p.expect_params(params, 1, 2)
         address = p.address(address_raw, "address")
-        balance = await self._state_read(block_raw, lambda state: state.get_balance(address))
+        balance = await self._state_read(
+            block_raw, lambda state: state.get_balance(address), address
+        )
         return fmt.hex_quantity(balance)
 
     @rpc_method("eth_getTransactionCount")
@@ -215,7 +230,7 @@ class EthNamespace:
     async def get_code(self, params: Any, context: CallContext) -> str:
         address_raw, block_raw = p.expect_params(params, 1, 2)
         address = p.address(address_raw, "address")
-        code = await self._state_read(block_raw, lambda state: state.get_code(address))
+        code = await self._state_read(block_raw, lambda state: state.get_code(address), address)
         return fmt.hex_data(code)
 
     @rpc_method("eth_getStorageAt")
@@ -226,7 +241,9 @@ class EthNamespace:
             slot = int.from_bytes(p.fixed_data(slot_raw, "slot", 32), "big")
         else:
             slot = p.quantity(slot_raw, "slot")
-        value = await self._state_read(block_raw, lambda state: state.get_storage(address, slot))
+        value = await self._state_read(
+            block_raw, lambda state: state.get_storage(address, slot), address
+        )
         return fmt.hex_data(value.to_bytes(32, "big"))
 
     # --- calls ---------------------------------------------------------------------
@@ -238,8 +255,12 @@ class EthNamespace:
         block = p.block_id(block_raw)
         overrides = parse_overrides(overrides_raw)
 
+        group_id = await self._private_group(request)
+
         def run() -> bytes:
-            return calls.call(self.node.chain, state_header(self.node, block), as_call(request), overrides)
+            header = state_header(self.node, block)
+            call = as_call(request, group_id or self.node.chain.group_of(request.to))
+            return calls.call(self.node.chain, header, call, overrides)
 
         return fmt.hex_data(await self.node.executor.run(run))
 
@@ -250,10 +271,12 @@ class EthNamespace:
         block = p.block_id(block_raw)
         overrides = parse_overrides(overrides_raw)
 
+        group_id = await self._private_group(request)
+
         def run() -> int:
-            return calls.estimate_gas(
-                self.node.chain, state_header(self.node, block), as_call(request), overrides
-            )
+            header = state_header(self.node, block)
+            call = as_call(request, group_id or self.node.chain.group_of(request.to))
+            return calls.estimate_gas(self.node.chain, header, call, overrides)
 
         return fmt.hex_quantity(await self.node.executor.run(run))
 
@@ -282,6 +305,60 @@ class EthNamespace:
         return result
 
     # --- sending -------------------------------------------------------------------
+
+    async def _private_group(self, request: p.CallRequest) -> bytes | None:
+        """The party group a request with ``privateFor`` runs in (None: not private)."""
+        privacy = parse_privacy(request.extra)
+        if privacy is None:
+            return None
+        return privacy.group_id(await self.private_sender.default_key())
+
+    async def send_private(self, request: p.CallRequest, privacy: PrivacyParams) -> Hash32:
+        """Steps 1 to 3: payload to the manager, hash on chain, signed as private."""
+        if request.sender is None:
+            raise InvalidParams('transaction: "from" is required')
+        account = self.node.accounts.get(request.sender)
+        if account is None:
+            raise ServerError("unknown account")
+        if request.value:
+            raise ServerError("ether value is not supported for private transactions")
+        default_key = await self.private_sender.default_key()
+        group_id = privacy.group_id(default_key)
+        chain = self.node.chain
+
+        def check_and_estimate() -> int | None:
+            contract_group = chain.group_of(request.to)
+            if contract_group is not None and contract_group != group_id:
+                members = chain.privacy.store.group_members(contract_group)
+                parties = [privacy.private_from or default_key, *privacy.private_for]
+                raise ServerError(
+                    f"contract {fmt.checksum(request.to or b'')} lives in party group "
+                    f"0x{contract_group.hex()} ({parties_text(members)}); this transaction's "
+                    f"parties are {parties_text(parties)}: a private transaction can only "
+                    "touch contracts of its own group"
+                )
+            if request.gas is not None:
+                return None
+            return calls.estimate_gas(chain, chain.head, as_call(request, group_id))
+
+        estimate = await self.node.executor.run(check_and_estimate)
+        payload_hash = await self.private_sender.distribute(request.data, privacy)
+        state_nonce = await self.node.executor.run(
+            lambda: chain.head_state().get_nonce(request.sender)
+        )
+        nonce = request.nonce
+        if nonce is None:
+            nonce = self.node.pool.pending_nonce(request.sender, state_nonce)
+        gas = request.gas if request.gas is not None else int((estimate or 0) * 1.1) + 25_000
+        transaction = build_private_transaction(
+            private_key=account.private_key,
+            nonce=nonce,
+            gas=max(gas, 60_000),
+            gas_price=request.gas_price or 0,
+            to=request.to,
+            payload_hash=payload_hash,
+        )
+        return await self.node.submit(transaction)
 
     async def fill_and_sign(self, request: p.CallRequest) -> SignedTransactionAPI:
         """Complete a transaction request for a held account and sign it (geth's rules)."""
@@ -313,6 +390,9 @@ class EthNamespace:
     async def send_transaction(self, params: Any, context: CallContext) -> str:
         (request_raw,) = p.expect_params(params, 1, 1)
         request = p.call_request(request_raw)
+        privacy = parse_privacy(request.extra)
+        if privacy is not None:
+            return fmt.hex_data(await self.send_private(request, privacy))
         transaction = await self.fill_and_sign(request)
         return fmt.hex_data(await self.node.submit(transaction))
 

@@ -99,6 +99,26 @@ def as_call(request: p.CallRequest, group_id: bytes | None = None) -> Call:
     )
 
 
+def check_contract_group(
+    node: Node, to: bytes | None, privacy: PrivacyParams, default_key: str
+) -> None:
+    """Refuse a private transaction to a private contract of another party group; it
+    would run in its own group's state, where that contract does not exist, and silently
+    do nothing (ARCHITECTURE.md, "Private state per party group"). Chain thread."""
+    chain = node.chain
+    contract_group = chain.group_of(to)
+    if contract_group is None or contract_group == privacy.group_id(default_key):
+        return
+    members = chain.privacy.store.group_members(contract_group)
+    parties = [privacy.private_from or default_key, *privacy.private_for]
+    raise ServerError(
+        f"contract {fmt.checksum(to or b'')} lives in party group "
+        f"0x{contract_group.hex()} ({parties_text(members)}); this transaction's "
+        f"parties are {parties_text(parties)}: a private transaction can only "
+        "touch contracts of its own group"
+    )
+
+
 class EthNamespace:
     def __init__(self, node: Node, private_sender: PrivateSender | None = None) -> None:
         self.node = node
@@ -327,16 +347,7 @@ class EthNamespace:
         chain = self.node.chain
 
         def check_and_estimate() -> int | None:
-            contract_group = chain.group_of(request.to)
-            if contract_group is not None and contract_group != group_id:
-                members = chain.privacy.store.group_members(contract_group)
-                parties = [privacy.private_from or default_key, *privacy.private_for]
-                raise ServerError(
-                    f"contract {fmt.checksum(request.to or b'')} lives in party group "
-                    f"0x{contract_group.hex()} ({parties_text(members)}); this transaction's "
-                    f"parties are {parties_text(parties)}: a private transaction can only "
-                    "touch contracts of its own group"
-                )
+            check_contract_group(self.node, request.to, privacy, default_key)
             if request.gas is not None:
                 return None
             return calls.estimate_gas(chain, chain.head, as_call(request, group_id))

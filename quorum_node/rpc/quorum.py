@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth_hash.auto import keccak
 
 from quorum_node.chain.transactions import PRIVATE_PAYLOAD_HASH_SIZE
@@ -20,7 +21,7 @@ from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
 from quorum_node.rpc.errors import InvalidParams, ServerError
-from quorum_node.rpc.eth import state_header
+from quorum_node.rpc.eth import check_contract_group, state_header
 
 #: GoQuorum's privacy precompile address (used by its privacy marker transactions).
 PRIVACY_PRECOMPILE_ADDRESS = "0x000000000000000000000000000000000000007a"
@@ -44,6 +45,9 @@ class QuorumNamespace:
             check_private_shape(transaction)
         except PrivacyError as exc:
             raise ServerError(str(exc)) from None
+        default_key = await self.sender.default_key()
+        to = None if transaction.to == CREATE_CONTRACT_ADDRESS else bytes(transaction.to)
+        await self.node.executor.run(check_contract_group, self.node, to, privacy, default_key)
         await self.sender.distribute_signed(bytes(transaction.data), privacy)
         return fmt.hex_data(await self.node.submit(transaction))
 

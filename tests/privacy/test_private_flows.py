@@ -244,6 +244,14 @@ def test_private_transaction_to_another_groups_contract_is_refused_naming_the_gr
     assert net.key("node2") in message and net.key(outsider(net)) in message
     with pytest.raises(Web3RPCError, match=group):  # also when web3.py estimates first
         storage.functions.set(4).transact({"from": net.address("node1"), "privateFor": other_group})
+    # the same refusal for a transaction signed offline (eth_sendRawPrivateTransaction)
+    raw = w3.quorum.sign_private_transaction(
+        net.private_key("node1"),
+        {"to": address, "data": set_data(4), "gas": 200_000},
+        manager_url=net.tm_url("node1"),
+    )
+    with pytest.raises(Web3RPCError, match=group):
+        w3.quorum.send_raw_private_transaction(raw, private_for=other_group)
     assert net.nonce("node1") == nonce_before
     assert net.txpool_empty("node1")
     assert storage.functions.get().call() == 3

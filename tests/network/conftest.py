@@ -20,7 +20,13 @@ def network3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QnetNetwork]:
         yield network
 
 
-@pytest.fixture(scope="module", params=[3, 4], ids=["3-nodes", "4-nodes"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(3, id="3-nodes"),
+        pytest.param(4, id="4-nodes", marks=pytest.mark.slow),  # ~20 s to start on 2 cores
+    ],
+)
 def network(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[QnetNetwork]:

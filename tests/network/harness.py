@@ -71,18 +71,26 @@ class QnetNetwork:
         self.description = json.loads((self.directory / "network.json").read_text())
 
     def down(self) -> None:
-        """``qnet down``; if the launcher itself fails, SIGKILL whatever its pid files
-        still name, so no process outlives the fixture that started it."""
+        """``qnet down``; if the launcher itself fails, SIGKILL the processes its pid
+        files still name (only those running from this network's directory), so no
+        process outlives the fixture that started it."""
         if not (self.directory / "layout.json").exists():
             return
         try:
             self.qnet("down", "--dir", str(self.directory), timeout=90)
-        finally:
-            for pid_file in self.directory.glob("*/*.pid"):
-                try:
-                    os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
+        except BaseException:
+            self._kill_leftovers()
+            raise
+
+    def _kill_leftovers(self) -> None:
+        for pid_file in self.directory.glob("*/*.pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if str(self.directory).encode() in command_line:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
 
     def status_output(self) -> str:
         return self.qnet("status", "--dir", str(self.directory), timeout=60)

@@ -214,3 +214,57 @@ def test_party_manager_down_at_import_time_halts_the_party_until_it_is_back(
     group_roots = {name: net.call(name, "debug_privateStateRoots", [head]) for name in net.names}
     assert group_roots[sender][group] == group_roots[party][group]
     assert group not in group_roots[bystander]
+
+
+@pytest.mark.slow
+def test_party_killed_mid_stream_comes_back_with_the_same_private_state(net3: PrivateNet) -> None:
+    """kill -9 a party's node while private transactions for it keep coming; restarted on
+    the same data directory it catches up to the same private state as the other party."""
+    net = net3
+    sender = net.qnet.leader()
+    party, bystander = [name for name in net.names if name != sender]
+    account = net.address(sender)
+    deployed = net.call(
+        sender,
+        "eth_sendTransaction",
+        [{"from": account, "data": deploy_data(0), "privateFor": [net.key(party)]}],
+    )
+    address = net.receipt(sender, deployed)["contractAddress"]
+
+    def write(value: int) -> str:
+        return str(
+            net.call(
+                sender,
+                "eth_sendTransaction",
+                [
+                    {
+                        "from": account,
+                        "to": address,
+                        "data": set_data(value),
+                        "gas": "0x186a0",
+                        "privateFor": [net.key(party)],
+                    }
+                ],
+            )
+        )
+
+    for value in range(1, 11):
+        write(value)
+    net.qnet.stop(party, kill=True, only="node")
+    try:
+        for value in range(11, 21):
+            last = write(value)
+        net.receipt(sender, last)
+    finally:
+        net.qnet.start(party, only="node")
+    net.wait_same_head(timeout=60)
+    assert int(net.call(party, "eth_call", [{"to": address, "data": GET_DATA}]), 16) == 20
+    assert net.call(party, "eth_getTransactionReceipt", [last])["status"] == "0x1"
+    assert net.call(party, "eth_storageRoot", [address]) == net.call(
+        sender, "eth_storageRoot", [address]
+    )
+    head = net.call(sender, "eth_blockNumber")
+    group = net.call(sender, "eth_getContractPrivacyMetadata", [address])["privacyGroupId"]
+    roots = {name: net.call(name, "debug_privateStateRoots", [head]) for name in (sender, party)}
+    assert roots[sender][group] == roots[party][group]
+    assert net.call(bystander, "eth_getCode", [address]) == "0x"

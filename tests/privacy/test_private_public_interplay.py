@@ -133,3 +133,69 @@ def test_public_contract_sees_no_private_state(net3: PrivateNet) -> None:
     for name in PARTIES:
         assert net.contract(name, "Counter", private_counter).functions.count().call() == 1
     assert net.w3(OUTSIDER).eth.get_code(private_counter) == b""
+
+
+def test_private_transaction_straight_to_a_public_contract_fails(net3: PrivateNet) -> None:
+    """Private transactions run in their group's state and may not write public state, also
+    when they call a public contract directly rather than through a private one."""
+    net = net3
+    account = net.address("node1")
+    counter = deploy_public(net, "Counter")
+    increment = net.contract("node1", "Counter", counter).functions.increment()
+    tx_hash = increment.transact(
+        {"from": account, "privateFor": [net.key("node2")], "gas": 300_000}
+    )
+    net.w3("node1").eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    net.wait_same_head()
+    for name in net.names:
+        receipt = net.w3(name).eth.get_transaction_receipt(tx_hash)
+        assert receipt["status"] == (0 if name in PARTIES else 1), name
+    assert counts(net, counter) == {name: 0 for name in net.names}
+
+
+def test_public_transaction_to_a_private_contract_address_changes_nothing_private(
+    net3: PrivateNet,
+) -> None:
+    net = net3
+    account = net.address("node1")
+    storage_address = deploy_private(net, "SimpleStorage", 42)
+    public_view = net.contract("node1", "SimpleStorage", storage_address)
+    tx_hash = public_view.functions.set(9).transact({"from": account, "gas": 300_000})
+    receipt = net.w3("node1").eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    net.wait_same_head()
+    assert receipt["logs"] == []  # in public state the address has no code: a plain call
+    for name in PARTIES:
+        storage = net.contract(name, "SimpleStorage", storage_address)
+        assert storage.functions.get().call() == 42, name
+    assert net.w3(OUTSIDER).eth.get_code(storage_address) == b""
+
+
+def test_failed_private_creation_reports_failure_on_parties_only(net3: PrivateNet) -> None:
+    """A creation whose code fails (0xfe, INVALID): status 0 on the parties, with the
+    address it would have had; status 1 on the non-party; no contract anywhere."""
+    net = net3
+    tx_hash = net.call(
+        "node1",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node1"),
+                "data": "0xfe",
+                "gas": "0x30000",
+                "privateFor": [net.key("node2")],
+            }
+        ],
+    )
+    net.receipt("node1", tx_hash)
+    net.wait_same_head()
+    addresses = set()
+    for name in net.names:
+        receipt = net.call(name, "eth_getTransactionReceipt", [tx_hash])
+        assert receipt["status"] == ("0x0" if name in PARTIES else "0x1"), name
+        assert receipt["logs"] == []
+        addresses.add(receipt["contractAddress"])
+        assert net.call(name, "eth_getCode", [receipt["contractAddress"], "latest"]) == "0x"
+        assert (
+            net.call(name, "eth_getContractPrivacyMetadata", [receipt["contractAddress"]]) is None
+        )
+    assert len(addresses) == 1 and None not in addresses

@@ -164,6 +164,12 @@ def test_200_private_transactions_agree_per_group_and_leak_nothing(net4: Private
     net.wait_same_head(timeout=60)
     head = int(net.call("node1", "eth_blockNumber"), 16)
 
+    # the public side: every node bumped every sender's nonce alike
+    for sender in ("node1", "node2", "node3"):
+        nonces = {net.nonce(name, sender) for name in net.names}
+        assert len(nonces) == 1, (sender, nonces)
+    assert sum(net.nonce("node4", s) for s in ("node1", "node2", "node3")) == TOTAL_TRANSACTIONS
+
     for address in addresses:
         members = GROUPS[contract_group[address]]
         roots = {name: net.call(name, "eth_storageRoot", [address, "latest"]) for name in members}

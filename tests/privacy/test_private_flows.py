@@ -8,12 +8,14 @@ The parties are every node but the last; the last node is the non-party.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import urllib.request
 from typing import Any
 
 import pytest
+import websockets
 from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak, to_bytes
@@ -495,3 +497,64 @@ def test_private_from_not_held_by_the_nodes_manager_is_refused(net: PrivateNet) 
     assert net.key("node2") in error["message"] and "not held" in error["message"], error
     assert net.nonce("node1") == nonce_before
     assert net.txpool_empty("node1")
+
+
+def test_log_subscriptions_see_private_logs_on_parties_only(net: PrivateNet) -> None:
+    """eth_subscribe("logs") over WebSocket: a party is notified of the private log; the
+    non-party's first notification is the public log emitted after it."""
+    account = net.address("node1")
+    private_address = net.receipt(
+        "node1",
+        net.call(
+            "node1",
+            "eth_sendTransaction",
+            [{"from": account, "data": deploy_data(1), "privateFor": private_for(net)}],
+        ),
+    )["contractAddress"]
+    public_address = net.receipt(
+        "node1",
+        net.call("node1", "eth_sendTransaction", [{"from": account, "data": deploy_data(1)}]),
+    )["contractAddress"]
+    net.wait_same_head()
+    watched = {"address": [private_address, public_address]}
+
+    async def first_notifications() -> dict[str, str]:
+        sockets = {}
+        try:
+            for name in net.names:
+                socket = await websockets.connect(str(net.qnet.node(name)["ws_url"]))
+                sockets[name] = socket
+                request = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe"}
+                await socket.send(json.dumps({**request, "params": ["logs", watched]}))
+                assert "result" in json.loads(await asyncio.wait_for(socket.recv(), 15))
+            private_hash = net.call(
+                "node1",
+                "eth_sendTransaction",
+                [
+                    {
+                        "from": account,
+                        "to": private_address,
+                        "data": set_data(5),
+                        "privateFor": private_for(net),
+                    }
+                ],
+            )
+            net.receipt("node1", private_hash)
+            net.call(
+                "node1",
+                "eth_sendTransaction",
+                [{"from": account, "to": public_address, "data": set_data(6)}],
+            )
+            firsts = {}
+            for name, socket in sockets.items():
+                message = json.loads(await asyncio.wait_for(socket.recv(), 15))
+                firsts[name] = message["params"]["result"]["address"]
+            return firsts
+        finally:
+            for socket in sockets.values():
+                await socket.close()
+
+    firsts = asyncio.run(first_notifications())
+    for name in net.names:
+        expected = private_address if name in parties(net) else public_address
+        assert firsts[name].lower() == expected.lower(), name

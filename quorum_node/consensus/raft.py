@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 PROPOSAL_TIMEOUT_SECONDS = 5.0
 PUSH_TIMEOUT_SECONDS = 3.0
 FORWARD_BATCH_DELAY_SECONDS = 0.002
+#: After a failed forward, try again this much later with what is still in the pool.
+FORWARD_RETRY_SECONDS = 1.0
 BODY_CACHE_LIMIT = 256
 MAX_UNANCHORED_BLOCKS = 4096
 
@@ -138,6 +140,7 @@ class RaftEngine:
         self._apply_wake = asyncio.Event()
         self._forward_queue: list[SignedTransactionAPI] = []
         self._forward_scheduled = False
+        self._forward_retries: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_leader: str | None = None
         self._last_proposal_at = 0.0
@@ -162,7 +165,7 @@ class RaftEngine:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._forward_retries]:
             task.cancel()
         for task in self._tasks:
             try:
@@ -303,13 +306,33 @@ class RaftEngine:
             return  # no leader known yet: the leader watch forwards the pool on election
         peer = self._network.peers.get(leader.enode.node_id)
         if peer is None:
+            self._retry_forward(transactions)
             return
         try:
             await self._network.send_transactions(peer, [tx.encode() for tx in transactions])
         except PeerError as exc:
             logger.warning(
-                "forwarding %d transactions to the leader failed: %s", len(transactions), exc
+                "forwarding %d transactions to the leader failed, retrying in %.0fs: %s",
+                len(transactions),
+                FORWARD_RETRY_SECONDS,
+                exc,
             )
+            self._retry_forward(transactions)
+
+    def _retry_forward(self, transactions: list[SignedTransactionAPI]) -> None:
+        """Forward again later whatever of ``transactions`` still waits in the pool: a
+        forward that failed (the leader busy past the request timeout, or not yet
+        connected) would otherwise strand them here until the next leader change."""
+
+        async def later() -> None:
+            await asyncio.sleep(FORWARD_RETRY_SECONDS)
+            waiting = [tx for tx in transactions if tx.hash in self._node.pool]
+            if waiting and not self.is_leader():
+                await self._forward(waiting)
+
+        task = asyncio.ensure_future(later())
+        self._forward_retries.add(task)
+        task.add_done_callback(self._forward_retries.discard)
 
     async def receive_transactions(self, raw_transactions: list[bytes], sender: str) -> int:
         """Admit what a peer forwarded; bytes that are no transaction refuse the whole

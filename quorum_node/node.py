@@ -169,9 +169,17 @@ class Node:
         self.on_committed(committed)
         return committed
 
-    async def prepare_block(self, *, allow_empty: bool) -> PreparedBlock | None:
-        """Build a block to propose; nothing is committed until ``commit_prepared``."""
+    async def prepare_block(
+        self, *, allow_empty: bool, max_transactions: int | None = None
+    ) -> PreparedBlock | None:
+        """Build a block to propose; nothing is committed until ``commit_prepared``.
+
+        ``max_transactions`` caps the block (a prefix of the pool's executable order is
+        still executable); the rest waits for the next block.
+        """
         candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
+        if max_transactions is not None:
+            candidates = candidates[:max_transactions]
         if not candidates and not allow_empty:
             return None
         payloads = await self._payloads_for(candidates)

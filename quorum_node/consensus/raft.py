@@ -52,6 +52,13 @@ PUSH_TIMEOUT_SECONDS = 3.0
 FORWARD_BATCH_DELAY_SECONDS = 0.002
 #: After a failed forward, try again this much later with what is still in the pool.
 FORWARD_RETRY_SECONDS = 1.0
+#: At most this many transactions per block. The gas limit alone would let one block
+#: take thousands of transactions, which py-evm executes for tens of seconds: the chain
+#: thread is then unavailable to admit transactions (forwards time out), every follower
+#: waits that long for the body before it can start its own re-execution, and the GIL
+#: starves pysyncobj's thread into elections. Smaller blocks pipeline: followers import
+#: block N while the leader builds N+1.
+MAX_TRANSACTIONS_PER_BLOCK = 500
 BODY_CACHE_LIMIT = 256
 MAX_UNANCHORED_BLOCKS = 4096
 
@@ -399,7 +406,9 @@ class RaftEngine:
         tip_number, tip_hash = self._tip.tip
         if self._node.chain.head.hash != tip_hash:
             return None  # still applying: the applier wakes us when done
-        prepared = await self._node.prepare_block(allow_empty=allow_empty)
+        prepared = await self._node.prepare_block(
+            allow_empty=allow_empty, max_transactions=MAX_TRANSACTIONS_PER_BLOCK
+        )
         if prepared is None:
             return None
         block = prepared.block

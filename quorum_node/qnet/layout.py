@@ -27,11 +27,21 @@ DEFAULT_CHAIN_ID = 1337
 ACCOUNT_PASSWORD = "quorum-py-dev"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (another process could still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port the OS says is free now (another process could still take it), and never
+    one this process handed out before: the ports of a layout are chosen long before
+    anything listens on them, and the OS may offer a released port again (seen: a
+    node's and a manager's port the same, the node failing to start)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass(frozen=True)

@@ -193,19 +193,19 @@ def raw_stock_mine_all(genesis: Genesis, workload: Workload) -> dict[str, Any]:
     chain_class = MiningChain.configure(
         __name__="BenchStockChain", vm_configuration=((0, StockVM),), chain_id=genesis.chain_id
     )
-    chain = cast(MiningChain, chain_class.from_genesis(AtomicDB(), genesis.header_params(),
-                                                       genesis.state()))
+    chain = cast(MiningChain, chain_class.from_genesis(
+        AtomicDB(), genesis.header_params(), genesis.state()))  # type: ignore[arg-type]
     builder = StockVM.get_transaction_builder()
     for chunk in gas_chunks(decoded(workload.setup, builder), genesis.gas_limit):
         chain.mine_all(chunk)
     chunks = gas_chunks(decoded(workload.measured, builder), genesis.gas_limit)
     started, cpu_started = time.perf_counter(), time.process_time()
-    computations = []
+    computations: list[Any] = []
     for chunk in chunks:
         _, _, chunk_computations = chain.mine_all(chunk)
         computations.extend(chunk_computations)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    failed = sum(1 for computation in computations if computation.is_error)
+    failed = len([computation for computation in computations if computation.is_error])
     if failed:
         raise RuntimeError(f"raw py-evm: {failed} transactions failed")
     return _raw_rate(len(workload.measured), elapsed, cpu, blocks=len(chunks))
@@ -260,7 +260,7 @@ async def _post(session: aiohttp.ClientSession, url: str, batch: list[dict[str, 
 
 async def _send_all(session: aiohttp.ClientSession, url: str,
                     raw_transactions: Sequence[str]) -> None:
-    batches = [raw_transactions[start:start + RPC_BATCH]
+    batches = [list(raw_transactions[start:start + RPC_BATCH])
                for start in range(0, len(raw_transactions), RPC_BATCH)]
     queue: asyncio.Queue[list[str]] = asyncio.Queue()
     for batch in batches:

@@ -142,7 +142,9 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
         """
         header_fields: dict[str, Any] = {}
         block_fields: dict[str, Any] = {"transactions": transactions}
-        tries = [("transaction_root", transactions), ("receipt_root", receipts)]
+        tries: list[tuple[str, Sequence[Any]]] = [
+            ("transaction_root", transactions), ("receipt_root", receipts)
+        ]
         if withdrawals:
             tries.append(("withdrawals_root", withdrawals))
             block_fields["withdrawals"] = withdrawals
@@ -173,7 +175,8 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
             )
         if header.block_number != parent_header.block_number + 1:
             raise ValidationError(
-                f"block #{header.block_number} does not follow its parent #{parent_header.block_number}"
+                f"block #{header.block_number} does not follow its parent "
+                f"#{parent_header.block_number}"
             )
         if header.timestamp < parent_header.timestamp:
             raise ValidationError(

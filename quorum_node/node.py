@@ -24,7 +24,7 @@ from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBloc
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.consensus.base import ConsensusEngine
 from quorum_node.errors import TransactionRejected
-from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
+from quorum_node.privacy.payloads import ManagerUnavailable, PayloadResolver, PrivatePayload
 from quorum_node.privacy.sending import PrivacyError, check_private_shape
 from quorum_node.txpool import AccountView, TransactionPool
 
@@ -158,7 +158,9 @@ class Node:
         candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
         if not candidates and not allow_empty:
             return None
-        payloads = await self._payloads_for(candidates)
+        candidates, payloads = await self._payloads_for_building(candidates)
+        if not candidates and not allow_empty:
+            return None
         committed = await self.executor.run(
             self.chain.seal_block,
             candidates,
@@ -182,7 +184,9 @@ class Node:
             candidates = candidates[:max_transactions]
         if not candidates and not allow_empty:
             return None
-        payloads = await self._payloads_for(candidates)
+        candidates, payloads = await self._payloads_for_building(candidates)
+        if not candidates and not allow_empty:
+            return None
         prepared = await self.executor.run(
             self.chain.prepare_block,
             candidates,
@@ -213,6 +217,33 @@ class Node:
         party). Raises ``ManagerUnavailable`` rather than guess."""
         hashes = [bytes(tx.data) for tx in transactions if is_private(tx)]
         return await self.payloads.resolve(hashes) if hashes else {}
+
+    async def _payloads_for_building(
+        self, candidates: list[SignedTransactionAPI]
+    ) -> tuple[list[SignedTransactionAPI], dict[bytes, PrivatePayload | None]]:
+        """Payloads for a block this node builds, or, if its manager does not answer at
+        once, a block without private transactions.
+
+        The block maker cannot leave a private transaction's outcome unknown to itself,
+        but it need not stop the chain either: public transactions go on, and private
+        ones (with their senders' later transactions, which depend on their nonces)
+        wait in the pool until the manager is back.
+        """
+        try:
+            hashes = [bytes(tx.data) for tx in candidates if is_private(tx)]
+            payloads = await self.payloads.resolve(hashes, patient=False) if hashes else {}
+            return candidates, payloads
+        except ManagerUnavailable as exc:
+            logger.warning("building without private transactions: %s", exc)
+        held_back: set[bytes] = set()
+        public_only = []
+        for transaction in candidates:
+            sender = bytes(transaction.sender)
+            if sender in held_back or is_private(transaction):
+                held_back.add(sender)
+                continue
+            public_only.append(transaction)
+        return public_only, {}
 
     def on_committed(self, committed: CommittedBlock) -> None:
         """Update the pool and tell listeners; runs on the event loop."""

@@ -54,22 +54,27 @@ class PayloadResolver:
             raise ManagerUnavailable("this node has no transaction manager configured")
         return self._client
 
-    async def resolve(self, payload_hashes: Iterable[bytes]) -> dict[bytes, PrivatePayload | None]:
+    async def resolve(
+        self, payload_hashes: Iterable[bytes], *, patient: bool = True
+    ) -> dict[bytes, PrivatePayload | None]:
+        """Payloads by hash. ``patient`` retries with back-off before giving up (import:
+        the block must wait for the answer); otherwise one attempt (a block maker can
+        leave the transaction for a later block)."""
         wanted = list(dict.fromkeys(payload_hashes))
         if self._client is None:
             return dict.fromkeys(wanted)  # no manager: never a party to anything
         missing = [h for h in wanted if h not in self._cache]
-        results = await asyncio.gather(*(self._fetch(h) for h in missing))
+        results = await asyncio.gather(*(self._fetch(h, patient) for h in missing))
         for payload_hash, result in zip(missing, results, strict=True):
             self._cache[payload_hash] = result
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return {h: self._cache[h] for h in wanted}
 
-    async def _fetch(self, payload_hash: bytes) -> PrivatePayload | None:
+    async def _fetch(self, payload_hash: bytes, patient: bool) -> PrivatePayload | None:
         assert self._client is not None  # noqa: S101 - checked by resolve
         last_error: Exception | None = None
-        for delay in (0.0, *RETRY_DELAYS_SECONDS):
+        for delay in (0.0, *RETRY_DELAYS_SECONDS) if patient else (0.0,):
             if delay:
                 await asyncio.sleep(delay)
             try:

@@ -271,22 +271,14 @@ def test_party_killed_mid_stream_comes_back_with_the_same_private_state(net3: Pr
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # the public transfer's receipt never comes
-    reason="not supported yet: the Raft leader resolves every private payload of a block "
-    "before building it, so while its own manager is down (even for a transaction it is "
-    "not party to) minting fails and no block is made, public transactions included; a "
-    "fix needs the leader to leave unresolvable private transactions for a later block or "
-    "to hand leadership over",
-)
 def test_leader_manager_down_does_not_stop_public_transactions(net3: PrivateNet) -> None:
     net = net3
     leader = net.qnet.leader()
     sender, recipient = [name for name in net.names if name != leader]
     net.qnet.stop(leader, only="tm")
+    private_tx = None
     try:
-        net.call(
+        private_tx = net.call(
             sender,
             "eth_sendTransaction",
             [
@@ -300,8 +292,14 @@ def test_leader_manager_down_does_not_stop_public_transactions(net3: PrivateNet)
         )
         raw, transfer = net.qnet.sign_transfer(net.private_key(recipient), net.nonce(recipient))
         net.call(recipient, "eth_sendRawTransaction", [raw])
+        # The leader leaves the private transaction it cannot resolve for later and
+        # keeps minting public ones.
         net.receipt(recipient, transfer, timeout=15)
+        assert net.call(sender, "eth_getTransactionReceipt", [private_tx]) is None
     finally:
         net.qnet.start(leader, only="tm")
         net.receipt(recipient, transfer, timeout=60)  # all is well once it is back
         net.wait_same_head(timeout=60)
+    assert private_tx is not None
+    receipts = [net.receipt(name, private_tx, timeout=60) for name in (sender, recipient)]
+    assert [r["status"] for r in receipts] == ["0x1", "0x1"]

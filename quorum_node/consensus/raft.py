@@ -100,6 +100,9 @@ def raft_conf(password: str, bind_address: str, datadir: Path, **callbacks: Any)
         bindAddress=bind_address,
         autoTickPeriod=0.005,
         appendEntriesPeriod=0.01,
+        # Send a new entry, and a new commit index, at once rather than with the next
+        # periodic heartbeat: a block is proposed and learnt committed ~10 ms sooner.
+        appendEntriesUseBatch=False,
         raftMinTimeout=0.4,
         raftMaxTimeout=1.2,
         # A leader that hears from no majority for this long steps down (etcd's

@@ -38,6 +38,7 @@ class _Admitted:
     transaction: SignedTransactionAPI
     sender: Address
     account: AccountView
+    head_hash: bytes  # the head whose state ``account`` was read from
 
 
 class Node:
@@ -79,12 +80,11 @@ class Node:
 
         Checks of many concurrent submissions run in one trip to the chain thread.
         """
-        future: asyncio.Future[_Admitted] = asyncio.get_running_loop().create_future()
-        self._admission_queue.append((transaction, future))
-        if not self._admission_scheduled:
-            self._admission_scheduled = True
-            asyncio.get_running_loop().call_soon(self._schedule_admission)
-        admitted = await future
+        admitted = await self._admit(transaction)
+        if admitted.head_hash != self.chain.head.hash:
+            # A block committed between the check and now: its nonces may make the
+            # account view stale, so look again rather than re-admit an included nonce.
+            admitted = await self._admit(transaction)
         self.pool.add(admitted.transaction, admitted.sender, admitted.account)
         transaction_hash = Hash32(transaction.hash)
         for listener in self.pending_listeners:
@@ -92,6 +92,14 @@ class Node:
         if self.engine is not None:
             self.engine.transaction_added(admitted.transaction)
         return transaction_hash
+
+    async def _admit(self, transaction: SignedTransactionAPI) -> _Admitted:
+        future: asyncio.Future[_Admitted] = asyncio.get_running_loop().create_future()
+        self._admission_queue.append((transaction, future))
+        if not self._admission_scheduled:
+            self._admission_scheduled = True
+            asyncio.get_running_loop().call_soon(self._schedule_admission)
+        return await future
 
     def _schedule_admission(self) -> None:
         asyncio.ensure_future(self._admit_queued())
@@ -110,12 +118,13 @@ class Node:
 
     def _check_all(self, transactions: list[SignedTransactionAPI]) -> list[_Admitted | Exception]:
         state = self.chain.head_state()
+        head_hash = self.chain.head.hash
         outcomes: list[_Admitted | Exception] = []
         for transaction in transactions:
             try:
                 sender = self._check_transaction(transaction)
                 account = AccountView(state.get_nonce(sender), state.get_balance(sender))
-                outcomes.append(_Admitted(transaction, sender, account))
+                outcomes.append(_Admitted(transaction, sender, account, head_hash))
             except TransactionRejected as exc:
                 outcomes.append(exc)
         return outcomes

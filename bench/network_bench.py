@@ -125,19 +125,28 @@ def load_average() -> list[float]:
 
 # --- the network ------------------------------------------------------------------------
 
+
 def qnet(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "quorum_node.qnet.cli", *args], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "quorum_node.qnet.cli", *args],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def node_pids(directory: Path) -> list[int]:
-    return [int((directory / node / "node.pid").read_text()) for node in sorted(
-        p.name for p in directory.iterdir() if (p / "node.pid").exists())]
+    return [
+        int((directory / node / "node.pid").read_text())
+        for node in sorted(p.name for p in directory.iterdir() if (p / "node.pid").exists())
+    ]
 
 
 def tm_pids(directory: Path) -> list[int]:
-    return [int((directory / node / "tm.pid").read_text()) for node in sorted(
-        p.name for p in directory.iterdir() if (p / "tm.pid").exists())]
+    return [
+        int((directory / node / "tm.pid").read_text())
+        for node in sorted(p.name for p in directory.iterdir() if (p / "tm.pid").exists())
+    ]
 
 
 def total_cpu(pids: Sequence[int]) -> float:
@@ -146,39 +155,47 @@ def total_cpu(pids: Sequence[int]) -> float:
 
 # --- transactions ------------------------------------------------------------------------
 
+
 def funding(network: dict[str, Any], keys: Sequence[PrivateKey]) -> list[SignedTransactionAPI]:
     """Value transfers from node A's genesis account to every bench sender."""
     sign = _signer(network["chain_id"])
     funder = PrivateKey(bytes.fromhex(network["nodes"][0]["accounts"][0]["private_key"][2:]))
-    return [sign(funder, nonce, 21_000, Address(key.public_key.to_canonical_address()),
-                 SENDER_FUNDS, b"") for nonce, key in enumerate(keys)]
+    return [
+        sign(
+            funder, nonce, 21_000, Address(key.public_key.to_canonical_address()), SENDER_FUNDS, b""
+        )
+        for nonce, key in enumerate(keys)
+    ]
 
 
 def raw_genesis(network_genesis: Genesis, keys: Sequence[PrivateKey]) -> Genesis:
     """The network's genesis with the bench senders funded, for the raw py-evm side."""
     alloc = dict(network_genesis.alloc)
     for key in keys:
-        alloc[Address(key.public_key.to_canonical_address())] = GenesisAccount(
-            balance=SENDER_FUNDS)
+        alloc[Address(key.public_key.to_canonical_address())] = GenesisAccount(balance=SENDER_FUNDS)
     return dataclasses.replace(network_genesis, alloc=alloc)
 
 
 def split(workload: Workload, count: int) -> tuple[Workload, list[SignedTransactionAPI]]:
     """The first ``count`` measured transactions as a workload, the rest (continuing
     every sender's nonces) for the latency run."""
-    return (dataclasses.replace(workload, measured=workload.measured[:count]),
-            list(workload.measured[count:]))
+    return (
+        dataclasses.replace(workload, measured=workload.measured[:count]),
+        list(workload.measured[count:]),
+    )
 
 
 def sender_of(transaction: SignedTransactionAPI) -> bytes:
     return bytes(transaction.sender)
 
 
-def by_node(transactions: Sequence[SignedTransactionAPI], senders: Sequence[PrivateKey],
-            nodes: int) -> list[list[SignedTransactionAPI]]:
+def by_node(
+    transactions: Sequence[SignedTransactionAPI], senders: Sequence[PrivateKey], nodes: int
+) -> list[list[SignedTransactionAPI]]:
     """Each sender talks to one node, senders round-robin over the nodes; order kept."""
-    home = {key.public_key.to_canonical_address(): index % nodes
-            for index, key in enumerate(senders)}
+    home = {
+        key.public_key.to_canonical_address(): index % nodes for index, key in enumerate(senders)
+    }
     lanes: list[list[SignedTransactionAPI]] = [[] for _ in range(nodes)]
     for transaction in transactions:
         lanes[home.get(sender_of(transaction), 0)].append(transaction)
@@ -191,8 +208,10 @@ def hex_of(data: bytes) -> str:
 
 # --- public part ---------------------------------------------------------------------------
 
-async def await_receipts(session: aiohttp.ClientSession, url: str, hashes: Sequence[str],
-                         window: int = 500) -> dict[str, Any]:
+
+async def await_receipts(
+    session: aiohttp.ClientSession, url: str, hashes: Sequence[str], window: int = 500
+) -> dict[str, Any]:
     """``node_bench._await_receipts`` with a lighter touch: while a window's last
     transaction has no receipt yet, only that one is asked for (one lookup per poll
     instead of up to 500), so the polling costs the nodes little of the CPU whose
@@ -201,47 +220,66 @@ async def await_receipts(session: aiohttp.ClientSession, url: str, hashes: Seque
     receipts = 0
     while position < len(hashes):
         last = hashes[min(position + window, len(hashes)) - 1]
-        probe = await _post(session, url, [{"jsonrpc": "2.0", "id": 0,
-                                            "method": "eth_getTransactionReceipt",
-                                            "params": [last]}])
+        probe = await _post(
+            session,
+            url,
+            [{"jsonrpc": "2.0", "id": 0, "method": "eth_getTransactionReceipt", "params": [last]}],
+        )
         if probe[0].get("result") is None:
             await asyncio.sleep(0.05)
             continue
-        stats = await _await_receipts(session, url, hashes[position:position + window])
+        stats = await _await_receipts(session, url, hashes[position : position + window])
         receipts += stats["receipts"]
         position += window
     return {"receipts": receipts}
 
 
-async def send_public(urls: Sequence[str], lanes: Sequence[Sequence[SignedTransactionAPI]]
-                      ) -> dict[str, Any]:
+async def send_public(
+    urls: Sequence[str], lanes: Sequence[Sequence[SignedTransactionAPI]]
+) -> dict[str, Any]:
     """All lanes at once, each to its node; from the first send to the last receipt."""
     connector = aiohttp.TCPConnector(limit=64)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
-        sends = [asyncio.create_task(_send_all(session, url, [hex_of(tx.encode()) for tx in lane]))
-                 for url, lane in zip(urls, lanes, strict=True) if lane]
-        polls = [asyncio.create_task(await_receipts(session, url,
-                                                     [hex_of(tx.hash) for tx in lane]))
-                 for url, lane in zip(urls, lanes, strict=True) if lane]
+        sends = [
+            asyncio.create_task(_send_all(session, url, [hex_of(tx.encode()) for tx in lane]))
+            for url, lane in zip(urls, lanes, strict=True)
+            if lane
+        ]
+        polls = [
+            asyncio.create_task(await_receipts(session, url, [hex_of(tx.hash) for tx in lane]))
+            for url, lane in zip(urls, lanes, strict=True)
+            if lane
+        ]
         await asyncio.gather(*sends)
         sent_after = time.perf_counter() - started
         stats = await asyncio.gather(*polls)
         elapsed = time.perf_counter() - started
     count = sum(len(lane) for lane in lanes)
-    return {"transactions": count, "seconds": round(elapsed, 3),
-            "tx_per_s": round(count / elapsed, 1), "all_sent_after_s": round(sent_after, 3),
-            "receipts": sum(entry["receipts"] for entry in stats)}
+    return {
+        "transactions": count,
+        "seconds": round(elapsed, 3),
+        "tx_per_s": round(count / elapsed, 1),
+        "all_sent_after_s": round(sent_after, 3),
+        "receipts": sum(entry["receipts"] for entry in stats),
+    }
 
 
-async def _poll_receipt(session: aiohttp.ClientSession, url: str, transaction_hash: str,
-                        timeout: float = 60.0) -> dict[str, Any]:
+async def _poll_receipt(
+    session: aiohttp.ClientSession, url: str, transaction_hash: str, timeout: float = 60.0
+) -> dict[str, Any]:
     deadline = time.perf_counter() + timeout
     while True:
-        async with session.post(url, json={"jsonrpc": "2.0", "id": 1,
-                                           "method": "eth_getTransactionReceipt",
-                                           "params": [transaction_hash]}) as response:
+        async with session.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "eth_getTransactionReceipt",
+                "params": [transaction_hash],
+            },
+        ) as response:
             answer = await response.json()
         receipt = answer.get("result")
         if receipt is not None:
@@ -254,16 +292,18 @@ async def _poll_receipt(session: aiohttp.ClientSession, url: str, transaction_ha
 
 
 async def _rpc(session: aiohttp.ClientSession, url: str, method: str, params: list[Any]) -> Any:
-    async with session.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                       "params": params}) as response:
+    async with session.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    ) as response:
         answer = await response.json()
     if "error" in answer:
         raise RuntimeError(f"{method} refused: {answer['error']}")
     return answer["result"]
 
 
-async def paced_public(urls: Sequence[str], transactions: Sequence[SignedTransactionAPI],
-                       rate: float) -> dict[str, Any]:
+async def paced_public(
+    urls: Sequence[str], transactions: Sequence[SignedTransactionAPI], rate: float
+) -> dict[str, Any]:
     """Single sends at ``rate`` per second, round-robin over the nodes; latency of each."""
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
@@ -271,8 +311,9 @@ async def paced_public(urls: Sequence[str], transactions: Sequence[SignedTransac
         async def one(index: int, transaction: SignedTransactionAPI) -> None:
             url = urls[index % len(urls)]
             sent = time.perf_counter()
-            transaction_hash = await _rpc(session, url, "eth_sendRawTransaction",
-                                          [hex_of(transaction.encode())])
+            transaction_hash = await _rpc(
+                session, url, "eth_sendRawTransaction", [hex_of(transaction.encode())]
+            )
             await _poll_receipt(session, url, transaction_hash)
             latencies.append(time.perf_counter() - sent)
 
@@ -287,6 +328,7 @@ async def paced_public(urls: Sequence[str], transactions: Sequence[SignedTransac
 
 # --- private part --------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Party:
     name: str
@@ -299,17 +341,20 @@ def private_keys(count: int) -> list[PrivateKey]:
     return [PrivateKey((0x9121A7E0000 + index).to_bytes(32, "big")) for index in range(count)]
 
 
-def sign_private_raw(key: PrivateKey, nonce: int, to: bytes, payload_hash: bytes,
-                     gas: int = PRIVATE_GAS) -> bytes:
+def sign_private_raw(
+    key: PrivateKey, nonce: int, to: bytes, payload_hash: bytes, gas: int = PRIVATE_GAS
+) -> bytes:
     """What ``w3.quorum.sign_private_transaction`` signs once ``/storeraw`` answered."""
     unsigned = QuorumTransactionBuilder.create_unsigned_transaction(
-        nonce=nonce, gas_price=0, gas=gas, to=Address(to), value=0, data=payload_hash)
+        nonce=nonce, gas_price=0, gas=gas, to=Address(to), value=0, data=payload_hash
+    )
     return bytes(sign_private(cast(PragueUnsignedLegacyTransaction, unsigned), key).encode())
 
 
 @dataclasses.dataclass
 class PrivateCall:
     """One private transaction to be: who sends it, through which party, with what."""
+
     key: PrivateKey
     nonce: int
     to: bytes
@@ -345,29 +390,38 @@ async def store_and_sign(calls: Sequence[PrivateCall]) -> float:
 
 
 def _private_request(call: PrivateCall, request_id: int) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "eth_sendRawPrivateTransaction",
-            "params": [hex_of(call.raw), {"privateFor": [call.counterparty.tm_key]}]}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "eth_sendRawPrivateTransaction",
+        "params": [hex_of(call.raw), {"privateFor": [call.counterparty.tm_key]}],
+    }
 
 
-async def send_private(calls: Sequence[PrivateCall], batch: int = 100, connections: int = 4
-                       ) -> dict[str, Any]:
+async def send_private(
+    calls: Sequence[PrivateCall], batch: int = 100, connections: int = 4
+) -> dict[str, Any]:
     """Batches of ``eth_sendRawPrivateTransaction`` to each call's own node, receipts
     polled there; from the first send to the last private receipt."""
     lanes: dict[str, list[PrivateCall]] = {}
     for call in calls:
         lanes.setdefault(call.party.rpc_url, []).append(call)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                     timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64), timeout=timeout
+    ) as session:
 
         async def send_lane(url: str, lane: list[PrivateCall]) -> None:
-            queue = [lane[start:start + batch] for start in range(0, len(lane), batch)]
+            queue = [lane[start : start + batch] for start in range(0, len(lane), batch)]
 
             async def worker() -> None:
                 while queue:
                     chunk = queue.pop(0)
-                    answers = await _post(session, url, [
-                        _private_request(call, index) for index, call in enumerate(chunk)])
+                    answers = await _post(
+                        session,
+                        url,
+                        [_private_request(call, index) for index, call in enumerate(chunk)],
+                    )
                     errors = [answer["error"] for answer in answers if "error" in answer]
                     if errors:
                         raise RuntimeError(f"eth_sendRawPrivateTransaction refused: {errors[0]}")
@@ -375,16 +429,23 @@ async def send_private(calls: Sequence[PrivateCall], batch: int = 100, connectio
             await asyncio.gather(*(worker() for _ in range(connections)))
 
         started = time.perf_counter()
-        polls = [asyncio.create_task(await_receipts(session, url,
-                                                     [call.transaction_hash for call in lane]))
-                 for url, lane in lanes.items()]
+        polls = [
+            asyncio.create_task(
+                await_receipts(session, url, [call.transaction_hash for call in lane])
+            )
+            for url, lane in lanes.items()
+        ]
         await asyncio.gather(*(send_lane(url, lane) for url, lane in lanes.items()))
         sent_after = time.perf_counter() - started
         stats = await asyncio.gather(*polls)
         elapsed = time.perf_counter() - started
-    return {"transactions": len(calls), "seconds": round(elapsed, 3),
-            "tx_per_s": round(len(calls) / elapsed, 1), "all_sent_after_s": round(sent_after, 3),
-            "receipts": sum(entry["receipts"] for entry in stats)}
+    return {
+        "transactions": len(calls),
+        "seconds": round(elapsed, 3),
+        "tx_per_s": round(len(calls) / elapsed, 1),
+        "all_sent_after_s": round(sent_after, 3),
+        "receipts": sum(entry["receipts"] for entry in stats),
+    }
 
 
 async def paced_private(calls: Sequence[PrivateCall], rate: float) -> dict[str, Any]:
@@ -400,8 +461,11 @@ async def paced_private(calls: Sequence[PrivateCall], rate: float) -> dict[str, 
                 payload_hash = await clients[call.party.tm_url].store_raw(call.payload)
                 raw = sign_private_raw(call.key, call.nonce, call.to, payload_hash, call.gas)
                 sent = time.perf_counter()
-                answer = await _post(session, call.party.rpc_url, [_private_request(
-                    dataclasses.replace(call, raw=raw), 0)])
+                answer = await _post(
+                    session,
+                    call.party.rpc_url,
+                    [_private_request(dataclasses.replace(call, raw=raw), 0)],
+                )
                 if "error" in answer[0]:
                     raise RuntimeError(f"eth_sendRawPrivateTransaction: {answer[0]['error']}")
                 await _poll_receipt(session, call.party.rpc_url, answer[0]["result"])
@@ -418,58 +482,85 @@ async def paced_private(calls: Sequence[PrivateCall], rate: float) -> dict[str, 
     finally:
         for client in clients.values():
             await client.close()
-    return {"offered_tx_per_s": rate, **latency_summary(from_send),
-            "including_storeraw": latency_summary(from_store)}
+    return {
+        "offered_tx_per_s": rate,
+        **latency_summary(from_send),
+        "including_storeraw": latency_summary(from_store),
+    }
 
 
-def private_plan(parties: Sequence[Party], keys: Sequence[PrivateKey], count: int,
-                 latency_count: int) -> tuple[list[PrivateCall], list[PrivateCall],
-                                              list[PrivateCall], bytes]:
+def private_plan(
+    parties: Sequence[Party], keys: Sequence[PrivateKey], count: int, latency_count: int
+) -> tuple[list[PrivateCall], list[PrivateCall], list[PrivateCall], bytes]:
     """Deploy (A for B), token handouts, measured transfers, latency transfers."""
     party_a, party_b = parties[0], parties[1]
     artifact = json.loads(TOKEN_ARTIFACT.read_text())
     bytecode = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
     supply = 10**30
     deployer = keys[0]
-    token = bytes(generate_contract_address(
-        Address(deployer.public_key.to_canonical_address()), 0))
+    token = bytes(generate_contract_address(Address(deployer.public_key.to_canonical_address()), 0))
     selector = function_signature_to_4byte_selector("transfer(address,uint256)")
 
     def transfer_call(to: bytes, amount: int) -> bytes:
         return selector + encode(["address", "uint256"], [to, amount])
 
     nonces = [0] * len(keys)
-    deploy = [PrivateCall(deployer, 0, b"", bytecode + encode(
-        ["string", "string", "uint256"], ["Private", "PRV", supply]), party_a, party_b,
-        gas=3_000_000)]
+    deploy = [
+        PrivateCall(
+            deployer,
+            0,
+            b"",
+            bytecode + encode(["string", "string", "uint256"], ["Private", "PRV", supply]),
+            party_a,
+            party_b,
+            gas=3_000_000,
+        )
+    ]
     nonces[0] = 1
     handouts = []
     for key in keys[1:]:
-        handouts.append(PrivateCall(deployer, nonces[0], token, transfer_call(
-            key.public_key.to_canonical_address(), supply // (2 * len(keys))), party_a, party_b))
+        handouts.append(
+            PrivateCall(
+                deployer,
+                nonces[0],
+                token,
+                transfer_call(key.public_key.to_canonical_address(), supply // (2 * len(keys))),
+                party_a,
+                party_b,
+            )
+        )
         nonces[0] += 1
     # Senders alternate between A and B: even senders sign at A, odd ones at B.
     transfers = []
     for index in range(count + latency_count):
         slot = index % len(keys)
         party, counterparty = (party_a, party_b) if slot % 2 == 0 else (party_b, party_a)
-        transfers.append(PrivateCall(keys[slot], nonces[slot], token, transfer_call(
-            bytes((0xCC << 152 | index).to_bytes(20, "big")), 1), party, counterparty))
+        transfers.append(
+            PrivateCall(
+                keys[slot],
+                nonces[slot],
+                token,
+                transfer_call(bytes((0xCC << 152 | index).to_bytes(20, "big")), 1),
+                party,
+                counterparty,
+            )
+        )
         nonces[slot] += 1
     return [*deploy, *handouts], transfers[:count], transfers[count:], token
 
 
 # --- the run -------------------------------------------------------------------------------
 
+
 def cpu_figures(nodes_cpu_ms_per_tx: float, raw: dict[str, Any]) -> dict[str, Any]:
     """Figures from CPU time, which a busy shared machine disturbs far less than wall
     time: each node's CPU per transaction against raw py-evm's, and the rate the
     network's processes alone could reach with every core of this machine."""
     return {
-        "per_node_cpu_ratio_to_raw": round(
-            raw["cpu_ms_per_tx"] / (nodes_cpu_ms_per_tx / NODES), 3),
+        "per_node_cpu_ratio_to_raw": round(raw["cpu_ms_per_tx"] / (nodes_cpu_ms_per_tx / NODES), 3),
         "cpu_bound_tx_per_s_all_cores": round(
-            1000 * (os.cpu_count() or 1) / nodes_cpu_ms_per_tx, 1),
+            1000 * (os.cpu_count() or 1) / nodes_cpu_ms_per_tx, 1
+        ),
     }
 
 
@@ -483,14 +574,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     public_n = args.n or (1000 if quick else 5000)
     private_n = args.private_n or (800 if quick else 4000)
     latency_s = args.latency_s or (5.0 if quick else 10.0)
-    result: dict[str, Any] = {"benchmark": "network_bench", "quick": quick,
-                              "machine": {**machine_info(), "loadavg_start": load_average()}}
+    result: dict[str, Any] = {
+        "benchmark": "network_bench",
+        "quick": quick,
+        "machine": {**machine_info(), "loadavg_start": load_average()},
+    }
     directory = Path(tempfile.mkdtemp(prefix="network_bench_"))
     run_started = time.perf_counter()
     try:
         log(f"qnet up --nodes {NODES} --block-period {BLOCK_PERIOD_MS} in {directory}")
-        qnet("up", "--dir", str(directory), "--nodes", str(NODES),
-             "--block-period", str(BLOCK_PERIOD_MS))
+        qnet(
+            "up",
+            "--dir",
+            str(directory),
+            "--nodes",
+            str(NODES),
+            "--block-period",
+            str(BLOCK_PERIOD_MS),
+        )
         network = json.loads((directory / "network.json").read_text())
         urls = [node["rpc_url"] for node in network["nodes"]]
         chain_id = network["chain_id"]
@@ -505,8 +606,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # (a) raw py-evm on the same transactions.
         genesis = raw_genesis(network_genesis, keys)
-        raw = {"erc20_transfers": raw_stock_mine_all(genesis, erc20),
-               "simple_transfers": raw_stock_mine_all(genesis, plain)}
+        raw = {
+            "erc20_transfers": raw_stock_mine_all(genesis, erc20),
+            "simple_transfers": raw_stock_mine_all(genesis, plain),
+        }
         for kind, entry in raw.items():
             log(f"raw py-evm {kind}: {entry['tx_per_s']} tx/s")
 
@@ -517,8 +620,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # (b) public throughput, then latency.
         pids = node_pids(directory)
         public: dict[str, Any] = {}
-        for kind, workload, senders in (("erc20_transfers", erc20, erc20_keys),
-                                        ("simple_transfers", plain, plain_keys)):
+        for kind, workload, senders in (
+            ("erc20_transfers", erc20, erc20_keys),
+            ("simple_transfers", plain, plain_keys),
+        ):
             cpu_before = total_cpu(pids)
             measured = asyncio.run(send_public(urls, by_node(workload.measured, senders, NODES)))
             cpu = total_cpu(pids) - cpu_before
@@ -526,20 +631,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             measured["ratio_to_raw_pyevm"] = round(measured["tx_per_s"] / raw[kind]["tx_per_s"], 3)
             measured.update(cpu_figures(measured["nodes_cpu_ms_per_tx"], raw[kind]))
             public[kind] = measured
-            log(f"network {kind}: {measured['tx_per_s']} tx/s "
+            log(
+                f"network {kind}: {measured['tx_per_s']} tx/s "
                 f"(ratio to raw {measured['ratio_to_raw_pyevm']}, "
                 f"{measured['nodes_cpu_ms_per_tx']} ms CPU/tx in all nodes, "
-                f"CPU-bound {measured['cpu_bound_tx_per_s_all_cores']} tx/s)")
+                f"CPU-bound {measured['cpu_bound_tx_per_s_all_cores']} tx/s)"
+            )
         latency = asyncio.run(paced_public(urls, erc20_latency, PUBLIC_LATENCY_RATE))
-        log(f"network ERC20 latency at {PUBLIC_LATENCY_RATE:.0f} tx/s: p50 {latency['p50_ms']} ms, "
-            f"p99 {latency['p99_ms']} ms")
+        log(
+            f"network ERC20 latency at {PUBLIC_LATENCY_RATE:.0f} tx/s: p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms"
+        )
 
         # (c) private, A and B parties, C not.
-        parties = [Party(node["name"], node["rpc_url"], node["tm_url"], node["tm_public_key"])
-                   for node in network["nodes"]]
+        parties = [
+            Party(node["name"], node["rpc_url"], node["tm_url"], node["tm_public_key"])
+            for node in network["nodes"]
+        ]
         private_latency_n = int(PRIVATE_LATENCY_RATE * latency_s)
         setup_calls, transfers, latency_calls, token = private_plan(
-            parties, private_keys(PRIVATE_SENDERS), private_n, private_latency_n)
+            parties, private_keys(PRIVATE_SENDERS), private_n, private_latency_n
+        )
         asyncio.run(store_and_sign(setup_calls[:1]))
         asyncio.run(send_private(setup_calls[:1]))
         asyncio.run(store_and_sign(setup_calls[1:]))
@@ -551,53 +663,79 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         private = asyncio.run(send_private(transfers))
         private["nodes_cpu_ms_per_tx"] = round(1000 * (total_cpu(pids) - cpu_before) / private_n, 3)
         private["managers_cpu_ms_per_tx"] = round(
-            1000 * (total_cpu(tm_cpu_pids) - tm_cpu_before) / private_n, 3)
-        private["cpu_bound_tx_per_s_all_cores"] = round(1000 * (os.cpu_count() or 1) / (
-            private["nodes_cpu_ms_per_tx"] + private["managers_cpu_ms_per_tx"]), 1)
+            1000 * (total_cpu(tm_cpu_pids) - tm_cpu_before) / private_n, 3
+        )
+        private["cpu_bound_tx_per_s_all_cores"] = round(
+            1000
+            * (os.cpu_count() or 1)
+            / (private["nodes_cpu_ms_per_tx"] + private["managers_cpu_ms_per_tx"]),
+            1,
+        )
         private["storeraw_and_sign_seconds"] = round(storeraw_s, 3)
         private["including_storeraw_tx_per_s"] = round(
-            private_n / (storeraw_s + private["seconds"]), 1)
+            private_n / (storeraw_s + private["seconds"]), 1
+        )
         private["ratio_to_public_erc20"] = round(
-            private["tx_per_s"] / public["erc20_transfers"]["tx_per_s"], 3)
-        log(f"network private ERC20: {private['tx_per_s']} tx/s (ratio to public "
-            f"{private['ratio_to_public_erc20']}; /storeraw+sign beforehand {storeraw_s:.1f}s)")
+            private["tx_per_s"] / public["erc20_transfers"]["tx_per_s"], 3
+        )
+        log(
+            f"network private ERC20: {private['tx_per_s']} tx/s (ratio to public "
+            f"{private['ratio_to_public_erc20']}; /storeraw+sign beforehand {storeraw_s:.1f}s)"
+        )
         private_latency = asyncio.run(paced_private(latency_calls, PRIVATE_LATENCY_RATE))
-        log(f"network private latency at {PRIVATE_LATENCY_RATE:.0f} tx/s: p50 "
-            f"{private_latency['p50_ms']} ms, p99 {private_latency['p99_ms']} ms")
+        log(
+            f"network private latency at {PRIVATE_LATENCY_RATE:.0f} tx/s: p50 "
+            f"{private_latency['p50_ms']} ms, p99 {private_latency['p99_ms']} ms"
+        )
         consistency = asyncio.run(check_private_views(parties, token))
 
         result["settings"] = {
-            "nodes": NODES, "consensus": "raft", "block_period_ms": BLOCK_PERIOD_MS,
-            "tx_managers": True, "public_transactions_per_workload": public_n,
+            "nodes": NODES,
+            "consensus": "raft",
+            "block_period_ms": BLOCK_PERIOD_MS,
+            "tx_managers": True,
+            "public_transactions_per_workload": public_n,
             "public_senders_per_workload": SENDERS_PER_WORKLOAD,
-            "private_transactions": private_n, "private_senders": PRIVATE_SENDERS,
-            "latency_seconds": latency_s, "receipt_poll_ms": 1000 * RECEIPT_POLL_S,
+            "private_transactions": private_n,
+            "private_senders": PRIVATE_SENDERS,
+            "latency_seconds": latency_s,
+            "receipt_poll_ms": 1000 * RECEIPT_POLL_S,
             "sending": "pre-signed; each sender pinned to one node, senders round-robin over "
-                       "the nodes; JSON-RPC batches of 200 (public) / 100 (private), "
-                       "4 connections per node",
+            "the nodes; JSON-RPC batches of 200 (public) / 100 (private), "
+            "4 connections per node",
             "receipt_polling": "throughput: the last receipt of each 500-transaction window "
-                               "polled alone every 50 ms, then the window checked in one "
-                               "batch; latency: each receipt polled alone every 5 ms",
+            "polled alone every 50 ms, then the window checked in one "
+            "batch; latency: each receipt polled alone every 5 ms",
             "private_sending": "signed offline: /storeraw at the sender's manager and the "
-                               "v=37/38 signature before timing; timed: "
-                               "eth_sendRawPrivateTransaction (the node pushes the envelope "
-                               "to the counterparty's manager) to the last private receipt",
+            "v=37/38 signature before timing; timed: "
+            "eth_sendRawPrivateTransaction (the node pushes the envelope "
+            "to the counterparty's manager) to the last private receipt",
         }
-        result["raw_pyevm"] = {"baseline": "stock PragueVM + NoProofConsensus, "
-                               "MiningChain.mine_all, AtomicDB (bench.node_bench)", **raw}
+        result["raw_pyevm"] = {
+            "baseline": "stock PragueVM + NoProofConsensus, "
+            "MiningChain.mine_all, AtomicDB (bench.node_bench)",
+            **raw,
+        }
         result["public"] = {**public, "erc20_latency": latency}
-        result["private"] = {"erc20_transfers": private, "latency": private_latency,
-                             "party_views": consistency}
+        result["private"] = {
+            "erc20_transfers": private,
+            "latency": private_latency,
+            "party_views": consistency,
+        }
         result["goals"] = {
-            "erc20_tx_per_s": goal(public["erc20_transfers"]["tx_per_s"],
-                                   GOALS["erc20_tx_per_s"], True),
-            "public_p50_ms_at_20_tx_s": goal(latency["p50_ms"],
-                                             GOALS["public_p50_ms_at_20_tx_s"], False),
+            "erc20_tx_per_s": goal(
+                public["erc20_transfers"]["tx_per_s"], GOALS["erc20_tx_per_s"], True
+            ),
+            "public_p50_ms_at_20_tx_s": goal(
+                latency["p50_ms"], GOALS["public_p50_ms_at_20_tx_s"], False
+            ),
             "private_tx_per_s": goal(private["tx_per_s"], GOALS["private_tx_per_s"], True),
-            "private_over_public": goal(private["ratio_to_public_erc20"],
-                                        GOALS["private_over_public"], True),
-            "private_p50_ms_at_10_tx_s": goal(private_latency["p50_ms"],
-                                              GOALS["private_p50_ms_at_10_tx_s"], False),
+            "private_over_public": goal(
+                private["ratio_to_public_erc20"], GOALS["private_over_public"], True
+            ),
+            "private_p50_ms_at_10_tx_s": goal(
+                private_latency["p50_ms"], GOALS["private_p50_ms_at_10_tx_s"], False
+            ),
         }
     finally:
         try:
@@ -613,17 +751,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 async def check_private_views(parties: Sequence[Party], token: bytes) -> dict[str, Any]:
     """The token's code on A, B (parties: the same) and C (not a party: none)."""
     async with aiohttp.ClientSession() as session:
-        heads = [int(await _rpc(session, party.rpc_url, "eth_blockNumber", []), 16)
-                 for party in parties]
+        heads = [
+            int(await _rpc(session, party.rpc_url, "eth_blockNumber", []), 16) for party in parties
+        ]
         block = hex(min(heads))  # one block every node has imported
-        codes = [await _rpc(session, party.rpc_url, "eth_getCode", [hex_of(token), block])
-                 for party in parties]
+        codes = [
+            await _rpc(session, party.rpc_url, "eth_getCode", [hex_of(token), block])
+            for party in parties
+        ]
         roots = []
         for party in parties[:2]:
-            roots.append(await _rpc(session, party.rpc_url, "eth_storageRoot",
-                                    [hex_of(token), block]))
-    return {"code_on_a_equals_b": codes[0] == codes[1] and len(codes[0]) > 2,
-            "code_on_c": codes[2], "storage_root_a_equals_b": roots[0] == roots[1]}
+            roots.append(
+                await _rpc(session, party.rpc_url, "eth_storageRoot", [hex_of(token), block])
+            )
+    return {
+        "code_on_a_equals_b": codes[0] == codes[1] and len(codes[0]) > 2,
+        "code_on_c": codes[2],
+        "storage_root_a_equals_b": roots[0] == roots[1],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -640,8 +785,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     for name, entry in result["goals"].items():
-        log(f"goal {name}: {entry['value']} (target {entry['target']}): "
-            f"{'met' if entry['met'] else 'NOT met'}")
+        log(
+            f"goal {name}: {entry['value']} (target {entry['target']}): "
+            f"{'met' if entry['met'] else 'NOT met'}"
+        )
     log(f"wrote {args.output} in {result['seconds']} s")
     return result
 

@@ -97,8 +97,9 @@ Signer = Callable[[PrivateKey, int, int, Address, int, bytes], SignedTransaction
 def _signer(chain_id: int) -> Signer:
     vm_class = QuorumVM
 
-    def sign(key: PrivateKey, nonce: int, gas: int, to: Address, value: int,
-             data: bytes) -> SignedTransactionAPI:
+    def sign(
+        key: PrivateKey, nonce: int, gas: int, to: Address, value: int, data: bytes
+    ) -> SignedTransactionAPI:
         unsigned = vm_class.create_unsigned_transaction(
             nonce=nonce, gas_price=GAS_PRICE, gas=gas, to=to, value=value, data=data
         )
@@ -120,8 +121,9 @@ def transfer_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> 
         slot = index % len(keys)
         measured.append(sign(keys[slot], nonces[slot], TRANSFER_GAS, _recipient(index), 1, b""))
         nonces[slot] += 1
-    return Workload("simple_transfers", "legacy value transfers to fresh accounts",
-                    (), tuple(measured))
+    return Workload(
+        "simple_transfers", "legacy value transfers to fresh accounts", (), tuple(measured)
+    )
 
 
 def erc20_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> Workload:
@@ -132,10 +134,17 @@ def erc20_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> Wor
     bytecode = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
     supply = 10**30
     deployer = keys[0]
-    deploy = sign(deployer, 0, 3_000_000, Address(b""), 0,
-                  bytecode + encode(["string", "string", "uint256"], ["Bench", "BEN", supply]))
-    token = Address(generate_contract_address(
-        Address(deployer.public_key.to_canonical_address()), 0))
+    deploy = sign(
+        deployer,
+        0,
+        3_000_000,
+        Address(b""),
+        0,
+        bytecode + encode(["string", "string", "uint256"], ["Bench", "BEN", supply]),
+    )
+    token = Address(
+        generate_contract_address(Address(deployer.public_key.to_canonical_address()), 0)
+    )
     selector = function_signature_to_4byte_selector("transfer(address,uint256)")
 
     def transfer_call(to: bytes, amount: int) -> bytes:
@@ -146,22 +155,42 @@ def erc20_workload(keys: Sequence[PrivateKey], count: int, chain_id: int) -> Wor
     nonces[0] = 1
     for key in keys[1:]:
         share = supply // (2 * len(keys))
-        setup.append(sign(deployer, nonces[0], TOKEN_TRANSFER_GAS, token, 0,
-                          transfer_call(key.public_key.to_canonical_address(), share)))
+        setup.append(
+            sign(
+                deployer,
+                nonces[0],
+                TOKEN_TRANSFER_GAS,
+                token,
+                0,
+                transfer_call(key.public_key.to_canonical_address(), share),
+            )
+        )
         nonces[0] += 1
     measured = []
     for index in range(count):
         slot = index % len(keys)
-        measured.append(sign(keys[slot], nonces[slot], TOKEN_TRANSFER_GAS, token, 0,
-                             transfer_call(_recipient(index), 1)))
+        measured.append(
+            sign(
+                keys[slot],
+                nonces[slot],
+                TOKEN_TRANSFER_GAS,
+                token,
+                0,
+                transfer_call(_recipient(index), 1),
+            )
+        )
         nonces[slot] += 1
-    return Workload("erc20_transfers",
-                    "Token.transfer(fresh holder, 1) from senders holding tokens",
-                    tuple(setup), tuple(measured))
+    return Workload(
+        "erc20_transfers",
+        "Token.transfer(fresh holder, 1) from senders holding tokens",
+        tuple(setup),
+        tuple(measured),
+    )
 
 
-def gas_chunks(transactions: Sequence[SignedTransactionAPI], gas_limit: int
-               ) -> list[list[SignedTransactionAPI]]:
+def gas_chunks(
+    transactions: Sequence[SignedTransactionAPI], gas_limit: int
+) -> list[list[SignedTransactionAPI]]:
     """Cut blocks where the declared gas would pass the limit (the pool's rule)."""
     chunks: list[list[SignedTransactionAPI]] = [[]]
     gas = 0
@@ -176,8 +205,10 @@ def gas_chunks(transactions: Sequence[SignedTransactionAPI], gas_limit: int
 
 # --- (a) raw py-evm ---------------------------------------------------------------------
 
-def decoded(transactions: Sequence[SignedTransactionAPI], builder: Any
-            ) -> list[SignedTransactionAPI]:
+
+def decoded(
+    transactions: Sequence[SignedTransactionAPI], builder: Any
+) -> list[SignedTransactionAPI]:
     """Fresh objects decoded from the signed bytes, as a node would receive them.
 
     py-evm caches a transaction's sender on the object; each run gets new objects so
@@ -193,8 +224,9 @@ def raw_stock_mine_all(genesis: Genesis, workload: Workload) -> dict[str, Any]:
     chain_class = MiningChain.configure(
         __name__="BenchStockChain", vm_configuration=((0, StockVM),), chain_id=genesis.chain_id
     )
-    chain = cast(MiningChain, chain_class.from_genesis(
-        AtomicDB(), genesis.header_params(), genesis.state()))  # type: ignore[arg-type]
+    chain = cast(
+        MiningChain, chain_class.from_genesis(AtomicDB(), genesis.header_params(), genesis.state())
+    )  # type: ignore[arg-type]
     builder = StockVM.get_transaction_builder()
     for chunk in gas_chunks(decoded(workload.setup, builder), genesis.gas_limit):
         chain.mine_all(chunk)
@@ -238,8 +270,12 @@ def raw_quorum_seal_block(genesis: Genesis, workload: Workload) -> dict[str, Any
 
 
 def _rate(count: int, elapsed: float, **extra: Any) -> dict[str, Any]:
-    return {"transactions": count, "seconds": round(elapsed, 3),
-            "tx_per_s": round(count / elapsed, 1), **extra}
+    return {
+        "transactions": count,
+        "seconds": round(elapsed, 3),
+        "tx_per_s": round(count / elapsed, 1),
+        **extra,
+    }
 
 
 def _raw_rate(count: int, elapsed: float, cpu: float, **extra: Any) -> dict[str, Any]:
@@ -248,8 +284,10 @@ def _raw_rate(count: int, elapsed: float, cpu: float, **extra: Any) -> dict[str,
 
 # --- (b) the node over JSON-RPC ------------------------------------------------------------
 
-async def _post(session: aiohttp.ClientSession, url: str, batch: list[dict[str, Any]]
-                ) -> list[dict[str, Any]]:
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, batch: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     async with session.post(url, json=batch) as response:
         response.raise_for_status()
         answers = await response.json()
@@ -258,10 +296,13 @@ async def _post(session: aiohttp.ClientSession, url: str, batch: list[dict[str, 
     return sorted(answers, key=lambda answer: int(answer["id"]))
 
 
-async def _send_all(session: aiohttp.ClientSession, url: str,
-                    raw_transactions: Sequence[str]) -> None:
-    batches = [list(raw_transactions[start:start + RPC_BATCH])
-               for start in range(0, len(raw_transactions), RPC_BATCH)]
+async def _send_all(
+    session: aiohttp.ClientSession, url: str, raw_transactions: Sequence[str]
+) -> None:
+    batches = [
+        list(raw_transactions[start : start + RPC_BATCH])
+        for start in range(0, len(raw_transactions), RPC_BATCH)
+    ]
     queue: asyncio.Queue[list[str]] = asyncio.Queue()
     for batch in batches:
         queue.put_nowait(batch)
@@ -269,10 +310,19 @@ async def _send_all(session: aiohttp.ClientSession, url: str,
     async def worker() -> None:
         while not queue.empty():
             batch = queue.get_nowait()
-            answers = await _post(session, url, [
-                {"jsonrpc": "2.0", "id": index, "method": "eth_sendRawTransaction",
-                 "params": [raw]} for index, raw in enumerate(batch)
-            ])
+            answers = await _post(
+                session,
+                url,
+                [
+                    {
+                        "jsonrpc": "2.0",
+                        "id": index,
+                        "method": "eth_sendRawTransaction",
+                        "params": [raw],
+                    }
+                    for index, raw in enumerate(batch)
+                ],
+            )
             errors = [answer["error"] for answer in answers if "error" in answer]
             if errors:
                 raise RuntimeError(f"eth_sendRawTransaction refused: {errors[0]}")
@@ -280,19 +330,29 @@ async def _send_all(session: aiohttp.ClientSession, url: str,
     await asyncio.gather(*(worker() for _ in range(RPC_CONNECTIONS)))
 
 
-async def _await_receipts(session: aiohttp.ClientSession, url: str,
-                          hashes: Sequence[str]) -> dict[str, Any]:
+async def _await_receipts(
+    session: aiohttp.ClientSession, url: str, hashes: Sequence[str]
+) -> dict[str, Any]:
     """Poll in submission order; blocks include transactions in about that order, so a
     missing receipt in the oldest batch means: wait a block period and ask again."""
     position = 0
     polls = 0
     statuses_ok = 0
     while position < len(hashes):
-        window = hashes[position:position + RECEIPT_BATCH]
-        answers = await _post(session, url, [
-            {"jsonrpc": "2.0", "id": index, "method": "eth_getTransactionReceipt",
-             "params": [transaction_hash]} for index, transaction_hash in enumerate(window)
-        ])
+        window = hashes[position : position + RECEIPT_BATCH]
+        answers = await _post(
+            session,
+            url,
+            [
+                {
+                    "jsonrpc": "2.0",
+                    "id": index,
+                    "method": "eth_getTransactionReceipt",
+                    "params": [transaction_hash],
+                }
+                for index, transaction_hash in enumerate(window)
+            ],
+        )
         polls += 1
         arrived = 0
         for answer in answers:
@@ -309,8 +369,9 @@ async def _await_receipts(session: aiohttp.ClientSession, url: str,
     return {"receipt_polls": polls, "receipts": statuses_ok}
 
 
-async def _through_node(url: str, transactions: Sequence[SignedTransactionAPI]
-                        ) -> tuple[float, dict[str, Any]]:
+async def _through_node(
+    url: str, transactions: Sequence[SignedTransactionAPI]
+) -> tuple[float, dict[str, Any]]:
     raw = ["0x" + transaction.encode().hex() for transaction in transactions]
     hashes = ["0x" + transaction.hash.hex() for transaction in transactions]
     connector = aiohttp.TCPConnector(limit=RPC_CONNECTIONS + 1)
@@ -370,20 +431,29 @@ def node_run(node: NodeProcess, workload: Workload) -> dict[str, Any]:
     elapsed, stats = asyncio.run(_through_node(node.http_url, workload.measured))
     cpu = cpu_seconds(pid) - cpu_before
     blocks = _block_number(node.http_url) - first_block
-    return {**_rate(len(workload.measured), elapsed, **stats),
-            "blocks": blocks,
-            "node_cpu_seconds": round(cpu, 2),
-            "node_cpu_ms_per_tx": round(1000 * cpu / len(workload.measured), 3),
-            "peak_rss_mib": round(peak_rss_kib(pid) / 1024, 1),
-            "peak_rss_covers": "setup and measured run" if peak_was_reset
-                               else "the whole process, start-up included",
-            "startup_peak_rss_mib": round(startup_peak / 1024, 1)}
+    return {
+        **_rate(len(workload.measured), elapsed, **stats),
+        "blocks": blocks,
+        "node_cpu_seconds": round(cpu, 2),
+        "node_cpu_ms_per_tx": round(1000 * cpu / len(workload.measured), 3),
+        "peak_rss_mib": round(peak_rss_kib(pid) / 1024, 1),
+        "peak_rss_covers": "setup and measured run"
+        if peak_was_reset
+        else "the whole process, start-up included",
+        "startup_peak_rss_mib": round(startup_peak / 1024, 1),
+    }
 
 
 # --- one workload, both ways --------------------------------------------------------------
 
-def run_workload(kind: str, count: int, keys: Sequence[PrivateKey], with_quorum_raw: bool,
-                 log: Callable[[str], None]) -> dict[str, Any]:
+
+def run_workload(
+    kind: str,
+    count: int,
+    keys: Sequence[PrivateKey],
+    with_quorum_raw: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     datadir = Path(tempfile.mkdtemp(prefix=f"node_bench_{kind}_"))
     node = NodeProcess(datadir / "node", keys=[key.to_bytes() for key in keys])
     try:
@@ -392,21 +462,29 @@ def run_workload(kind: str, count: int, keys: Sequence[PrivateKey], with_quorum_
         build = transfer_workload if kind == "simple_transfers" else erc20_workload
         started = time.perf_counter()
         workload = build(keys, count, genesis.chain_id)
-        log(f"{kind}: signed {len(workload.setup) + len(workload.measured)} transactions "
-            f"in {time.perf_counter() - started:.1f}s")
+        log(
+            f"{kind}: signed {len(workload.setup) + len(workload.measured)} transactions "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
         raw = raw_stock_mine_all(genesis, workload)
-        log(f"{kind}: raw py-evm mine_all      {raw['tx_per_s']:8.1f} tx/s "
-            f"({raw['cpu_ms_per_tx']} ms CPU/tx, {raw['blocks']} blocks)")
+        log(
+            f"{kind}: raw py-evm mine_all      {raw['tx_per_s']:8.1f} tx/s "
+            f"({raw['cpu_ms_per_tx']} ms CPU/tx, {raw['blocks']} blocks)"
+        )
         raw_quorum = None
         if with_quorum_raw:
             raw_quorum = raw_quorum_seal_block(genesis, workload)
-            log(f"{kind}: raw QuorumVM seal_block  {raw_quorum['tx_per_s']:8.1f} tx/s "
-                f"({raw_quorum['cpu_ms_per_tx']} ms CPU/tx, {raw_quorum['blocks']} blocks)")
+            log(
+                f"{kind}: raw QuorumVM seal_block  {raw_quorum['tx_per_s']:8.1f} tx/s "
+                f"({raw_quorum['cpu_ms_per_tx']} ms CPU/tx, {raw_quorum['blocks']} blocks)"
+            )
         through_node = node_run(node, workload)
-        log(f"{kind}: node over JSON-RPC       {through_node['tx_per_s']:8.1f} tx/s "
+        log(
+            f"{kind}: node over JSON-RPC       {through_node['tx_per_s']:8.1f} tx/s "
             f"({through_node['node_cpu_ms_per_tx']} ms CPU/tx, {through_node['blocks']} blocks, "
             f"all sent after {through_node['all_sent_after_s']} s), "
-            f"peak RSS {through_node['peak_rss_mib']} MiB")
+            f"peak RSS {through_node['peak_rss_mib']} MiB"
+        )
     finally:
         node.stop()
         shutil.rmtree(datadir, ignore_errors=True)
@@ -415,21 +493,27 @@ def run_workload(kind: str, count: int, keys: Sequence[PrivateKey], with_quorum_
         "transactions": len(workload.measured),
         "senders": len(keys),
         "setup_transactions": len(workload.setup),
-        "raw_pyevm": {"baseline": "stock PragueVM + NoProofConsensus, MiningChain.mine_all, "
-                                  "AtomicDB", **raw},
+        "raw_pyevm": {
+            "baseline": "stock PragueVM + NoProofConsensus, MiningChain.mine_all, AtomicDB",
+            **raw,
+        },
         "node": through_node,
         "ratio_node_over_raw": round(through_node["tx_per_s"] / raw["tx_per_s"], 3),
         # The same ratio from CPU time per transaction (node: all its threads), which a
         # busy shared machine disturbs far less than wall-clock time.
         "cpu_ratio_node_over_raw": round(
-            raw["cpu_ms_per_tx"] / through_node["node_cpu_ms_per_tx"], 3),
+            raw["cpu_ms_per_tx"] / through_node["node_cpu_ms_per_tx"], 3
+        ),
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
     }
     if raw_quorum is not None:
         result["raw_quorum_seal_block"] = {
-            "baseline": "quorum_node ChainService.seal_block (QuorumVM), AtomicDB", **raw_quorum}
+            "baseline": "quorum_node ChainService.seal_block (QuorumVM), AtomicDB",
+            **raw_quorum,
+        }
         result["ratio_node_over_raw_quorum"] = round(
-            through_node["tx_per_s"] / raw_quorum["tx_per_s"], 3)
+            through_node["tx_per_s"] / raw_quorum["tx_per_s"], 3
+        )
     return result
 
 
@@ -460,10 +544,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=20_000, help="measured transactions per workload")
     parser.add_argument("--quick", action="store_true", help="2,000 transactions per workload")
     parser.add_argument("--senders", type=int, default=SENDERS)
-    parser.add_argument("--no-quorum-raw", action="store_true",
-                        help="skip the ChainService-on-AtomicDB baseline")
-    parser.add_argument("--workload", choices=["simple_transfers", "erc20_transfers"],
-                        action="append", help="run only these (default: both)")
+    parser.add_argument(
+        "--no-quorum-raw", action="store_true", help="skip the ChainService-on-AtomicDB baseline"
+    )
+    parser.add_argument(
+        "--workload",
+        choices=["simple_transfers", "erc20_transfers"],
+        action="append",
+        help="run only these (default: both)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     count = 2_000 if args.quick else args.n
@@ -479,23 +568,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_average_before": [round(value, 2) for value in os.getloadavg()],
         "n": count,
         "settings": {
-            "rpc_batch": RPC_BATCH, "rpc_connections": RPC_CONNECTIONS,
-            "receipt_batch": RECEIPT_BATCH, "gas_price_wei": GAS_PRICE,
+            "rpc_batch": RPC_BATCH,
+            "rpc_connections": RPC_CONNECTIONS,
+            "receipt_batch": RECEIPT_BATCH,
+            "gas_price_wei": GAS_PRICE,
             "node": "quorum-node dev (solo, 50 ms block period, SQLite WAL FULL)",
             "timing": "node: first eth_sendRawTransaction to last receipt; raw: execution of "
-                      "the same signed transactions, blocks cut at the block gas limit",
+            "the same signed transactions, blocks cut at the block gas limit",
         },
         "workloads": {
-            kind: run_workload(kind, count, keys, not args.no_quorum_raw, log)
-            for kind in workloads
+            kind: run_workload(kind, count, keys, not args.no_quorum_raw, log) for kind in workloads
         },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     for kind, entry in result["workloads"].items():
-        log(f"{kind}: raw {entry['raw_pyevm']['tx_per_s']} tx/s, node "
+        log(
+            f"{kind}: raw {entry['raw_pyevm']['tx_per_s']} tx/s, node "
             f"{entry['node']['tx_per_s']} tx/s, ratio {entry['ratio_node_over_raw']} "
-            f"(CPU-time ratio {entry['cpu_ratio_node_over_raw']})")
+            f"(CPU-time ratio {entry['cpu_ratio_node_over_raw']})"
+        )
     log(f"wrote {args.output}")
     return result
 

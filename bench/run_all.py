@@ -48,15 +48,19 @@ def run_one(name: str, extra_args: Sequence[str], timeout: float) -> dict[str, A
         status: int | str = completed.returncode
     except subprocess.TimeoutExpired:
         status = f"timed out after {timeout:.0f}s"
-    return {"args": list(extra_args), "status": status,
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "args": list(extra_args),
+        "status": status,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="run every bench/*_bench.py")
     parser.add_argument("--only", action="append", help="run only these benchmarks")
-    parser.add_argument("--quick", action="store_true",
-                        help="pass --quick to the benchmarks that accept it")
+    parser.add_argument(
+        "--quick", action="store_true", help="pass --quick to the benchmarks that accept it"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per benchmark")
     args = parser.parse_args(argv)
     names = [name for name in discover() if not args.only or name in args.only]

@@ -10,8 +10,6 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tx_manager.client import Q2TClient
-
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis
@@ -37,6 +35,7 @@ from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
+from tx_manager.client import Q2TClient
 
 logger = logging.getLogger(__name__)
 

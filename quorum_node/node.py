@@ -19,8 +19,8 @@ from eth_utils import ValidationError, encode_hex
 
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.executor import ChainExecutor
-from quorum_node.chain.transactions import is_private
 from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock
+from quorum_node.chain.transactions import is_private
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.consensus.base import ConsensusEngine
 from quorum_node.errors import TransactionRejected
@@ -133,7 +133,8 @@ class Node:
         """The stateless checks geth runs before a transaction enters its pool."""
         if transaction.chain_id is not None and transaction.chain_id != self.chain.chain_id:
             raise TransactionRejected(
-                f"invalid chain id for signer: have {transaction.chain_id} want {self.chain.chain_id}"
+                f"invalid chain id for signer: have {transaction.chain_id} "
+                f"want {self.chain.chain_id}"
             )
         if is_private(transaction):
             try:

@@ -201,7 +201,11 @@ class TransactionPool:
             if not queue.by_nonce:
                 del self._senders[waiting.sender]
 
-    def content(self) -> tuple[dict[Address, list[SignedTransactionAPI]], dict[Address, list[SignedTransactionAPI]]]:
+    def content(
+        self,
+    ) -> tuple[
+        dict[Address, list[SignedTransactionAPI]], dict[Address, list[SignedTransactionAPI]]
+    ]:
         """(pending, queued) transactions per sender, for ``txpool_content``."""
         pending: dict[Address, list[SignedTransactionAPI]] = {}
         queued: dict[Address, list[SignedTransactionAPI]] = {}

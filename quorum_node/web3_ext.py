@@ -27,12 +27,12 @@ from eth_account.signers.local import LocalAccount
 from eth_keys import keys
 from eth_utils import to_bytes, to_canonical_address
 from hexbytes import HexBytes
-from tx_manager.client import SyncQ2TClient
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.module import Module
 
 from quorum_node.chain.transactions import QuorumTransactionBuilder, sign_private
+from tx_manager.client import SyncQ2TClient
 
 
 def _hex(value: bytes) -> str:

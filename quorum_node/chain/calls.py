@@ -161,7 +161,12 @@ def call(
     overrides: Mapping[Address, AccountOverride] | None = None,
 ) -> bytes:
     """What ``eth_call`` returns: the output, or an exception carrying the revert data."""
-    computation = _run(chain.vm_at(header, request.group_id), request, _gas_cap(header, request.gas), overrides or {})
+    computation = _run(
+        chain.vm_at(header, request.group_id),
+        request,
+        _gas_cap(header, request.gas),
+        overrides or {},
+    )
     _raise_if_failed(computation)
     return bytes(computation.output)
 
@@ -268,10 +273,26 @@ def access_list(
     ]
     error = None
     if computation.is_error:
-        error = "execution reverted" if isinstance(computation.error, Revert) else str(computation.error)
-    with_list = Call(request.sender, request.to, request.value, request.data, request.gas,
-                     tuple((address, tuple(slots)) for address, slots in entries))
-    gas_used = _gas_cap(header, request.gas) - _run(
-        chain.vm_at(header, request.group_id), with_list, _gas_cap(header, request.gas), overrides or {}
-    ).get_gas_remaining()
+        error = (
+            "execution reverted"
+            if isinstance(computation.error, Revert)
+            else str(computation.error)
+        )
+    with_list = Call(
+        request.sender,
+        request.to,
+        request.value,
+        request.data,
+        request.gas,
+        tuple((address, tuple(slots)) for address, slots in entries),
+    )
+    gas_used = (
+        _gas_cap(header, request.gas)
+        - _run(
+            chain.vm_at(header, request.group_id),
+            with_list,
+            _gas_cap(header, request.gas),
+            overrides or {},
+        ).get_gas_remaining()
+    )
     return entries, gas_used, error

@@ -152,7 +152,9 @@ class Genesis:
         if not isinstance(coinbase_text, str) or not is_hex_address(coinbase_text):
             raise ConfigError("genesis.coinbase: expected an address")
         return cls(
-            chain_id=_parse_quantity(config.get("chainId", DEFAULT_CHAIN_ID), "genesis.config.chainId"),
+            chain_id=_parse_quantity(
+                config.get("chainId", DEFAULT_CHAIN_ID), "genesis.config.chainId"
+            ),
             gas_limit=_parse_quantity(raw.get("gasLimit", DEFAULT_GAS_LIMIT), "genesis.gasLimit"),
             timestamp=_parse_quantity(raw.get("timestamp", 0), "genesis.timestamp"),
             extra_data=_parse_bytes(raw.get("extraData", "0x"), "genesis.extraData"),

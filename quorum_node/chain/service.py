@@ -89,16 +89,20 @@ class ChainService:
         self.chain_id = genesis.chain_id
         chain_class = make_chain_class(genesis.chain_id)
         stored_genesis_hash = db.get(_GENESIS_HASH_KEY) if db.exists(_GENESIS_HASH_KEY) else None
-        expected_genesis_hash = chain_class.from_genesis(
-            AtomicDB(), genesis.header_params(), genesis.state()
-        ).get_canonical_head().hash
+        expected_genesis_hash = (
+            chain_class.from_genesis(AtomicDB(), genesis.header_params(), genesis.state())
+            .get_canonical_head()
+            .hash
+        )
         if stored_genesis_hash is None:
             with self._one_write():
                 self.chain: ChainAPI = chain_class.from_genesis(
                     db, genesis.header_params(), genesis.state()
                 )
-                db.set(_GENESIS_HASH_KEY, self.chain.get_canonical_block_header_by_number(
-                    BlockNumber(0)).hash)
+                db.set(
+                    _GENESIS_HASH_KEY,
+                    self.chain.get_canonical_block_header_by_number(BlockNumber(0)).hash,
+                )
         else:
             self.chain = chain_class(db)
             genesis_hash = self.chain.get_canonical_block_header_by_number(BlockNumber(0)).hash
@@ -113,8 +117,12 @@ class ChainService:
         self.head: BlockHeaderAPI = self.chain.get_canonical_head()
         self._head_state: StateAPI | None = None
         self.privacy = PrivacyProcessor(db)
-        logger.info("chain %d at block %d (%s)", self.chain_id, self.head.block_number,
-                    encode_hex(self.head.hash))
+        logger.info(
+            "chain %d at block %d (%s)",
+            self.chain_id,
+            self.head.block_number,
+            encode_hex(self.head.hash),
+        )
 
     # --- writes -------------------------------------------------------------------
 

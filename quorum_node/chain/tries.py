@@ -56,7 +56,7 @@ def _build(
         shared += 1
     if shared:
         child = _build(items, depth + shared, nodes)
-        return [_hex_prefix(first[depth:depth + shared], is_leaf=False), _reference(child, nodes)]
+        return [_hex_prefix(first[depth : depth + shared], is_leaf=False), _reference(child, nodes)]
     branch: RawNode = [b""] * 17
     start = 0
     if len(first) == depth:  # a key that ends here keeps its value in the branch

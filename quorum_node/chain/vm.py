@@ -143,7 +143,8 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
         header_fields: dict[str, Any] = {}
         block_fields: dict[str, Any] = {"transactions": transactions}
         tries: list[tuple[str, Sequence[Any]]] = [
-            ("transaction_root", transactions), ("receipt_root", receipts)
+            ("transaction_root", transactions),
+            ("receipt_root", receipts),
         ]
         if withdrawals:
             tries.append(("withdrawals_root", withdrawals))

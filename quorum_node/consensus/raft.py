@@ -287,7 +287,9 @@ class RaftEngine:
         try:
             result = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_SECONDS * 2)
         except TimeoutError:
-            raise ChainError(f"the cluster did not commit the membership change ({change})") from None
+            raise ChainError(
+                f"the cluster did not commit the membership change ({change})"
+            ) from None
         if result != FAIL_REASON.SUCCESS:
             raise ChainError(f"the cluster refused the membership change ({change}): code {result}")
 

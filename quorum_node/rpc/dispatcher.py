@@ -97,7 +97,9 @@ class Dispatcher:
                 return _error_response(
                     None, InvalidRequest(f"batch of {len(payload)} exceeds {self._max_batch_size}")
                 )
-            responses = await asyncio.gather(*(self.handle_request(item, context) for item in payload))
+            responses = await asyncio.gather(
+                *(self.handle_request(item, context) for item in payload)
+            )
             answered = [response for response in responses if response is not None]
             return answered or None
         return await self.handle_request(payload, context)

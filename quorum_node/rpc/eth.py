@@ -67,9 +67,9 @@ def parse_overrides(value: Any) -> dict[Address, AccountOverride]:
         if entry.get("state") is not None and entry.get("stateDiff") is not None:
             raise InvalidParams(f"account {address_text} has both 'state' and 'stateDiff'")
 
-        def slots(raw: Any, what: str) -> dict[int, int]:
+        def slots(raw: Any, what: str, owner: str = address_text) -> dict[int, int]:
             if not isinstance(raw, dict):
-                raise InvalidParams(f"state override {address_text}.{what}: expected an object")
+                raise InvalidParams(f"state override {owner}.{what}: expected an object")
             return {
                 int.from_bytes(p.fixed_data(slot, f"{what} key", 32), "big"): int.from_bytes(
                     p.fixed_data(val, f"{what} value", 32), "big"
@@ -78,11 +78,17 @@ def parse_overrides(value: Any) -> dict[Address, AccountOverride]:
             }
 
         overrides[address] = AccountOverride(
-            balance=None if entry.get("balance") is None else p.quantity(entry["balance"], "balance"),
-            nonce=None if entry.get("nonce") is None else p.quantity(entry["nonce"], "nonce", 2**64 - 1),
+            balance=None
+            if entry.get("balance") is None
+            else p.quantity(entry["balance"], "balance"),
+            nonce=None
+            if entry.get("nonce") is None
+            else p.quantity(entry["nonce"], "nonce", 2**64 - 1),
             code=None if entry.get("code") is None else p.data(entry["code"], "code"),
             state=None if entry.get("state") is None else slots(entry["state"], "state"),
-            state_diff={} if entry.get("stateDiff") is None else slots(entry["stateDiff"], "stateDiff"),
+            state_diff={}
+            if entry.get("stateDiff") is None
+            else slots(entry["stateDiff"], "stateDiff"),
         )
     return overrides
 
@@ -307,7 +313,9 @@ class EthNamespace:
         block = p.block_id(block_raw)
 
         def run() -> tuple[list[tuple[Address, list[int]]], int, str | None]:
-            return calls.access_list(self.node.chain, state_header(self.node, block), as_call(request))
+            return calls.access_list(
+                self.node.chain, state_header(self.node, block), as_call(request)
+            )
 
         entries, gas_used, error = await self.node.executor.run(run)
         result: dict[str, Any] = {
@@ -431,7 +439,9 @@ class EthNamespace:
         account = self.node.accounts.get(address)
         if account is None:
             raise ServerError("unknown account")
-        signed = Account.sign_message(encode_defunct(primitive=message), account.private_key.to_bytes())
+        signed = Account.sign_message(
+            encode_defunct(primitive=message), account.private_key.to_bytes()
+        )
         return fmt.hex_data(signed.signature)
 
     @rpc_method("eth_signTypedData_v4")
@@ -496,9 +506,7 @@ class EthNamespace:
         record = await self.node.executor.run(self.node.chain.record, transaction_hash)
         return fmt.format_receipt(record) if record is not None else None
 
-    async def _record_in_block(
-        self, block: p.BlockId, index_raw: Any
-    ) -> TransactionRecord | None:
+    async def _record_in_block(self, block: p.BlockId, index_raw: Any) -> TransactionRecord | None:
         """The record of the transaction at ``index`` of a block, or None."""
         index = p.quantity(index_raw, "index", 2**32)
 
@@ -558,8 +566,10 @@ class EthNamespace:
             records = self.node.chain.records_of(body)
             transactions = [
                 fmt.format_transaction(
-                    transaction, record.sender,
-                    (record.block_hash, record.block_number, record.index), 0,
+                    transaction,
+                    record.sender,
+                    (record.block_hash, record.block_number, record.index),
+                    0,
                 )
                 for transaction, record in zip(body.transactions, records, strict=True)
             ]
@@ -595,13 +605,17 @@ class EthNamespace:
         block = p.block_id(block_raw)
         if block.hash is not None:
             raise InvalidParams("block number: expected a number or tag, got a hash")
-        return await self._block(block, p.boolean(full_raw, "full") if full_raw is not None else False)
+        return await self._block(
+            block, p.boolean(full_raw, "full") if full_raw is not None else False
+        )
 
     @rpc_method("eth_getBlockByHash")
     async def get_block_by_hash(self, params: Any, context: CallContext) -> Any:
         hash_raw, full_raw = p.expect_params(params, 1, 2)
         block = p.BlockId(hash=p.block_hash(hash_raw))
-        return await self._block(block, p.boolean(full_raw, "full") if full_raw is not None else False)
+        return await self._block(
+            block, p.boolean(full_raw, "full") if full_raw is not None else False
+        )
 
     async def _count(self, block: p.BlockId) -> Any:
         def read() -> Any:
@@ -659,7 +673,10 @@ class EthNamespace:
             header = resolve_header(self.node, block)
             if header is None or block.tag == "pending":
                 return None
-            return [fmt.format_receipt(r) for r in self.node.chain.records_of(self.node.chain.block_of(header))]
+            return [
+                fmt.format_receipt(r)
+                for r in self.node.chain.records_of(self.node.chain.block_of(header))
+            ]
 
         return await self.node.executor.run(read)
 
@@ -671,4 +688,3 @@ class EthNamespace:
     async def protocol_version(self, params: Any, context: CallContext) -> str:
         p.expect_params(params, 0, 0)
         return "0x44"
-

@@ -69,9 +69,15 @@ def parse_log_query(raw: Any) -> LogQuery:
     criteria = LogCriteria(addresses=addresses, topics=_topics(raw.get("topics")))
     if raw.get("blockHash") is not None:
         if raw.get("fromBlock") is not None or raw.get("toBlock") is not None:
-            raise InvalidParams("cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other")
-        return LogQuery(criteria, p.BlockId(tag="latest"), p.BlockId(tag="latest"),
-                        p.block_hash(raw["blockHash"], "filter.blockHash"))
+            raise InvalidParams(
+                "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
+            )
+        return LogQuery(
+            criteria,
+            p.BlockId(tag="latest"),
+            p.BlockId(tag="latest"),
+            p.block_hash(raw["blockHash"], "filter.blockHash"),
+        )
     return LogQuery(
         criteria,
         p.block_id(raw.get("fromBlock"), "filter.fromBlock"),
@@ -114,7 +120,9 @@ class FilterNamespace:
                 header = chain.header_by_hash(query.block_hash)
                 if header is None:
                     raise ServerError("unknown block")
-                found = list(matching_logs(chain.records_of(chain.block_of(header)), query.criteria))
+                found = list(
+                    matching_logs(chain.records_of(chain.block_of(header)), query.criteria)
+                )
             else:
                 first = _block_number_of(self.node, query.from_block)
                 last = _block_number_of(self.node, query.to_block)

@@ -173,8 +173,20 @@ class CallRequest:
 
 
 _CALL_KNOWN = {
-    "from", "to", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "value",
-    "data", "input", "nonce", "accessList", "type", "chainId", "authorizationList",
+    "from",
+    "to",
+    "gas",
+    "gasPrice",
+    "maxFeePerGas",
+    "maxPriorityFeePerGas",
+    "value",
+    "data",
+    "input",
+    "nonce",
+    "accessList",
+    "type",
+    "chainId",
+    "authorizationList",
 }
 
 
@@ -202,12 +214,16 @@ def call_request(value: Any, name: str = "transaction") -> CallRequest:
         entries = []
         for index, entry in enumerate(raw_list):
             if not isinstance(entry, dict) or not isinstance(entry.get("storageKeys", []), list):
-                raise InvalidParams(f"{name}.accessList[{index}]: expected {{address, storageKeys}}")
+                raise InvalidParams(
+                    f"{name}.accessList[{index}]: expected {{address, storageKeys}}"
+                )
             entries.append(
                 (
                     address(entry.get("address"), f"{name}.accessList[{index}].address"),
                     tuple(
-                        int.from_bytes(fixed_data(key, f"{name}.accessList[{index}].storageKeys", 32), "big")
+                        int.from_bytes(
+                            fixed_data(key, f"{name}.accessList[{index}].storageKeys", 32), "big"
+                        )
                         for key in entry.get("storageKeys", [])
                     ),
                 )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_node.consensus.raft import RaftEngine
+from quorum_node.errors import ConfigError
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
-from quorum_node.errors import ConfigError
 from quorum_node.rpc.errors import InvalidParams, ServerError
 
 

@@ -25,8 +25,9 @@ def _dumps(payload: Any) -> str:
 
 
 class RpcServer:
-    def __init__(self, dispatcher: Dispatcher, config: RpcConfig,
-                 on_disconnect: Any = None) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, config: RpcConfig, on_disconnect: Any = None
+    ) -> None:
         self._dispatcher = dispatcher
         self._config = config
         self._on_disconnect = on_disconnect
@@ -61,18 +62,27 @@ class RpcServer:
         self._runners.clear()
 
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > self._config.max_body_bytes:
+        if (
+            request.content_length is not None
+            and request.content_length > self._config.max_body_bytes
+        ):
             return web.json_response(
-                {"jsonrpc": "2.0", "id": None,
-                 "error": {"code": -32600, "message": "request body too large"}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "request body too large"},
+                },
                 status=413,
             )
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.json_response(
-                {"jsonrpc": "2.0", "id": None,
-                 "error": {"code": -32600, "message": "request body too large"}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "request body too large"},
+                },
                 status=413,
             )
         response = await self._dispatcher.handle_body(body, CallContext())

@@ -41,11 +41,19 @@ def sign_request(
         raise InvalidParams("a set code transaction (authorizationList) cannot use gasPrice")
     if wants_legacy:
         if request.max_fee_per_gas is not None or request.max_priority_fee_per_gas is not None:
-            raise InvalidParams("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
+            raise InvalidParams(
+                "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified"
+            )
         gas_price = request.gas_price or 0
         if request.access_list is not None or request.transaction_type == 1:
             unsigned = builder.new_unsigned_access_list_transaction(
-                chain_id, nonce, gas_price, gas, to, request.value, request.data,
+                chain_id,
+                nonce,
+                gas_price,
+                gas,
+                to,
+                request.value,
+                request.data,
                 request.access_list or (),
             )
             return _canonical(unsigned.as_signed_transaction(private_key))
@@ -64,19 +72,37 @@ def sign_request(
         if request.to is None:
             raise InvalidParams('set code transaction: "to" is required (EIP-7702 cannot create)')
         unsigned = builder.new_unsigned_set_code_transaction(
-            chain_id, nonce, tip, fee_cap, gas, to, request.value, request.data,
+            chain_id,
+            nonce,
+            tip,
+            fee_cap,
+            gas,
+            to,
+            request.value,
+            request.data,
             request.access_list or (),
             [
                 {
-                    "chain_id": auth.chain_id, "address": auth.address, "nonce": auth.nonce,
-                    "y_parity": auth.y_parity, "r": auth.r, "s": auth.s,
+                    "chain_id": auth.chain_id,
+                    "address": auth.address,
+                    "nonce": auth.nonce,
+                    "y_parity": auth.y_parity,
+                    "r": auth.r,
+                    "s": auth.s,
                 }
                 for auth in request.authorizations
             ],
         )
         return _canonical(unsigned.as_signed_transaction(private_key))
     unsigned = builder.new_unsigned_dynamic_fee_transaction(
-        chain_id, nonce, tip, fee_cap, gas, to, request.value, request.data,
+        chain_id,
+        nonce,
+        tip,
+        fee_cap,
+        gas,
+        to,
+        request.value,
+        request.data,
         request.access_list or (),
     )
     return _canonical(unsigned.as_signed_transaction(private_key))
@@ -98,7 +124,7 @@ def check_typed_data_arrays(typed_data: dict[str, Any]) -> None:
     """
     types = typed_data.get("types")
     if not isinstance(types, dict):
-        raise InvalidParams("typed data: \"types\" must be an object")
+        raise InvalidParams('typed data: "types" must be an object')
 
     def check(type_name: str, value: Any) -> None:
         array = _ARRAY_SUFFIX.match(type_name)

@@ -95,8 +95,13 @@ def url(node: NodeProcess) -> str:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b'{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"', b"\xff\xfe\x00",
-     b"", b"[1, 2"],
+    [
+        b"{not json",
+        b'{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"',
+        b"\xff\xfe\x00",
+        b"",
+        b"[1, 2",
+    ],
 )
 def test_malformed_json_is_a_parse_error(url: str, body: bytes) -> None:
     status, response = post(url, body)
@@ -201,7 +206,10 @@ def test_chunked_body_above_the_limit_is_413(url: str) -> None:
     chunk = b" " * (1024 * 1024)
     try:
         connection.request(
-            "POST", "/", body=iter([chunk] * 6), encode_chunked=True,
+            "POST",
+            "/",
+            body=iter([chunk] * 6),
+            encode_chunked=True,
             headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
         )
         response = connection.getresponse()
@@ -215,17 +223,20 @@ def test_chunked_body_above_the_limit_is_413(url: str) -> None:
 
 
 def test_max_body_bytes_option(tmp_path_factory: pytest.TempPathFactory) -> None:
-    node = NodeProcess(tmp_path_factory.mktemp("small") / "data",
-                       extra_args=["--max-body-bytes", "2048"])
+    node = NodeProcess(
+        tmp_path_factory.mktemp("small") / "data", extra_args=["--max-body-bytes", "2048"]
+    )
     try:
         node.start()
-        fits = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "web3_sha3",
-                           "params": ["0x" + "11" * 900]}).encode()
+        fits = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "web3_sha3", "params": ["0x" + "11" * 900]}
+        ).encode()
         assert len(fits) <= 2048
         status, response = post(node.http_url, fits)
         assert status == 200 and response["result"].startswith("0x")
-        too_big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "web3_sha3",
-                              "params": ["0x" + "11" * 1100]}).encode()
+        too_big = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "web3_sha3", "params": ["0x" + "11" * 1100]}
+        ).encode()
         assert len(too_big) > 2048
         status, response = post(node.http_url, too_big)
         assert status == 413 and error_code(response) in (-32600, -32000)
@@ -251,8 +262,18 @@ TX_BAD = [
     ["0x1234"],
     [[ADDRESS]],
 ]
-BLOCK_BAD = [OBJECT, "latestt", NOT_HEX, "0x", -1, 1.5, True, {"blockNumber": NOT_HEX},
-             {"blockHash": "0x12"}, "0x" + "1" * 70]
+BLOCK_BAD = [
+    OBJECT,
+    "latestt",
+    NOT_HEX,
+    "0x",
+    -1,
+    1.5,
+    True,
+    {"blockNumber": NOT_HEX},
+    {"blockHash": "0x12"},
+    "0x" + "1" * 70,
+]
 FILTER_BAD = [
     [{"address": SHORT_ADDRESS}],
     [{"address": [ADDRESS, 5]}],
@@ -270,19 +291,34 @@ FILTER_BAD = [
 
 #: method -> wrong params; every entry must be answered -32602 (or -32000 where geth does)
 BAD_PARAMS: dict[str, list[Any]] = {
-    "eth_getBalance": [[SHORT_ADDRESS], [OBJECT], [NOT_HEX + "0" * 36], [ADDRESS, OBJECT],
-                       *[[ADDRESS, block] for block in BLOCK_BAD]],
+    "eth_getBalance": [
+        [SHORT_ADDRESS],
+        [OBJECT],
+        [NOT_HEX + "0" * 36],
+        [ADDRESS, OBJECT],
+        *[[ADDRESS, block] for block in BLOCK_BAD],
+    ],
     "eth_getTransactionCount": [[SHORT_ADDRESS], [OBJECT, "latest"], [ADDRESS, "pendingg"]],
     "eth_getCode": [[SHORT_ADDRESS], [5], [ADDRESS, OBJECT]],
-    "eth_getStorageAt": [[ADDRESS], [ADDRESS, OBJECT], [ADDRESS, NOT_HEX], [SHORT_ADDRESS, "0x0"],
-                         [ADDRESS, "0x" + "zz" * 32], [ADDRESS, "0x" + "1" * 80]],
-    "eth_call": [*TX_BAD, [{"to": ADDRESS}, OBJECT], [{"to": ADDRESS}, "latest", "overrides"],
-                 [{"to": ADDRESS}, "latest", {SHORT_ADDRESS: {}}],
-                 [{"to": ADDRESS}, "latest", {ADDRESS: {"balance": NOT_HEX}}],
-                 [{"to": ADDRESS}, "latest", {ADDRESS: {"code": 5}}],
-                 [{"to": ADDRESS}, "latest", {ADDRESS: {"stateDiff": {"0x01": "0x02"}}}],
-                 [{"to": ADDRESS}, "latest", {ADDRESS: {"state": [], "stateDiff": {}}}],
-                 [{"to": ADDRESS}, "latest", {ADDRESS: "x"}]],
+    "eth_getStorageAt": [
+        [ADDRESS],
+        [ADDRESS, OBJECT],
+        [ADDRESS, NOT_HEX],
+        [SHORT_ADDRESS, "0x0"],
+        [ADDRESS, "0x" + "zz" * 32],
+        [ADDRESS, "0x" + "1" * 80],
+    ],
+    "eth_call": [
+        *TX_BAD,
+        [{"to": ADDRESS}, OBJECT],
+        [{"to": ADDRESS}, "latest", "overrides"],
+        [{"to": ADDRESS}, "latest", {SHORT_ADDRESS: {}}],
+        [{"to": ADDRESS}, "latest", {ADDRESS: {"balance": NOT_HEX}}],
+        [{"to": ADDRESS}, "latest", {ADDRESS: {"code": 5}}],
+        [{"to": ADDRESS}, "latest", {ADDRESS: {"stateDiff": {"0x01": "0x02"}}}],
+        [{"to": ADDRESS}, "latest", {ADDRESS: {"state": [], "stateDiff": {}}}],
+        [{"to": ADDRESS}, "latest", {ADDRESS: "x"}],
+    ],
     "eth_estimateGas": [*TX_BAD, [{"to": ADDRESS}, NOT_HEX]],
     "eth_createAccessList": [*TX_BAD, [{"to": ADDRESS}, OBJECT]],
     "eth_sendTransaction": [
@@ -297,8 +333,13 @@ BAD_PARAMS: dict[str, list[Any]] = {
     "eth_signTransaction": [*TX_BAD, [{"to": ADDRESS}], [{"from": ADDRESS, "to": ADDRESS}]],
     "eth_sendRawTransaction": [[NOT_HEX], [OBJECT], [5], ["0x123"], ["0x", "0x"]],
     "eth_sign": [[SHORT_ADDRESS, "0x00"], [HELD, "hello"], [HELD, OBJECT], [ADDRESS, "0x00"]],
-    "eth_signTypedData_v4": [[HELD, "not json"], [HELD, 5], [HELD, {"types": 5}], [HELD, "[1]"],
-                             [SHORT_ADDRESS, {}]],
+    "eth_signTypedData_v4": [
+        [HELD, "not json"],
+        [HELD, 5],
+        [HELD, {"types": 5}],
+        [HELD, "[1]"],
+        [SHORT_ADDRESS, {}],
+    ],
     "eth_signTypedData": [[HELD, "not json"], [HELD, {"types": 5}]],
     "eth_getTransactionByHash": [["0x12"], [OBJECT], [NOT_HEX], [HASH + "00"]],
     "eth_getRawTransactionByHash": [["0x12"], [OBJECT]],
@@ -316,10 +357,15 @@ BAD_PARAMS: dict[str, list[Any]] = {
     "eth_getUncleByBlockHashAndIndex": [["0x12", "0x0"], [HASH, OBJECT]],
     "eth_getUncleByBlockNumberAndIndex": [[OBJECT, "0x0"], ["latest", NOT_HEX]],
     "eth_getBlockReceipts": [[OBJECT], [NOT_HEX], ["0x" + "12" * 30], [HASH, "extra"]],
-    "eth_feeHistory": [[NOT_HEX, "latest"], ["0x5", OBJECT], ["0x5", "latest", "x"],
-                       ["0x5", "latest", [50, 10]], ["0x5", "latest", [101]],
-                       ["0x5", "latest", [True]],
-                       ["0x" + "f" * 10, "latest"]],
+    "eth_feeHistory": [
+        [NOT_HEX, "latest"],
+        ["0x5", OBJECT],
+        ["0x5", "latest", "x"],
+        ["0x5", "latest", [50, 10]],
+        ["0x5", "latest", [101]],
+        ["0x5", "latest", [True]],
+        ["0x" + "f" * 10, "latest"],
+    ],
     "eth_getLogs": FILTER_BAD,
     "eth_newFilter": FILTER_BAD,
     "eth_getFilterChanges": [[5], [OBJECT], ["0xunknown"]],
@@ -360,7 +406,8 @@ def test_wrong_typed_params(url: str, method: str, params: Any) -> None:
         # a subscription over HTTP, a transaction refused) answer -32000
         assert any(
             isinstance(value, str) and value in (ADDRESS, "0xunknown")
-            for item in params for value in (item.values() if isinstance(item, dict) else [item])
+            for item in params
+            for value in (item.values() if isinstance(item, dict) else [item])
         ) or method in ("eth_subscribe", "eth_sendRawTransaction"), (method, params)
 
 
@@ -378,16 +425,36 @@ def test_every_method_refuses_non_array_and_too_many_params(url: str, method: st
 def test_every_method_has_typed_bad_params_or_takes_none() -> None:
     """A new method must get its own wrong-typed cases in BAD_PARAMS."""
     without_params = {
-        "eth_accounts", "eth_blobBaseFee", "eth_blockNumber", "eth_chainId", "eth_coinbase",
-        "eth_gasPrice", "eth_hashrate", "eth_maxPriorityFeePerGas", "eth_mining",
-        "eth_newBlockFilter", "eth_newPendingTransactionFilter", "eth_protocolVersion",
-        "eth_syncing", "net_listening", "net_peerCount", "net_version", "txpool_content",
-        "txpool_status", "web3_clientVersion", "admin_nodeInfo", "admin_peers", "raft_cluster",
-        "raft_leader", "raft_role", "eth_getPrivacyPrecompileAddress",
+        "eth_accounts",
+        "eth_blobBaseFee",
+        "eth_blockNumber",
+        "eth_chainId",
+        "eth_coinbase",
+        "eth_gasPrice",
+        "eth_hashrate",
+        "eth_maxPriorityFeePerGas",
+        "eth_mining",
+        "eth_newBlockFilter",
+        "eth_newPendingTransactionFilter",
+        "eth_protocolVersion",
+        "eth_syncing",
+        "net_listening",
+        "net_peerCount",
+        "net_version",
+        "txpool_content",
+        "txpool_status",
+        "web3_clientVersion",
+        "admin_nodeInfo",
+        "admin_peers",
+        "raft_cluster",
+        "raft_leader",
+        "raft_role",
+        "eth_getPrivacyPrecompileAddress",
         # takes a raw transaction and options; its refusals are tested in tests/privacy
         "eth_sendRawPrivateTransaction",
         # Raft's, not served by a solo dev node; refusals tested in tests/network
-        "raft_addPeer", "raft_removePeer",
+        "raft_addPeer",
+        "raft_removePeer",
     }
     missing = rpc_method_names() - set(BAD_PARAMS) - without_params
     assert not missing, f"add wrong-typed params for {sorted(missing)}"
@@ -397,8 +464,13 @@ def test_every_method_has_typed_bad_params_or_takes_none() -> None:
 
 
 def _signed_legacy(chain_id: int | None, nonce: int = 0) -> bytes:
-    fields: dict[str, Any] = {"to": ADDRESS, "value": 1, "gas": 21_000, "gasPrice": 0,
-                              "nonce": nonce}
+    fields: dict[str, Any] = {
+        "to": ADDRESS,
+        "value": 1,
+        "gas": 21_000,
+        "gasPrice": 0,
+        "nonce": nonce,
+    }
     if chain_id is not None:
         fields["chainId"] = chain_id
     return bytes(Account.from_key(TEST_KEYS[7]).sign_transaction(fields).raw_transaction)
@@ -415,8 +487,11 @@ def test_raw_transaction_with_wrong_chain_id(url: str) -> None:
     assert "invalid chain id for signer" in response["error"]["message"]
 
 
-@pytest.mark.parametrize("field_index,value", [(6, 99), (7, 0), (8, 0), (8, 2**256 - 1)],
-                         ids=["v", "r-zero", "s-zero", "s-huge"])
+@pytest.mark.parametrize(
+    "field_index,value",
+    [(6, 99), (7, 0), (8, 0), (8, 2**256 - 1)],
+    ids=["v", "r-zero", "s-zero", "s-huge"],
+)
 def test_raw_transaction_with_invalid_signature(url: str, field_index: int, value: int) -> None:
     fields = rlp.decode(_signed_legacy(_chain_id(url), nonce=10_000))
     fields[field_index] = rlp.sedes.big_endian_int.serialize(value)
@@ -427,8 +502,15 @@ def test_raw_transaction_with_invalid_signature(url: str, field_index: int, valu
 
 @pytest.mark.parametrize(
     "raw",
-    ["0xdeadbeef", "0x", "0xc0", "0x02c0", "0x7f" + "00" * 40, "0xf86c" + "00" * 10,
-     "0x" + rlp.encode([b"\x01"] * 20).hex()],
+    [
+        "0xdeadbeef",
+        "0x",
+        "0xc0",
+        "0x02c0",
+        "0x7f" + "00" * 40,
+        "0xf86c" + "00" * 10,
+        "0x" + rlp.encode([b"\x01"] * 20).hex(),
+    ],
 )
 def test_raw_transaction_garbage_rlp(url: str, raw: str) -> None:
     response = call(url, "eth_sendRawTransaction", [raw])
@@ -450,11 +532,18 @@ async def test_websocket_bad_input_keeps_the_connection(node: NodeProcess) -> No
         assert (await socket.receive_json(timeout=10))["error"]["code"] == -32700
         await socket.send_str("[]")
         assert (await socket.receive_json(timeout=10))["error"]["code"] == -32600
-        await socket.send_json({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
-                                "params": ["noSuchKind"]})
+        await socket.send_json(
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["noSuchKind"]}
+        )
         assert (await socket.receive_json(timeout=10))["error"]["code"] == -32602
-        await socket.send_json({"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe",
-                                "params": ["logs", {"address": SHORT_ADDRESS}]})
+        await socket.send_json(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "eth_subscribe",
+                "params": ["logs", {"address": SHORT_ADDRESS}],
+            }
+        )
         assert (await socket.receive_json(timeout=10))["error"]["code"] == -32602
         await socket.send_json({"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber"})
         answer = await socket.receive_json(timeout=10)

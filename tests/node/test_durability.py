@@ -24,8 +24,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECIPIENT = "0x" + "42" * 20
 SENDERS = [Account.from_key(key) for key in TEST_KEYS[:4]]
 TRANSACTIONS_PER_ROUND = 24
-RECEIPT_FIELDS = ("blockHash", "blockNumber", "transactionIndex", "status", "gasUsed",
-                  "cumulativeGasUsed", "from", "to", "logs")
+RECEIPT_FIELDS = (
+    "blockHash",
+    "blockNumber",
+    "transactionIndex",
+    "status",
+    "gasUsed",
+    "cumulativeGasUsed",
+    "from",
+    "to",
+    "logs",
+)
 
 
 def batch(
@@ -33,8 +42,10 @@ def batch(
 ) -> list[dict[str, Any]]:
     """One JSON-RPC batch; responses in the order of ``calls``."""
     body = json.dumps(
-        [{"jsonrpc": "2.0", "id": index, "method": method, "params": params}
-         for index, (method, params) in enumerate(calls)]
+        [
+            {"jsonrpc": "2.0", "id": index, "method": method, "params": params}
+            for index, (method, params) in enumerate(calls)
+        ]
     ).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -64,8 +75,14 @@ class Load:
             nonce = self.nonces[sender.address]
             self.nonces[sender.address] = nonce + 1
             signed = sender.sign_transaction(
-                {"to": RECIPIENT, "value": 1, "gas": 21_000, "gasPrice": 0, "nonce": nonce,
-                 "chainId": self.chain_id}
+                {
+                    "to": RECIPIENT,
+                    "value": 1,
+                    "gas": 21_000,
+                    "gasPrice": 0,
+                    "nonce": nonce,
+                    "chainId": self.chain_id,
+                }
             )
             calls.append(("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()]))
         return calls
@@ -119,8 +136,9 @@ def head(url: str) -> dict[str, Any]:
 def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> None:
     chain_id = int(rpc(node.http_url, "eth_chainId")["result"], 16)
     nonces = {
-        sender.address: int(rpc(node.http_url, "eth_getTransactionCount",
-                                [sender.address, "latest"])["result"], 16)
+        sender.address: int(
+            rpc(node.http_url, "eth_getTransactionCount", [sender.address, "latest"])["result"], 16
+        )
         for sender in SENDERS
     }
     load = Load(node.http_url, chain_id, nonces)
@@ -130,9 +148,13 @@ def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> N
     try:
         # a few seconds of load, with a good number of receipts seen, then kill -9 mid-stream
         wait_until(
-            lambda: time.monotonic() - started > 2.5 and len(load.confirmed()) >= 200
-            or not thread.is_alive(),
-            60, "receipts under load",
+            lambda: (
+                time.monotonic() - started > 2.5
+                and len(load.confirmed()) >= 200
+                or not thread.is_alive()
+            ),
+            60,
+            "receipts under load",
         )
         assert thread.is_alive(), f"the load stopped early: {load.stopped_by!r} {load.errors[:3]}"
         node.kill()
@@ -154,7 +176,7 @@ def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> N
     assert int(head(url)["number"], 16) >= highest_seen
     hashes = list(confirmed)
     for start in range(0, len(hashes), 500):
-        chunk = hashes[start:start + 500]
+        chunk = hashes[start : start + 500]
         answers = batch(url, [("eth_getTransactionReceipt", [h]) for h in chunk], timeout=30)
         for tx_hash, answer in zip(chunk, answers, strict=True):
             after = answer["result"]
@@ -173,8 +195,14 @@ def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> N
     for sender in SENDERS:
         nonce = int(rpc(url, "eth_getTransactionCount", [sender.address, "latest"])["result"], 16)
         signed = sender.sign_transaction(
-            {"to": RECIPIENT, "value": 1, "gas": 21_000, "gasPrice": 0, "nonce": nonce,
-             "chainId": chain_id}
+            {
+                "to": RECIPIENT,
+                "value": 1,
+                "gas": 21_000,
+                "gasPrice": 0,
+                "nonce": nonce,
+                "chainId": chain_id,
+            }
         )
         answer = rpc(url, "eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
         assert "result" in answer, answer
@@ -206,8 +234,9 @@ def test_restart_after_graceful_stop_keeps_head_and_dev_account(node: NodeProces
     assert rpc(url, "eth_getBalance", [RECIPIENT, "latest"])["result"] == balance_before
 
     # the dev account still signs, and blocks follow the old head
-    again = rpc(url, "eth_sendTransaction",
-                [{"from": dev_account, "to": RECIPIENT, "value": "0x1"}])
+    again = rpc(
+        url, "eth_sendTransaction", [{"from": dev_account, "to": RECIPIENT, "value": "0x1"}]
+    )
     assert "result" in again, again
     new_receipt = wait_until(
         lambda: rpc(url, "eth_getTransactionReceipt", [again["result"]])["result"], 20, "a receipt"

@@ -35,7 +35,10 @@ def node_binary() -> str:
         try:
             installed = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-                cwd=JS_DIR, capture_output=True, text=True, timeout=300,
+                cwd=JS_DIR,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
         except subprocess.TimeoutExpired:
             pytest.skip("npm ci in tests/js timed out (offline?)")
@@ -47,9 +50,17 @@ def node_binary() -> str:
 @pytest.fixture(scope="module")
 def results(node_binary: str, dev_node: NodeProcess) -> dict[str, Any]:
     completed = subprocess.run(
-        [node_binary, str(JS_DIR / "flow.mjs"), dev_node.http_url, dev_node.ws_url,
-         "0x" + TEST_KEYS[0].hex(), str(ARTIFACTS)],
-        capture_output=True, text=True, timeout=90,
+        [
+            node_binary,
+            str(JS_DIR / "flow.mjs"),
+            dev_node.http_url,
+            dev_node.ws_url,
+            "0x" + TEST_KEYS[0].hex(),
+            str(ARTIFACTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert completed.returncode == 0, f"flow.mjs failed:\n{completed.stderr[-4000:]}"
     lines = completed.stdout.strip().splitlines()
@@ -80,7 +91,9 @@ def test_deploy_call_transact_and_events(results: dict[str, Any], dev_node: Node
 
 def test_node_account_deploys_and_transfers_token(results: dict[str, Any]) -> None:
     assert results["transferEvent"] == {
-        "from": results["nodeAccount"], "to": results["walletAddress"], "value": str(5 * 10**18),
+        "from": results["nodeAccount"],
+        "to": results["walletAddress"],
+        "value": str(5 * 10**18),
     }
     assert results["walletTokenBalance"] == str(5 * 10**18)
 

@@ -115,8 +115,14 @@ def send_signed(w3: Web3, local: LocalAccount, fields: dict[str, Any]) -> HexByt
 
 
 def _transfer(w3: Web3, nonce: int, gas_price: int = 0, value: int = 1) -> dict[str, Any]:
-    return {"to": RECIPIENT, "value": value, "gas": 21_000, "gasPrice": gas_price,
-            "nonce": nonce, "chainId": w3.eth.chain_id}
+    return {
+        "to": RECIPIENT,
+        "value": value,
+        "gas": 21_000,
+        "gasPrice": gas_price,
+        "nonce": nonce,
+        "chainId": w3.eth.chain_id,
+    }
 
 
 def pool_status(w3: Web3) -> dict[str, str]:
@@ -183,9 +189,12 @@ def test_get_logs_by_address_and_topics(
     (only,) = w3.eth.get_logs({"blockHash": receipt.blockHash, "address": contract.address})
     assert only == receipt.logs[0]
     # no match for another "by"
-    assert w3.eth.get_logs(
-        {"fromBlock": 0, "address": contract.address, "topics": [None, "0x" + "11" * 32]}
-    ) == []
+    assert (
+        w3.eth.get_logs(
+            {"fromBlock": 0, "address": contract.address, "topics": [None, "0x" + "11" * 32]}
+        )
+        == []
+    )
     decoded = contract.events.Stored.get_logs(from_block=receipt.blockNumber)
     assert [log.args.value for log in decoded] == [11]
 
@@ -338,7 +347,11 @@ def test_paying_gas_charges_sender_and_pays_coinbase(w3: Web3, kind: str) -> Non
     local = signer(5)
     nonce = w3.eth.get_transaction_count(local.address, "pending")
     fields: dict[str, Any] = {
-        "to": RECIPIENT, "value": 3, "gas": 30_000, "nonce": nonce, "chainId": w3.eth.chain_id,
+        "to": RECIPIENT,
+        "value": 3,
+        "gas": 30_000,
+        "nonce": nonce,
+        "chainId": w3.eth.chain_id,
     }
     if kind == "legacy":
         fields["gasPrice"] = GWEI
@@ -372,7 +385,9 @@ def test_locally_signed_transaction_types(w3: Web3, storage: tuple[Contract, TxR
         ({"gasPrice": 0}, 0),  # pre-EIP-155: no chain id in the signature
         (
             {
-                "gasPrice": 0, "chainId": chain_id, "type": 1,
+                "gasPrice": 0,
+                "chainId": chain_id,
+                "type": 1,
                 "accessList": [{"address": contract.address, "storageKeys": ["0x" + "00" * 32]}],
             },
             1,
@@ -381,8 +396,14 @@ def test_locally_signed_transaction_types(w3: Web3, storage: tuple[Contract, TxR
     ]
     hashes = []
     for offset, (fee_fields, _type) in enumerate(variants):
-        fields = {"to": contract.address, "data": set_data, "gas": 100_000, "nonce": nonce + offset,
-                  "value": 0, **fee_fields}
+        fields = {
+            "to": contract.address,
+            "data": set_data,
+            "gas": 100_000,
+            "nonce": nonce + offset,
+            "value": 0,
+            **fee_fields,
+        }
         signed = local.sign_transaction(fields)
         hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction))
         assert hashes[-1] == signed.hash

@@ -19,11 +19,15 @@ def test_deploy_call_transact_and_events(dev_node: NodeProcess) -> None:
     account = w3.eth.accounts[0]
     artifact = json.loads((ARTIFACTS / "SimpleStorage.json").read_text())
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(42).transact({"from": account}))
+    receipt = w3.eth.wait_for_transaction_receipt(
+        factory.constructor(42).transact({"from": account})
+    )
     assert receipt.status == 1
     contract = w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
     assert contract.functions.get().call() == 42
-    receipt = w3.eth.wait_for_transaction_receipt(contract.functions.set(7).transact({"from": account}))
+    receipt = w3.eth.wait_for_transaction_receipt(
+        contract.functions.set(7).transact({"from": account})
+    )
     (event,) = contract.events.Stored().process_receipt(receipt)
     assert event.args.value == 7 and event.args.by == account
     assert contract.functions.get().call() == 7

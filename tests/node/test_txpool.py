@@ -24,8 +24,9 @@ ALICE, BOB, CAROL = (Address(key.public_key.to_canonical_address()) for key in K
 RECIPIENT = Address(b"\x42" * 20)
 
 
-def legacy(key_index: int, nonce: int, gas_price: int = 0, gas: int = 21_000,
-           value: int = 0) -> SignedTransactionAPI:
+def legacy(
+    key_index: int, nonce: int, gas_price: int = 0, gas: int = 21_000, value: int = 0
+) -> SignedTransactionAPI:
     builder = QuorumVM.get_transaction_builder()
     unsigned = builder.create_unsigned_transaction(
         nonce=nonce, gas_price=gas_price, gas=gas, to=RECIPIENT, value=value, data=b""

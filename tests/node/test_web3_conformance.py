@@ -290,9 +290,7 @@ def async_offchain_lookup_contract(
 
 
 @pytest.fixture
-def async_panic_errors_contract(
-    async_w3: AsyncWeb3[Any], prepared: PreparedChain
-) -> AsyncContract:
+def async_panic_errors_contract(async_w3: AsyncWeb3[Any], prepared: PreparedChain) -> AsyncContract:
     return _async_contract(async_w3, prepared, "panic_errors")
 
 
@@ -318,9 +316,7 @@ def async_block_with_txn_with_log(prepared: PreparedChain) -> BlockData:
 
 # --- the suites ----------------------------------------------------------------------
 
-FREE_GAS = (
-    "free-gas network, as GoQuorum: eth_gasPrice is 0 and the suite expects a positive price"
-)
+FREE_GAS = "free-gas network, as GoQuorum: eth_gasPrice is 0 and the suite expects a positive price"
 NEEDS_PENDING = (
     "needs the transaction to stay pending for a while: web3.py runs geth with 3-second dev "
     "blocks, while the solo engine seals a waiting transaction within 50 ms (racy, so "
@@ -401,9 +397,7 @@ class TestWeb3Module(Web3ModuleTest):
 class TestAsyncEthModule(AsyncEthModuleTest):
     chain_group = "async"
     test_eth_gas_price = expected_failure(AsyncEthModuleTest, "test_eth_gas_price", FREE_GAS)
-    test_eth_simulate_v1 = expected_failure(
-        AsyncEthModuleTest, "test_eth_simulate_v1", NO_SIMULATE
-    )
+    test_eth_simulate_v1 = expected_failure(AsyncEthModuleTest, "test_eth_simulate_v1", NO_SIMULATE)
     test_eth_sign_typed_data = expected_failure(
         AsyncEthModuleTest, "test_eth_sign_typed_data", WEB3_ASYNC_TYPED_DATA_BUG
     )

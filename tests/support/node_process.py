@@ -68,21 +68,33 @@ class NodeProcess:
         if endpoints.exists():
             endpoints.unlink()
         command = [
-            sys.executable, "-m", "quorum_node.cli", "dev",
-            "--datadir", str(self.datadir), "--http-port", "0", "--ws-port", "0",
+            sys.executable,
+            "-m",
+            "quorum_node.cli",
+            "dev",
+            "--datadir",
+            str(self.datadir),
+            "--http-port",
+            "0",
+            "--ws-port",
+            "0",
             *[arg for key in self.keys for arg in ("--dev-account-key", key.hex())],
             *self.extra_args,
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
 
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(
-                    f"node exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}"
+                    f"node exited with {self.process.returncode}:\n"
+                    f"{self.log_path.read_text()[-3000:]}"
                 )
             if not endpoints.exists():
                 return False

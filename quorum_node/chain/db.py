@@ -246,15 +246,8 @@ class OverlayAtomicDB(BaseAtomicDB):
         :class:`NestedScopeError`, since silently joining would hide which
         level is the unit of durability.
         """
-        state = self._thread_state
-        if state.scope is not None:
-            raise NestedScopeError("batch_scope is already open in this thread")
-        scope: PendingWrites = {}
-        state.scope = scope
-        try:
+        with self.capture_scope() as scope:
             yield
-        finally:
-            state.scope = None
         if scope:
             self._commit(scope)
 

@@ -144,15 +144,7 @@ class ChainService:
     ) -> CommittedBlock:
         """Build the next block from ``candidates`` on the head and commit it."""
         with self._one_write():
-            built = build_block(
-                self.chain,
-                self.head,
-                candidates,
-                timestamp=max(timestamp, self.head.timestamp),
-                coinbase=coinbase,
-                extra_data=extra_data,
-            )
-            self._persist(built.block, built.records, payloads or {})
+            built = self._build(candidates, timestamp, coinbase, extra_data, payloads or {})
         return self._advance(built.block, built.records, built.rejected, built.deferred)
 
     def prepare_block(
@@ -169,16 +161,28 @@ class ChainService:
         if capture is None:
             raise ChainError("this database cannot hold a block's writes aside")
         with capture() as writes:
-            built = build_block(
-                self.chain,
-                self.head,
-                candidates,
-                timestamp=max(timestamp, self.head.timestamp),
-                coinbase=coinbase,
-                extra_data=extra_data,
-            )
-            self._persist(built.block, built.records, payloads or {})
+            built = self._build(candidates, timestamp, coinbase, extra_data, payloads or {})
         return PreparedBlock(built, dict(writes))
+
+    def _build(
+        self,
+        candidates: Sequence[SignedTransactionAPI],
+        timestamp: int,
+        coinbase: bytes,
+        extra_data: bytes,
+        payloads: Mapping[bytes, PrivatePayload | None],
+    ) -> BuiltBlock:
+        """Execute the next block on the head and write all of it (inside a scope)."""
+        built = build_block(
+            self.chain,
+            self.head,
+            candidates,
+            timestamp=max(timestamp, self.head.timestamp),
+            coinbase=coinbase,
+            extra_data=extra_data,
+        )
+        self._persist(built.block, built.records, payloads)
+        return built
 
     def commit_prepared(self, prepared: PreparedBlock) -> CommittedBlock:
         """Commit a prepared block; it must still extend the head."""

@@ -7,7 +7,8 @@ subscriptions live in ``eth_filters``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_account import Account
@@ -31,6 +32,7 @@ from quorum_node.rpc.dispatcher import CallContext, rpc_method
 from quorum_node.rpc.errors import InvalidParams, ServerError
 from quorum_node.rpc.signing import SUGGESTED_TIP, check_typed_data_arrays, sign_request
 
+T = TypeVar("T")
 ZERO_ADDRESS = Address(b"\x00" * 20)
 
 
@@ -274,37 +276,30 @@ class EthNamespace:
 
     # --- calls ---------------------------------------------------------------------
 
-    @rpc_method("eth_call")
-    async def call(self, params: Any, context: CallContext) -> str:
+    async def _run_call(self, params: Any, run: Callable[..., T]) -> T:
+        """Parse (request, block, overrides) and run ``run`` on the chain thread, in the
+        state the request belongs to: its ``privateFor`` group, the group of the private
+        contract it calls, or the public state."""
         request_raw, block_raw, overrides_raw = p.expect_params(params, 1, 3)
         request = p.call_request(request_raw)
         block = p.block_id(block_raw)
         overrides = parse_overrides(overrides_raw)
-
         group_id = await self._private_group(request)
 
-        def run() -> bytes:
+        def in_state() -> T:
             header = state_header(self.node, block)
             call = as_call(request, group_id or self.node.chain.group_of(request.to))
-            return calls.call(self.node.chain, header, call, overrides)
+            return run(self.node.chain, header, call, overrides)
 
-        return fmt.hex_data(await self.node.executor.run(run))
+        return await self.node.executor.run(in_state)
+
+    @rpc_method("eth_call")
+    async def call(self, params: Any, context: CallContext) -> str:
+        return fmt.hex_data(await self._run_call(params, calls.call))
 
     @rpc_method("eth_estimateGas")
     async def estimate_gas(self, params: Any, context: CallContext) -> str:
-        request_raw, block_raw, overrides_raw = p.expect_params(params, 1, 3)
-        request = p.call_request(request_raw)
-        block = p.block_id(block_raw)
-        overrides = parse_overrides(overrides_raw)
-
-        group_id = await self._private_group(request)
-
-        def run() -> int:
-            header = state_header(self.node, block)
-            call = as_call(request, group_id or self.node.chain.group_of(request.to))
-            return calls.estimate_gas(self.node.chain, header, call, overrides)
-
-        return fmt.hex_quantity(await self.node.executor.run(run))
+        return fmt.hex_quantity(await self._run_call(params, calls.estimate_gas))
 
     @rpc_method("eth_createAccessList")
     async def create_access_list(self, params: Any, context: CallContext) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 
 from quorum_node.errors import ConfigError
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class HeldAccount:
     address: Address
-    private_key: keys.PrivateKey
+    private_key: PrivateKey
 
 
 class AccountStore:
@@ -45,7 +45,7 @@ class AccountStore:
         return self._accounts.get(address)
 
     def add_key(self, private_key: bytes) -> HeldAccount:
-        key = keys.PrivateKey(private_key)
+        key = PrivateKey(private_key)
         account = HeldAccount(Address(key.public_key.to_canonical_address()), key)
         self._accounts.setdefault(account.address, account)
         return account

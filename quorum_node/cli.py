@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from eth_keys import keys
+from eth_typing import Address
 
 from quorum_node.accounts import AccountStore, write_keystore_file
 from quorum_node.app import serve
@@ -115,7 +116,7 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
         write_keystore_file(keystore, dev_key, "")
         funded = [dev_key, *args.dev_account_key]
         alloc = {
-            keys.PrivateKey(key).public_key.to_canonical_address(): GenesisAccount(
+            Address(keys.PrivateKey(key).public_key.to_canonical_address()): GenesisAccount(
                 balance=DEV_BALANCE
             )
             for key in funded

@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eth_typing import HexStr
 from web3 import Web3
 from web3.contract import Contract
 
 from quorum_node.qnet.cli import main as qnet
-from quorum_node.web3_ext import attach_quorum
+from quorum_node.web3_ext import attach_quorum, quorum_module
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "contracts" / "build"
 NAMES = ("BankA", "BankB", "BankC")
@@ -51,6 +52,7 @@ class Participant:
     def __init__(self, entry: dict[str, Any]) -> None:
         self.name = entry["name"]
         self.w3 = attach_quorum(Web3(Web3.HTTPProvider(entry["rpc_url"])))
+        self.quorum = quorum_module(self.w3)
         self.manager_key: str = entry["tm_public_key"]
         self.account: str = self.w3.eth.accounts[0]
         self.rpc_url: str = entry["rpc_url"]
@@ -61,22 +63,24 @@ class Participant:
         tx_hash = factory.constructor(*args).transact(
             {"from": self.account, "privateFor": private_for}
         )
-        receipt = self.w3.quorum.wait_for_private_receipt(tx_hash)
+        receipt = self.quorum.wait_for_private_receipt(tx_hash)
         if receipt.status != 1:
             raise SystemExit(f"{self.name}: deploying {name} failed")
         return str(receipt.contractAddress)
 
     def contract(self, name: str, address: str) -> Contract:
-        return self.w3.eth.contract(address=address, abi=artifact(name)["abi"])  # type: ignore[return-value]
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=artifact(name)["abi"]
+        )
 
     def transact(self, function: Any, private_for: list[str]) -> Any:
         tx_hash = function.transact({"from": self.account, "privateFor": private_for})
-        return self.w3.quorum.wait_for_private_receipt(tx_hash)
+        return self.quorum.wait_for_private_receipt(tx_hash)
 
 
 def read(participant: Participant, name: str, address: str, function: str, *args: Any) -> str:
     """What a participant's node answers, or why it cannot."""
-    if participant.w3.eth.get_code(address) in (b"", "0x"):
+    if participant.w3.eth.get_code(Web3.to_checksum_address(address)) in (b"", "0x"):
         return "(not visible)"
     try:
         return str(getattr(participant.contract(name, address).functions, function)(*args).call())
@@ -106,7 +110,7 @@ def run_story(network: dict[str, Any]) -> list[str]:
             [
                 p.name,
                 read(p, "SimpleStorage", storage, "get"),
-                str(len(p.w3.eth.get_transaction_receipt(receipt.transactionHash).logs)),
+                str(len(p.w3.eth.get_transaction_receipt(receipt.transactionHash)["logs"])),
             ]
             for p in everyone
         ],
@@ -148,14 +152,14 @@ def run_story(network: dict[str, Any]) -> list[str]:
     print("\n== 3. What the public ledger holds (read from BankC, a non-party) ==")
     rows = []
     for tx_hash in private_hashes:
-        public = c.w3.eth.get_transaction(tx_hash)
-        payload = c.w3.quorum.get_quorum_payload(public.input)
+        public = c.w3.eth.get_transaction(HexStr(tx_hash))
+        payload = c.quorum.get_quorum_payload(public["input"])
         rows.append(
             [
                 ("0x" + tx_hash.removeprefix("0x"))[:18] + "…",
-                str(public.v),
-                f"{len(public.input)} bytes",
-                "0x" + bytes(public.input).hex()[:24] + "…",
+                str(public["v"]),
+                f"{len(public['input'])} bytes",
+                "0x" + bytes(public["input"]).hex()[:24] + "…",
                 "0x (not a party)" if not payload else "visible",
             ]
         )
@@ -164,9 +168,7 @@ def run_story(network: dict[str, Any]) -> list[str]:
         ["transaction", "v", "input", "input starts", "payload at BankC"],
         rows,
     )
-    roots = [
-        [p.name, "0x" + bytes(p.w3.quorum.storage_root(bond)).hex()[:24] + "…"] for p in (a, b)
-    ]
+    roots = [[p.name, "0x" + bytes(p.quorum.storage_root(bond)).hex()[:24] + "…"] for p in (a, b)]
     table(
         "Bond token storage root on each party (equal: one private state)", ["party", "root"], roots
     )

@@ -21,10 +21,12 @@ Offline signing follows web3js-quorum: the payload goes to the sender's manager 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
+from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.vm.forks.prague.transactions import PragueUnsignedLegacyTransaction
 from eth_account.signers.local import LocalAccount
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_utils import to_bytes, to_canonical_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -103,13 +105,17 @@ class QuorumModule(Module):  # type: ignore[misc]
             gas = int(self._call("eth_estimateGas", [estimate_request]), 16) * 11 // 10 + 25_000
         with SyncQ2TClient(manager_url) as manager:
             payload_hash = manager.store_raw(payload, private_from)
-        unsigned = QuorumTransactionBuilder.create_unsigned_transaction(
-            nonce=int(nonce),
-            gas_price=int(transaction.get("gasPrice", 0)),
-            gas=max(int(gas), 60_000),
-            to=to_canonical_address(to) if to else b"",
-            value=0,
-            data=payload_hash,
+        # The builder's create_unsigned_transaction makes its legacy class, Prague's.
+        unsigned = cast(
+            PragueUnsignedLegacyTransaction,
+            QuorumTransactionBuilder.create_unsigned_transaction(
+                nonce=int(nonce),
+                gas_price=int(transaction.get("gasPrice", 0)),
+                gas=max(int(gas), 60_000),
+                to=to_canonical_address(to) if to else CREATE_CONTRACT_ADDRESS,
+                value=0,
+                data=payload_hash,
+            ),
         )
         return HexBytes(sign_private(unsigned, key).encode())
 
@@ -151,12 +157,12 @@ class QuorumModule(Module):  # type: ignore[misc]
                 time.sleep(poll_latency)
 
 
-def _private_key(account: LocalAccount | bytes | str) -> keys.PrivateKey:
+def _private_key(account: LocalAccount | bytes | str) -> PrivateKey:
     if isinstance(account, LocalAccount):
-        return keys.PrivateKey(bytes(account.key))
+        return PrivateKey(bytes(account.key))
     if isinstance(account, str):
-        return keys.PrivateKey(to_bytes(hexstr=account))
-    return keys.PrivateKey(bytes(account))
+        return PrivateKey(to_bytes(hexstr=account))
+    return PrivateKey(bytes(account))
 
 
 def attach_quorum(w3: Web3) -> Web3:
@@ -164,3 +170,9 @@ def attach_quorum(w3: Web3) -> Web3:
     if not hasattr(w3, "quorum"):
         w3.attach_modules({"quorum": QuorumModule})
     return w3
+
+
+def quorum_module(w3: Web3) -> QuorumModule:
+    """``w3.quorum`` with its type, for a ``w3`` that ``attach_quorum`` has seen."""
+    # web3.py's Web3 does not declare modules attached at run time.
+    return w3.quorum  # type: ignore[attr-defined]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, ReceiptAPI, SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.vm.base import VM
 from eth_typing import Address, Hash32
 from eth_utils import ValidationError
 
@@ -43,7 +45,8 @@ def build_block(
     header = chain.create_header_from_parent(
         parent, timestamp=timestamp, coinbase=coinbase, extra_data=extra_data
     )
-    vm = chain.get_vm(header)
+    # block_preprocessing and block_postprocessing live on py-evm's VM, not on its API.
+    vm = cast(VM, chain.get_vm(header))
     vm.block_preprocessing(vm.get_block())
     header = vm.get_header().copy(gas_used=0)
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
-from eth.abc import BlockHeaderAPI, ComputationAPI, StateAPI, VirtualMachineAPI
+from eth.abc import (
+    BlockHeaderAPI,
+    ComputationAPI,
+    StateAPI,
+    UnsignedTransactionAPI,
+    VirtualMachineAPI,
+)
 from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.db.account import AccountDB
 from eth.exceptions import Revert
+from eth.vm.base import VM
 from eth.vm.forks.berlin.transactions import UnsignedAccessListTransaction
 from eth.vm.spoof import SpoofTransaction
+from eth.vm.state import BaseState
 from eth_abi import decode as abi_decode
 from eth_typing import Address
 from eth_utils import ValidationError
@@ -100,9 +110,12 @@ def _run(
     _apply_overrides(state, overrides)
     nonce = state.get_nonce(call.sender)
     to = call.to if call.to is not None else CREATE_CONTRACT_ADDRESS
+    unsigned: UnsignedTransactionAPI
     if call.access_list:
+        # chain_context is set by py-evm's VM but not declared on VirtualMachineAPI.
+        chain_id = cast(VM, vm).chain_context.chain_id
         unsigned = UnsignedAccessListTransaction(
-            vm.chain_context.chain_id, nonce, 0, gas, to, call.value, call.data, call.access_list
+            chain_id, nonce, 0, gas, to, call.value, call.data, call.access_list
         )
     else:
         unsigned = vm.create_unsigned_transaction(
@@ -256,7 +269,8 @@ def access_list(
     touched: dict[Address, list[int]] = {}
     # py-evm keeps the warm set in a JournalDB that cannot be iterated; its pending diff
     # lists every key marked warm since the transaction began (address, or address+slot).
-    warm_set = vm.state._account_db._journal_accessed_state  # noqa: SLF001
+    account_db = cast(AccountDB, cast(BaseState, vm.state)._account_db)  # noqa: SLF001
+    warm_set = account_db._journal_accessed_state  # noqa: SLF001
     for key in warm_set.diff().pending_keys():
         key_bytes = bytes(key)
         address = Address(key_bytes[:20])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth.typing import AccountState
 from eth_typing import Address
 from eth_utils import decode_hex, encode_hex, is_hex_address, to_canonical_address
 
@@ -187,7 +188,7 @@ class Genesis:
             "nonce": b"\x00" * 8,
         }
 
-    def state(self) -> dict[Address, dict[str, Any]]:
+    def state(self) -> AccountState:
         """The initial state in py-evm's ``AccountState`` shape."""
         return {
             address: {

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth.abc import (
     AtomicDatabaseAPI,
@@ -35,6 +35,7 @@ from eth.chains.base import Chain
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.exceptions import BlockNotFound, HeaderNotFound
+from eth.vm.base import VM
 from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import ValidationError, encode_hex
 
@@ -306,7 +307,8 @@ class ChainService:
         vm = self.chain.get_vm(header)
         if group_id is not None:
             root = self.privacy.store.roots_after(header.hash).get(group_id, BLANK_ROOT_HASH)
-            vm._state = private_state(vm, self.db, Hash32(root))  # noqa: SLF001
+            # py-evm's VM reads its state from _state, which VirtualMachineAPI does not name.
+            cast(VM, vm)._state = private_state(vm, self.db, Hash32(root))  # noqa: SLF001
         return vm
 
     def group_of(self, address: bytes | None) -> bytes | None:

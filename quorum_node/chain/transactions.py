@@ -25,6 +25,7 @@ from eth.vm.forks.prague.transactions import (
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 from eth.vm.forks.spurious_dragon.transactions import SpuriousDragonUnsignedTransaction
 from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 from rlp.sedes import CountableList
@@ -144,7 +145,7 @@ class QuorumBlock(PragueBlock):  # type: ignore[misc]
 
 def sign_private(
     unsigned: PragueUnsignedLegacyTransaction | SpuriousDragonUnsignedTransaction,
-    private_key: keys.PrivateKey,
+    private_key: PrivateKey,
 ) -> SignedTransactionAPI:
     """Sign as GoQuorum and web3js-quorum do: Homestead hash, then v 27/28 → 37/38."""
     message = rlp.encode(

@@ -13,11 +13,13 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth.abc import SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
-from eth_keys import keys
+from eth.vm.forks.prague.transactions import PragueUnsignedLegacyTransaction
+from eth_keys.datatypes import PrivateKey
+from eth_typing import Address
 
 from quorum_node.chain.transactions import (
     PRIVATE_PAYLOAD_HASH_SIZE,
@@ -146,20 +148,24 @@ class PrivateSender:
 
 def build_private_transaction(
     *,
-    private_key: keys.PrivateKey,
+    private_key: PrivateKey,
     nonce: int,
     gas: int,
     gas_price: int,
     to: bytes | None,
     payload_hash: bytes,
 ) -> SignedTransactionAPI:
-    unsigned = QuorumTransactionBuilder.create_unsigned_transaction(
-        nonce=nonce,
-        gas_price=gas_price,
-        gas=gas,
-        to=to if to is not None else CREATE_CONTRACT_ADDRESS,
-        value=0,
-        data=payload_hash,
+    # The builder's create_unsigned_transaction makes its legacy class, Prague's.
+    unsigned = cast(
+        PragueUnsignedLegacyTransaction,
+        QuorumTransactionBuilder.create_unsigned_transaction(
+            nonce=nonce,
+            gas_price=gas_price,
+            gas=gas,
+            to=Address(to) if to is not None else CREATE_CONTRACT_ADDRESS,
+            value=0,
+            data=payload_hash,
+        ),
     )
     return sign_private(unsigned, private_key)
 

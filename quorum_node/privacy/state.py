@@ -15,6 +15,7 @@ after the block, and the block's context, so every party reaches the same root.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from eth._utils.address import generate_contract_address
 from eth.abc import (
@@ -28,8 +29,10 @@ from eth.abc import (
 from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.db.account import AccountDB
 from eth.exceptions import VMError
+from eth.vm.forks.frontier.state import FrontierTransactionExecutor
 from eth.vm.message import Message
 from eth.vm.spoof import SpoofTransaction
+from eth.vm.state import BaseState
 from eth_typing import Address, Hash32
 
 
@@ -147,8 +150,8 @@ def private_state(
     """A state over ``private_root`` in ``public_vm``'s block context, reading public
     accounts from ``public_vm.state``."""
     state_class = public_vm.get_state_class()
-    state = state_class(db, public_vm.state.execution_context, private_root)
-    public_accounts = public_vm.state._account_db  # noqa: SLF001 - py-evm's own seam
+    state = cast(BaseState, state_class(db, public_vm.state.execution_context, private_root))
+    public_accounts = cast(BaseState, public_vm.state)._account_db  # noqa: SLF001 - py-evm's seam
     state._account_db = RoutedAccountDB(db, private_root, public_accounts)  # noqa: SLF001
     return state
 
@@ -198,13 +201,13 @@ def run_private_message(
     charged and the sender's public account is not touched (its nonce moves on the
     public side only). eth_call and eth_estimateGas on private state use this too.
     """
-    creating = to is None
-    contract_address = Address(generate_contract_address(sender, nonce)) if creating else None
+    contract_address = Address(generate_contract_address(sender, nonce)) if to is None else None
+    target = CREATE_CONTRACT_ADDRESS if to is None else to
     as_public = unsigned_builder.create_unsigned_transaction(  # type: ignore[attr-defined]
         nonce=nonce,
         gas_price=0,
         gas=gas,
-        to=CREATE_CONTRACT_ADDRESS if creating else to,
+        to=target,
         value=0,
         data=payload,
     )
@@ -214,17 +217,21 @@ def run_private_message(
         return PrivateOutcome(None, contract_address, gas, 0)
     message = Message(
         gas=gas - intrinsic,
-        to=CREATE_CONTRACT_ADDRESS if creating else to,
+        to=target,
         sender=sender,
         value=0,
-        data=b"" if creating else payload,
-        code=payload if creating else state.get_code(to),
-        create_address=contract_address,
+        data=b"" if to is None else payload,
+        code=payload if to is None else state.get_code(to),
+        # None for a call is Message's own default; its annotation lacks the Optional.
+        create_address=contract_address,  # type: ignore[arg-type]
     )
-    executor = state.get_transaction_executor()
+    # Every fork's executor, Quorum's included, derives from Frontier's, which holds
+    # calculate_gas_refund; TransactionExecutorAPI does not declare it.
+    executor = cast(FrontierTransactionExecutor, state.get_transaction_executor())
     state.lock_changes()
     try:
-        computation = executor.build_computation(message, spoofed)
+        # SpoofTransaction stands in for a signed transaction by forwarding attributes.
+        computation = executor.build_computation(message, cast(SignedTransactionAPI, spoofed))
     except VMError:
         return PrivateOutcome(None, contract_address, gas, 0)
     for account in computation.get_accounts_for_deletion():

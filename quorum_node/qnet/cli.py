@@ -14,6 +14,7 @@ a leader is elected) and writes ``DIR/network.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -48,14 +49,14 @@ def _wait_ready(
     for participant in participants:
         if "tm" in kinds:
             processes.wait_for(
-                lambda p=participant: processes.tm_answers(layout, p),
+                functools.partial(processes.tm_answers, layout, participant),
                 READY_TIMEOUT,
                 f"{participant.name}'s transaction manager",
                 logs,
             )
         if "node" in kinds:
             processes.wait_for(
-                lambda p=participant: processes.node_answers(layout, p),
+                functools.partial(processes.node_answers, layout, participant),
                 READY_TIMEOUT,
                 f"{participant.name}'s node",
                 logs,

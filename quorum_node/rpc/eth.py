@@ -338,9 +338,10 @@ class EthNamespace:
 
     async def send_private(self, request: p.CallRequest, privacy: PrivacyParams) -> Hash32:
         """Steps 1 to 3: payload to the manager, hash on chain, signed as private."""
-        if request.sender is None:
+        sender = request.sender
+        if sender is None:
             raise InvalidParams('transaction: "from" is required')
-        account = self.node.accounts.get(request.sender)
+        account = self.node.accounts.get(sender)
         if account is None:
             raise ServerError("unknown account")
         if request.value:
@@ -357,12 +358,10 @@ class EthNamespace:
 
         estimate = await self.node.executor.run(check_and_estimate)
         payload_hash = await self.private_sender.distribute(request.data, privacy)
-        state_nonce = await self.node.executor.run(
-            lambda: chain.head_state().get_nonce(request.sender)
-        )
+        state_nonce = await self.node.executor.run(lambda: chain.head_state().get_nonce(sender))
         nonce = request.nonce
         if nonce is None:
-            nonce = self.node.pool.pending_nonce(request.sender, state_nonce)
+            nonce = self.node.pool.pending_nonce(sender, state_nonce)
         gas = request.gas if request.gas is not None else int((estimate or 0) * 1.1) + 25_000
         transaction = build_private_transaction(
             private_key=account.private_key,
@@ -376,17 +375,18 @@ class EthNamespace:
 
     async def fill_and_sign(self, request: p.CallRequest) -> SignedTransactionAPI:
         """Complete a transaction request for a held account and sign it (geth's rules)."""
-        if request.sender is None:
+        sender = request.sender
+        if sender is None:
             raise InvalidParams('transaction: "from" is required')
-        account = self.node.accounts.get(request.sender)
+        account = self.node.accounts.get(sender)
         if account is None:
             raise ServerError("unknown account")
         nonce = request.nonce
         if nonce is None:
             state_nonce = await self.node.executor.run(
-                lambda: self.node.chain.head_state().get_nonce(request.sender)
+                lambda: self.node.chain.head_state().get_nonce(sender)
             )
-            nonce = self.node.pool.pending_nonce(request.sender, state_nonce)
+            nonce = self.node.pool.pending_nonce(sender, state_nonce)
         gas = request.gas
         if gas is None:
             gas = await self.node.executor.run(

@@ -6,9 +6,14 @@ field geth sends is sent, with geth's names and hex encodings.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import (
+    BlockAPI,
+    BlockHeaderAPI,
+    LegacyTransactionFieldsAPI,
+    SignedTransactionAPI,
+)
 from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth_utils import to_checksum_address
 
@@ -111,11 +116,14 @@ def format_transaction(
     }
     if type_id == 0:
         formatted["gasPrice"] = hex_quantity(transaction.gas_price)
-        formatted["v"] = hex_quantity(transaction.v)
+        formatted["v"] = hex_quantity(cast(LegacyTransactionFieldsAPI, transaction).v)
         if transaction.chain_id is not None:
             formatted["chainId"] = hex_quantity(transaction.chain_id)
     else:
-        formatted["chainId"] = hex_quantity(transaction.chain_id)
+        chain_id = transaction.chain_id
+        if chain_id is None:  # every typed transaction (EIP-2718) carries its chain id
+            raise TypeError(f"type {type_id} transaction without a chain id")
+        formatted["chainId"] = hex_quantity(chain_id)
         formatted["v"] = hex_quantity(transaction.y_parity)
         formatted["yParity"] = hex_quantity(transaction.y_parity)
         formatted["accessList"] = [

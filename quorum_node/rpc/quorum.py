@@ -4,9 +4,11 @@ debug_privateStateRoot. (Sending with ``privateFor`` is eth_sendTransaction's.)"
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from eth.constants import CREATE_CONTRACT_ADDRESS
+from eth.db.account import AccountDB
+from eth.vm.state import BaseState
 from eth_hash.auto import keccak
 
 from quorum_node.chain.transactions import PRIVATE_PAYLOAD_HASH_SIZE
@@ -70,7 +72,8 @@ class QuorumNamespace:
 
         def read() -> bytes:
             state = self.node.chain.state_for(state_header(self.node, block), address)
-            return bytes(state._account_db._get_storage_root(address))  # noqa: SLF001
+            account_db = cast(AccountDB, cast(BaseState, state)._account_db)  # noqa: SLF001
+            return bytes(account_db._get_storage_root(address))  # noqa: SLF001
 
         return fmt.hex_data(await self.node.executor.run(read))
 

@@ -10,12 +10,13 @@ with an ``authorizationList`` gets an EIP-7702 set-code transaction.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from eth.abc import SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
+from quorum_node.chain.transactions import QuorumTransactionBuilder
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.rpc.errors import InvalidParams
 from quorum_node.rpc.params import CallRequest
@@ -26,13 +27,14 @@ SUGGESTED_TIP = 0
 def sign_request(
     request: CallRequest,
     *,
-    private_key: keys.PrivateKey,
+    private_key: PrivateKey,
     chain_id: int,
     nonce: int,
     gas: int,
     base_fee: int = 0,
 ) -> SignedTransactionAPI:
-    builder = QuorumVM.get_transaction_builder()
+    # The concrete builder: TransactionBuilderAPI lacks the typed-transaction constructors.
+    builder = cast(type[QuorumTransactionBuilder], QuorumVM.get_transaction_builder())
     to = request.to if request.to is not None else CREATE_CONTRACT_ADDRESS
     if request.chain_id is not None and request.chain_id != chain_id:
         raise InvalidParams(f"chainId {request.chain_id} does not match the node's {chain_id}")

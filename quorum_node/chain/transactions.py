@@ -80,6 +80,22 @@ class ValidatedOnce:
         self.__dict__.setdefault("sender", public_key.to_canonical_address())
 
 
+def homestead_signing_message(transaction: Any) -> bytes:
+    """What a private transaction's signature covers: the legacy fields, no chain id."""
+    return bytes(
+        rlp.encode(
+            SpuriousDragonUnsignedTransaction(
+                nonce=transaction.nonce,
+                gas_price=transaction.gas_price,
+                gas=transaction.gas,
+                to=transaction.to,
+                value=transaction.value,
+                data=transaction.data,
+            )
+        )
+    )
+
+
 class QuorumLegacyTransaction(ValidatedOnce, PragueLegacyTransaction):  # type: ignore[misc]
     """A legacy transaction that may carry the private marker."""
 
@@ -107,18 +123,7 @@ class QuorumLegacyTransaction(ValidatedOnce, PragueLegacyTransaction):  # type: 
 
     def get_message_for_signing(self) -> bytes:
         if self.is_private:
-            return bytes(
-                rlp.encode(
-                    SpuriousDragonUnsignedTransaction(
-                        nonce=self.nonce,
-                        gas_price=self.gas_price,
-                        gas=self.gas,
-                        to=self.to,
-                        value=self.value,
-                        data=self.data,
-                    )
-                )
-            )
+            return homestead_signing_message(self)
         return bytes(super().get_message_for_signing())
 
 
@@ -148,16 +153,7 @@ def sign_private(
     private_key: PrivateKey,
 ) -> SignedTransactionAPI:
     """Sign as GoQuorum and web3js-quorum do: Homestead hash, then v 27/28 → 37/38."""
-    message = rlp.encode(
-        SpuriousDragonUnsignedTransaction(
-            nonce=unsigned.nonce,
-            gas_price=unsigned.gas_price,
-            gas=unsigned.gas,
-            to=unsigned.to,
-            value=unsigned.value,
-            data=unsigned.data,
-        )
-    )
+    message = homestead_signing_message(unsigned)
     signature = private_key.sign_msg(message)
     v = signature.v + 27 + PRIVATE_V_OFFSET
     return QuorumLegacyTransaction(

@@ -169,6 +169,14 @@ class TransactionPool:
             selected.append(chosen.transaction)
         return selected
 
+    def waiting(self) -> list[SignedTransactionAPI]:
+        """Every transaction in the pool, pending and queued, in nonce order per sender."""
+        return [
+            queue.by_nonce[nonce].transaction
+            for queue in self._senders.values()
+            for nonce in sorted(queue.by_nonce)
+        ]
+
     def has_executable(self) -> bool:
         return any(queue.state_nonce in queue.by_nonce for queue in self._senders.values())
 

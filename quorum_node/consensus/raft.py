@@ -315,7 +315,11 @@ class RaftEngine:
         if leader is None or leader.enode.node_id == self._self.node_id:
             if self.is_leader():
                 self._mint_wake.set()
-            return  # no leader known yet: the leader watch forwards the pool on election
+            # No leader known yet: the leader watch forwards the pool on election, and
+            # this retry covers a leader that was elected before the watch looked.
+            if not self.is_leader():
+                self._retry_forward(transactions)
+            return
         peer = self._network.peers.get(leader.enode.node_id)
         if peer is None:
             self._retry_forward(transactions)
@@ -377,9 +381,11 @@ class RaftEngine:
             if self.is_leader():
                 self._mint_wake.set()
             elif leader is not None:
-                pending = self._node.pool.executable()
-                if pending:
-                    await self._forward(pending)
+                # Queued transactions too: the nonces they wait for may sit in another
+                # node's pool, already on their way to the new leader.
+                waiting = self._node.pool.waiting()
+                if waiting:
+                    await self._forward(waiting)
 
     # --- minting (leader) ------------------------------------------------------------
 

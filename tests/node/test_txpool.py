@@ -252,3 +252,12 @@ def test_pool_size_limit() -> None:
     # a replacement does not grow the pool, so it is still allowed
     pool.add(legacy(0, 0, gas_price=2), ALICE, RICH)
     assert len(pool) == 2
+
+
+def test_waiting_lists_pending_and_queued_in_nonce_order() -> None:
+    pool = TransactionPool()
+    for nonce in (3, 0, 1):  # 0 and 1 pending, 3 queued behind a gap
+        pool.add(legacy(0, nonce), ALICE, RICH)
+    pool.add(legacy(1, 5), BOB, RICH)  # queued only
+    assert [(tx.nonce) for tx in pool.waiting()] == [0, 1, 3, 5]
+    assert [tx.nonce for tx in pool.executable()] == [0, 1]

@@ -165,12 +165,10 @@ class Node:
 
     async def produce_block(self, *, allow_empty: bool) -> CommittedBlock | None:
         """Build and commit a block at once: the solo engine's whole job."""
-        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
-        if not candidates and not allow_empty:
+        chosen = await self._block_candidates(allow_empty, None)
+        if chosen is None:
             return None
-        candidates, payloads = await self._payloads_for_building(candidates)
-        if not candidates and not allow_empty:
-            return None
+        candidates, payloads = chosen
         committed = await self.executor.run(
             self.chain.seal_block,
             candidates,
@@ -189,14 +187,10 @@ class Node:
         ``max_transactions`` caps the block (a prefix of the pool's executable order is
         still executable); the rest waits for the next block.
         """
-        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
-        if max_transactions is not None:
-            candidates = candidates[:max_transactions]
-        if not candidates and not allow_empty:
+        chosen = await self._block_candidates(allow_empty, max_transactions)
+        if chosen is None:
             return None
-        candidates, payloads = await self._payloads_for_building(candidates)
-        if not candidates and not allow_empty:
-            return None
+        candidates, payloads = chosen
         prepared = await self.executor.run(
             self.chain.prepare_block,
             candidates,
@@ -227,6 +221,21 @@ class Node:
         party). Raises ``ManagerUnavailable`` rather than guess."""
         hashes = [bytes(tx.data) for tx in transactions if is_private(tx)]
         return await self.payloads.resolve(hashes) if hashes else {}
+
+    async def _block_candidates(
+        self, allow_empty: bool, max_transactions: int | None
+    ) -> tuple[list[SignedTransactionAPI], dict[bytes, PrivatePayload | None]] | None:
+        """What the next block this node builds should execute, with its payloads;
+        None when there is nothing to put in it and an empty block is not wanted."""
+        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
+        if max_transactions is not None:
+            candidates = candidates[:max_transactions]
+        if not candidates and not allow_empty:
+            return None
+        candidates, payloads = await self._payloads_for_building(candidates)
+        if not candidates and not allow_empty:
+            return None
+        return candidates, payloads
 
     async def _payloads_for_building(
         self, candidates: list[SignedTransactionAPI]

@@ -271,27 +271,37 @@ class RaftEngine:
         self._members.remove(member)
 
     async def _change_membership(self, change: str, raft_address: str) -> None:
-        assert self._raft is not None and self._loop is not None  # noqa: S101 - started
-        future: asyncio.Future[Any] = self._loop.create_future()
-        loop = self._loop
-
-        def done(_result: Any, error: Any) -> None:
-            def resolve() -> None:
-                if not future.done():
-                    future.set_result(error)
-
-            loop.call_soon_threadsafe(resolve)
-
+        assert self._raft is not None  # noqa: S101 - started
         apply = self._raft.addNodeToCluster if change == "add" else self._raft.removeNodeFromCluster
-        apply(raft_address, callback=done)
         try:
-            result = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_SECONDS * 2)
+            _result, error = await self._raft_call(
+                apply, raft_address, timeout=PROPOSAL_TIMEOUT_SECONDS * 2
+            )
         except TimeoutError:
             raise ChainError(
                 f"the cluster did not commit the membership change ({change})"
             ) from None
-        if result != FAIL_REASON.SUCCESS:
-            raise ChainError(f"the cluster refused the membership change ({change}): code {result}")
+        if error != FAIL_REASON.SUCCESS:
+            raise ChainError(f"the cluster refused the membership change ({change}): code {error}")
+
+    async def _raft_call(
+        self, apply: Callable[..., Any], *args: Any, timeout: float
+    ) -> tuple[Any, Any]:
+        """Run a pysyncobj command and await its (result, error) on the event loop; the
+        callback comes from pysyncobj's thread. Raises TimeoutError after ``timeout``."""
+        assert self._loop is not None  # noqa: S101 - started
+        future: asyncio.Future[tuple[Any, Any]] = self._loop.create_future()
+        loop = self._loop
+
+        def done(result: Any, error: Any) -> None:
+            def resolve() -> None:
+                if not future.done():
+                    future.set_result((result, error))
+
+            loop.call_soon_threadsafe(resolve)
+
+        apply(*args, callback=done)
+        return await asyncio.wait_for(future, timeout)
 
     # --- transactions --------------------------------------------------------------
 
@@ -469,25 +479,19 @@ class RaftEngine:
         # The remaining pushes go on in the background.
 
     async def _propose(self, block: BlockAPI) -> bool:
-        assert self._tip is not None and self._loop is not None  # noqa: S101 - started
-        future: asyncio.Future[bool] = self._loop.create_future()
-        loop = self._loop
-
-        def done(result: Any, error: Any) -> None:
-            def resolve() -> None:
-                if not future.done():
-                    future.set_result(bool(result) and not error)
-
-            loop.call_soon_threadsafe(resolve)
-
-        self._tip.propose(
-            block.number, bytes(block.hash), bytes(block.header.parent_hash), callback=done
-        )
+        assert self._tip is not None  # noqa: S101 - started
         try:
-            return await asyncio.wait_for(future, PROPOSAL_TIMEOUT_SECONDS)
+            result, error = await self._raft_call(
+                self._tip.propose,
+                block.number,
+                bytes(block.hash),
+                bytes(block.header.parent_hash),
+                timeout=PROPOSAL_TIMEOUT_SECONDS,
+            )
         except TimeoutError:
             logger.warning("proposal of block #%d timed out", block.number)
             return False
+        return bool(result) and not error
 
     # --- applying (every node) ---------------------------------------------------------
 

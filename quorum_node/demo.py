@@ -56,6 +56,15 @@ class Participant:
         self.manager_key: str = entry["tm_public_key"]
         self.account: str = self.w3.eth.accounts[0]
         self.rpc_url: str = entry["rpc_url"]
+        self.network: list[Participant] = [self]
+
+    def _settle(self, tx_hash: Any) -> Any:
+        """This participant's receipt, once every participant's node holds the block:
+        with Raft the other nodes import it a moment after the sender's node reports it,
+        and the tables compare what all of them see."""
+        for other in self.network:
+            other.quorum.wait_for_private_receipt(tx_hash)
+        return self.quorum.wait_for_private_receipt(tx_hash)
 
     def deploy(self, name: str, args: list[Any], private_for: list[str]) -> str:
         spec = artifact(name)
@@ -63,7 +72,7 @@ class Participant:
         tx_hash = factory.constructor(*args).transact(
             {"from": self.account, "privateFor": private_for}
         )
-        receipt = self.quorum.wait_for_private_receipt(tx_hash)
+        receipt = self._settle(tx_hash)
         if receipt.status != 1:
             raise SystemExit(f"{self.name}: deploying {name} failed")
         return str(receipt.contractAddress)
@@ -75,7 +84,7 @@ class Participant:
 
     def transact(self, function: Any, private_for: list[str]) -> Any:
         tx_hash = function.transact({"from": self.account, "privateFor": private_for})
-        return self.quorum.wait_for_private_receipt(tx_hash)
+        return self._settle(tx_hash)
 
 
 def read(participant: Participant, name: str, address: str, function: str, *args: Any) -> str:
@@ -91,6 +100,8 @@ def read(participant: Participant, name: str, address: str, function: str, *args
 def run_story(network: dict[str, Any]) -> list[str]:
     a, b, c = (Participant(entry) for entry in network["nodes"])
     everyone = (a, b, c)
+    for participant in everyone:
+        participant.network = list(everyone)
     private_hashes: list[str] = []
 
     # 1 -------------------------------------------------------------------------

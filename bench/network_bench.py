@@ -46,12 +46,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from eth._utils.address import generate_contract_address
 from eth.abc import SignedTransactionAPI
-from eth.vm.forks.prague.transactions import PragueUnsignedLegacyTransaction
 from eth_abi import encode
 from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
@@ -72,7 +71,11 @@ from bench.node_bench import (
     transfer_workload,
 )
 from quorum_node.chain.genesis import Genesis, GenesisAccount
-from quorum_node.chain.transactions import QuorumTransactionBuilder, sign_private
+from quorum_node.chain.transactions import (
+    QuorumTransactionBuilder,
+    sign_private,
+    unsigned_private_transaction,
+)
 from tx_manager.client import Q2TClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -345,10 +348,10 @@ def sign_private_raw(
     key: PrivateKey, nonce: int, to: bytes, payload_hash: bytes, gas: int = PRIVATE_GAS
 ) -> bytes:
     """What ``w3.quorum.sign_private_transaction`` signs once ``/storeraw`` answered."""
-    unsigned = QuorumTransactionBuilder.create_unsigned_transaction(
-        nonce=nonce, gas_price=0, gas=gas, to=Address(to), value=0, data=payload_hash
+    unsigned = unsigned_private_transaction(
+        nonce=nonce, gas=gas, gas_price=0, to=to, payload_hash=payload_hash
     )
-    return bytes(sign_private(cast(PragueUnsignedLegacyTransaction, unsigned), key).encode())
+    return bytes(sign_private(unsigned, key).encode())
 
 
 @dataclasses.dataclass

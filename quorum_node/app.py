@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 from quorum_node.accounts import AccountStore
@@ -15,7 +16,9 @@ from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.service import ChainService
 from quorum_node.config import NodeConfig
-from quorum_node.consensus.raft import RaftEngine, RaftMember
+from quorum_node.consensus.base import ConsensusEngine
+from quorum_node.consensus.raft import RaftEngine
+from quorum_node.consensus.raft_state import RaftMember
 from quorum_node.consensus.solo import SoloEngine
 from quorum_node.errors import ConfigError
 from quorum_node.node import Node
@@ -23,7 +26,9 @@ from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_node.p2p.network import PeerNetwork
 from quorum_node.p2p.permissions import PermissionedNodes
 from quorum_node.privacy.payloads import PayloadResolver
-from quorum_node.privacy.sending import PrivateSender
+from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
+from quorum_node.privacy.service import PrivacyService
+from quorum_node.privacy.store import PrivateStore
 from quorum_node.rpc.admin import AdminNamespace
 from quorum_node.rpc.dispatcher import Dispatcher
 from quorum_node.rpc.eth import EthNamespace
@@ -35,6 +40,7 @@ from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
+from quorum_node.sending import NonceReservations, TransactionSender
 from tx_manager.client import Q2TClient
 
 logger = logging.getLogger(__name__)
@@ -105,6 +111,7 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
     network = PeerNetwork(node_key, permissions, config.p2p_host, config.p2p_port)
     engine = RaftEngine(
         node,
+        node,
         network,
         members,
         self_enode,
@@ -116,68 +123,76 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
 
 
 async def start_node(config: NodeConfig) -> RunningNode:
+    """Build and start every part of a node; if any step fails, what was started is
+    stopped again before the error propagates. ``RunningNode.stop`` undoes a success."""
     config.datadir.mkdir(parents=True, exist_ok=True)
     genesis = Genesis.load(config.genesis_file)
     accounts = AccountStore()
     accounts.load_keystore(config.keystore_dir, read_password(config))
     for key in config.extra_keys:
         accounts.add_key(key)
-    db = SqliteDB(config.chain_db_path)
+    started = AsyncExitStack()
     try:
-        chain = ChainService(db, genesis)
-    except Exception:
-        db.close()
-        raise
-    node = Node(chain, accounts, config.coinbase, PayloadResolver(config.tm_url))
-    private_sender = PrivateSender(Q2TClient(config.tm_url) if config.tm_url else None)
-    dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
-    network: PeerNetwork | None = None
-    try:
+        db = SqliteDB(config.chain_db_path)
+        started.callback(db.close)
+        private_store = PrivateStore(db)
+        chain = ChainService(db, genesis, private_view=private_store)
+        # One client to this node's manager, for reading payloads and for sending.
+        manager = Q2TClient(config.tm_url) if config.tm_url else None
+        if manager is not None:
+            started.push_async_callback(manager.close)
+        private_blocks = PrivateBlocks(
+            PayloadResolver(manager), PrivacyProcessor(db, private_store)
+        )
+        node = Node(chain, accounts, config.coinbase, private_blocks)
+        started.push_async_callback(node.close)
+        sender = TransactionSender(node, NonceReservations(node))
+        privacy = PrivacyService(node, sender, private_store, manager)
+        dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
+        network: PeerNetwork | None = None
+        engine: ConsensusEngine
         if config.consensus == "solo":
-            node.engine = SoloEngine(node, block_period=config.block_period_ms / 1000)
+            engine = SoloEngine(node, block_period=config.block_period_ms / 1000)
         elif config.consensus == "raft":
-            network, engine, self_enode = _raft_setup(config, node)
-            node.engine = engine
+            network, raft, self_enode = _raft_setup(config, node)
+            engine = raft
             await network.start()
-            dispatcher.register(RaftNamespace(engine))
+            started.push_async_callback(network.stop)
+            dispatcher.register(RaftNamespace(raft))
             dispatcher.register(AdminNamespace(network, self_enode, config.client_version))
         else:
             raise ConfigError(f"unknown consensus engine {config.consensus!r} (solo or raft)")
-    except BaseException:
-        await node.close()
-        db.close()
-        raise
+        node.engine = engine
 
-    filters = FilterNamespace(node)
-    live_peers = (lambda: len(network.live_peers())) if network is not None else (lambda: 0)
-    for namespace in (
-        EthNamespace(node, private_sender),
-        QuorumNamespace(node, private_sender),
-        filters,
-        NetNamespace(chain.chain_id, live_peers),
-        Web3Namespace(config.client_version),
-        TxpoolNamespace(node.pool),
-        EvmNamespace(node),
-    ):
-        dispatcher.register(namespace)
-    server = RpcServer(dispatcher, config.rpc, on_disconnect=filters.drop_connection)
-    try:
-        await server.start()
-    except OSError as exc:
-        await node.close()
-        db.close()
-        raise ConfigError(f"cannot listen on {config.rpc.host}: {exc.strerror or exc}") from None
-    try:
-        await node.engine.start()
+        filters = FilterNamespace(node)
+        peers = network
+        live_peers = (lambda: len(peers.live_peers())) if peers is not None else (lambda: 0)
+        for namespace in (
+            EthNamespace(node, privacy, sender),
+            QuorumNamespace(privacy),
+            filters,
+            NetNamespace(chain.chain_id, live_peers),
+            Web3Namespace(config.client_version),
+            TxpoolNamespace(node.pool),
+            EvmNamespace(engine),
+        ):
+            dispatcher.register(namespace)
+        server = RpcServer(dispatcher, config.rpc, on_disconnect=filters.drop_connection)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {config.rpc.host}: {exc.strerror or exc}"
+            ) from None
+        started.push_async_callback(server.stop)
+        await engine.start()
     except BaseException:
-        await server.stop()
-        if network is not None:
-            await network.stop()
-        await node.close()
-        db.close()
+        await started.aclose()
         raise
+    started.pop_all()  # from here on, RunningNode.stop stops them in its own order
     running = RunningNode(node, server, db, server_host=config.rpc.host, network=network)
-    running.on_stop.append(private_sender.close)
+    if manager is not None:
+        running.on_stop.append(manager.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}
     (config.datadir / "endpoints.json").write_text(json.dumps(endpoints) + "\n")
     return running

@@ -1,4 +1,5 @@
-"""The node's exceptions. Each says which check failed; the RPC edge maps them to codes."""
+"""The node's exceptions. Each says which check failed; the RPC edge maps them to codes
+(``rpc.dispatcher``): ``InvalidTransactionRequest`` to -32602, the others to -32000."""
 
 from __future__ import annotations
 
@@ -15,5 +16,22 @@ class TransactionRejected(QuorumNodeError):
     """The pool refused a transaction; the message is geth's wording where geth has one."""
 
 
+class InvalidTransactionRequest(QuorumNodeError):
+    """A transaction request's fields contradict each other or the chain (-32602)."""
+
+
+class UnknownAccount(QuorumNodeError):
+    """A request asks the node to sign for an account it does not hold."""
+
+    def __init__(self) -> None:
+        super().__init__("unknown account")
+
+
 class ChainError(QuorumNodeError):
     """A block could not be built or imported."""
+
+
+class PrivateDataUnavailable(QuorumNodeError):
+    """The transaction manager did not answer for a private payload, so the block that
+    needs it must wait: taking silence for "not a party" would fork this node's private
+    state from the other parties' (GoQuorum issue #1574)."""

@@ -1,8 +1,14 @@
 """A node: the chain, its pool, its accounts and its consensus engine, wired together.
 
 Transactions enter through ``submit``; blocks are made by the engine calling
-``produce_block``; every committed block is announced to listeners (filters,
-subscriptions) on the event loop. All chain access goes through the chain thread.
+``produce_block`` (solo) or ``prepare_block``/``commit_prepared`` (Raft), and blocks
+other nodes made enter through ``import_block``; every committed block is announced to
+listeners (filters, subscriptions) on the event loop. All chain access goes through the
+chain thread.
+
+The private half of each block comes from a ``PrivateBlockSource`` (the privacy layer,
+``privacy.blocks``): the node asks it for a block's payloads before the chain thread
+executes the block, and never imports the privacy layer itself.
 """
 
 from __future__ import annotations
@@ -12,25 +18,51 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from eth.abc import BlockAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
 from eth_typing import Address, Hash32
 from eth_utils import ValidationError, encode_hex
 
 from quorum_node.accounts import AccountStore
+from quorum_node.chain.blocks import decode_block, encode_block
 from quorum_node.chain.executor import ChainExecutor
-from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock
-from quorum_node.chain.transactions import is_private
+from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock, PrivateBlock
+from quorum_node.chain.transactions import check_private_shape, is_private
 from quorum_node.chain.vm import QuorumVM
-from quorum_node.consensus.base import ConsensusEngine
-from quorum_node.errors import TransactionRejected
-from quorum_node.privacy.payloads import ManagerUnavailable, PayloadResolver, PrivatePayload
-from quorum_node.privacy.sending import PrivacyError, check_private_shape
+from quorum_node.errors import PrivateDataUnavailable, TransactionRejected
 from quorum_node.txpool import AccountView, TransactionPool
 
 logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION_BYTES = 128 * 1024  # geth's txMaxSize
+
+
+class PrivateBlockSource(Protocol):
+    """Where the node gets the private half of a block (``quorum_node.privacy``)."""
+
+    async def for_block(
+        self, transactions: Sequence[SignedTransactionAPI], *, patient: bool
+    ) -> PrivateBlock:
+        """The private half of a block of ``transactions``, its payloads fetched from
+        this node's manager. ``patient`` retries before giving up (import: the block
+        must wait); otherwise one attempt (a builder can leave the transactions out).
+        Raises ``PrivateDataUnavailable`` rather than guess "not a party"."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class BlockListener(Protocol):
+    def __call__(self, committed: CommittedBlock) -> None: ...
+
+
+class EngineHooks(Protocol):
+    """What the node tells its consensus engine (``consensus.base.ConsensusEngine``)."""
+
+    def transaction_added(self, transaction: SignedTransactionAPI) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,16 +79,16 @@ class Node:
         chain: ChainService,
         accounts: AccountStore,
         coinbase: bytes,
-        payloads: PayloadResolver | None = None,
+        private_blocks: PrivateBlockSource | None = None,
     ) -> None:
         self.chain = chain
-        self.payloads = payloads or PayloadResolver(None)
+        self.private_blocks = private_blocks
         self.accounts = accounts
         self.coinbase = coinbase
         self.executor = ChainExecutor()
         self.pool = TransactionPool()
-        self.engine: ConsensusEngine | None = None
-        self.block_listeners: list[Callable[[CommittedBlock], None]] = []
+        self.engine: EngineHooks | None = None
+        self.block_listeners: list[BlockListener] = []
         self.pending_listeners: list[Callable[[Hash32], None]] = []
         self._admission_queue: list[tuple[SignedTransactionAPI, asyncio.Future[_Admitted]]] = []
         self._admission_scheduled = False
@@ -64,6 +96,18 @@ class Node:
     @property
     def transaction_builder(self) -> type:
         return QuorumVM.get_transaction_builder()  # type: ignore[no-any-return]
+
+    @property
+    def head(self) -> BlockHeaderAPI:
+        return self.chain.head
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return bytes(self.chain.genesis_hash)
 
     # --- transactions in -----------------------------------------------------------
 
@@ -105,16 +149,26 @@ class Node:
         asyncio.ensure_future(self._admit_queued())
 
     async def _admit_queued(self) -> None:
+        """Check every queued submission in one trip to the chain thread and answer
+        each; whatever goes wrong, every waiting send gets an answer (an unexpected error
+        becomes -32603 at the RPC edge, logged there), never silence."""
         queued, self._admission_queue = self._admission_queue, []
         self._admission_scheduled = False
-        outcomes = await self.executor.run(self._check_all, [tx for tx, _ in queued])
-        for (_, future), outcome in zip(queued, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        outcomes: list[_Admitted | Exception] = [RuntimeError("admission was interrupted")] * len(
+            queued
+        )
+        try:
+            outcomes = await self.executor.run(self._check_all, [tx for tx, _ in queued])
+        except Exception as exc:
+            outcomes = [exc] * len(queued)
+        finally:
+            for (_, future), outcome in zip(queued, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     def _check_all(self, transactions: list[SignedTransactionAPI]) -> list[_Admitted | Exception]:
         state = self.chain.head_state()
@@ -125,7 +179,7 @@ class Node:
                 sender = self._check_transaction(transaction)
                 account = AccountView(state.get_nonce(sender), state.get_balance(sender))
                 outcomes.append(_Admitted(transaction, sender, account, head_hash))
-            except TransactionRejected as exc:
+            except Exception as exc:  # TransactionRejected, or a fault: answered either way
                 outcomes.append(exc)
         return outcomes
 
@@ -137,10 +191,7 @@ class Node:
                 f"want {self.chain.chain_id}"
             )
         if is_private(transaction):
-            try:
-                check_private_shape(transaction)
-            except PrivacyError as exc:
-                raise TransactionRejected(str(exc)) from None
+            check_private_shape(transaction)
         if transaction.gas > self.chain.head.gas_limit:
             raise TransactionRejected("exceeds block gas limit")
         if transaction.max_priority_fee_per_gas > transaction.max_fee_per_gas:
@@ -168,13 +219,13 @@ class Node:
         chosen = await self._block_candidates(allow_empty, None)
         if chosen is None:
             return None
-        candidates, payloads = chosen
+        candidates, private = chosen
         committed = await self.executor.run(
             self.chain.seal_block,
             candidates,
             timestamp=int(time.time()),
             coinbase=self.coinbase,
-            payloads=payloads,
+            private=private,
         )
         self.on_committed(committed)
         return committed
@@ -190,13 +241,13 @@ class Node:
         chosen = await self._block_candidates(allow_empty, max_transactions)
         if chosen is None:
             return None
-        candidates, payloads = chosen
+        candidates, private = chosen
         prepared = await self.executor.run(
             self.chain.prepare_block,
             candidates,
             timestamp=int(time.time()),
             coinbase=self.coinbase,
-            payloads=payloads,
+            private=private,
         )
         if prepared.built.rejected:
             self.pool.remove([transaction for transaction, _ in prepared.built.rejected])
@@ -209,39 +260,80 @@ class Node:
 
     async def import_block(self, block: BlockAPI) -> CommittedBlock:
         """Execute and commit a block another node made (re-execution checks it)."""
-        payloads = await self._payloads_for(block.transactions)
-        committed = await self.executor.run(self.chain.import_block, block, payloads)
+        private = await self._private_half(block.transactions, patient=True)
+        committed = await self.executor.run(self.chain.import_block, block, private)
         self.on_committed(committed)
         return committed
 
-    async def _payloads_for(
-        self, transactions: Sequence[SignedTransactionAPI]
-    ) -> dict[bytes, PrivatePayload | None]:
-        """Private payloads of ``transactions`` from this node's manager (None: not a
-        party). Raises ``ManagerUnavailable`` rather than guess."""
-        hashes = [bytes(tx.data) for tx in transactions if is_private(tx)]
-        return await self.payloads.resolve(hashes) if hashes else {}
+    async def decode_blocks(self, encoded_blocks: Sequence[bytes]) -> list[BlockAPI]:
+        """Decode blocks from the wire on the chain thread, not the event loop (a block of
+        500 transactions takes tens of milliseconds). Raises ``ChainError``."""
+        return await self.executor.run(lambda: [decode_block(item) for item in encoded_blocks])
+
+    async def encoded_blocks(self, start: int, count: int) -> list[bytes]:
+        """Canonical blocks ``start``.. (at most ``count``) as the wire carries them."""
+
+        def read() -> list[bytes]:
+            encoded = []
+            for number in range(start, start + count):
+                header = self.chain.header_by_number(number)
+                if header is None:
+                    break
+                encoded.append(encode_block(self.chain.block_of(header)))
+            return encoded
+
+        return await self.executor.run(read)
+
+    async def admit_forwarded(self, raw_transactions: Sequence[bytes]) -> int:
+        """Admit transactions another node forwarded; how many entered the pool. Bytes
+        that are no transaction raise ``TransactionRejected`` naming the index."""
+        transactions = []
+        for index, raw in enumerate(raw_transactions):
+            try:
+                transactions.append(self.decode_raw_transaction(raw))
+            except TransactionRejected as exc:
+                raise TransactionRejected(f"transactions[{index}]: {exc}") from None
+        outcomes = await asyncio.gather(
+            *(self.submit(transaction) for transaction in transactions), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                logger.debug("forwarded transaction not admitted: %s", outcome)
+        return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
+
+    def waiting_transactions(self) -> list[SignedTransactionAPI]:
+        return self.pool.waiting()
+
+    def is_waiting(self, transaction_hash: bytes) -> bool:
+        return transaction_hash in self.pool
+
+    async def _private_half(
+        self, transactions: Sequence[SignedTransactionAPI], *, patient: bool
+    ) -> PrivateBlock | None:
+        if self.private_blocks is None:
+            return None
+        return await self.private_blocks.for_block(transactions, patient=patient)
 
     async def _block_candidates(
         self, allow_empty: bool, max_transactions: int | None
-    ) -> tuple[list[SignedTransactionAPI], dict[bytes, PrivatePayload | None]] | None:
-        """What the next block this node builds should execute, with its payloads;
+    ) -> tuple[list[SignedTransactionAPI], PrivateBlock | None] | None:
+        """What the next block this node builds should execute, with its private half;
         None when there is nothing to put in it and an empty block is not wanted."""
-        candidates = self.pool.executable(max_gas=self.chain.head.gas_limit)
-        if max_transactions is not None:
-            candidates = candidates[:max_transactions]
+        candidates = self.pool.executable(
+            max_gas=self.chain.head.gas_limit, max_count=max_transactions
+        )
         if not candidates and not allow_empty:
             return None
-        candidates, payloads = await self._payloads_for_building(candidates)
+        candidates, private = await self._private_half_for_building(candidates)
         if not candidates and not allow_empty:
             return None
-        return candidates, payloads
+        return candidates, private
 
-    async def _payloads_for_building(
+    async def _private_half_for_building(
         self, candidates: list[SignedTransactionAPI]
-    ) -> tuple[list[SignedTransactionAPI], dict[bytes, PrivatePayload | None]]:
-        """Payloads for a block this node builds, or, if its manager does not answer at
-        once, a block without private transactions.
+    ) -> tuple[list[SignedTransactionAPI], PrivateBlock | None]:
+        """The private half of a block this node builds, or, if its manager does not
+        answer at once, a block without private transactions.
 
         The block maker cannot leave a private transaction's outcome unknown to itself,
         but it need not stop the chain either: public transactions go on, and private
@@ -249,10 +341,8 @@ class Node:
         wait in the pool until the manager is back.
         """
         try:
-            hashes = [bytes(tx.data) for tx in candidates if is_private(tx)]
-            payloads = await self.payloads.resolve(hashes, patient=False) if hashes else {}
-            return candidates, payloads
-        except ManagerUnavailable as exc:
+            return candidates, await self._private_half(candidates, patient=False)
+        except PrivateDataUnavailable as exc:
             logger.warning("building without private transactions: %s", exc)
         held_back: set[bytes] = set()
         public_only = []
@@ -262,7 +352,7 @@ class Node:
                 held_back.add(sender)
                 continue
             public_only.append(transaction)
-        return public_only, {}
+        return public_only, await self._private_half(public_only, patient=False)
 
     def on_committed(self, committed: CommittedBlock) -> None:
         """Update the pool and tell listeners; runs on the event loop."""
@@ -288,5 +378,6 @@ class Node:
     async def close(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
-        await self.payloads.close()
+        if self.private_blocks is not None:
+            await self.private_blocks.close()
         self.executor.shutdown()

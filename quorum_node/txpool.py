@@ -18,7 +18,6 @@ which reads them on the chain thread.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,7 +42,6 @@ def tip_cap(transaction: SignedTransactionAPI) -> int:
 class _Waiting:
     transaction: SignedTransactionAPI
     sender: Address
-    arrival: int
 
 
 @dataclass
@@ -76,8 +74,8 @@ class TransactionPool:
 
     def __init__(self, max_size: int = MAX_POOL_SIZE) -> None:
         self._senders: dict[Address, _SenderQueue] = {}
+        # Insertion order is arrival order: ``executable`` relies on it.
         self._by_hash: dict[Hash32, _Waiting] = {}
-        self._arrivals = itertools.count()
         self._max_size = max_size
 
     def __len__(self) -> int:
@@ -118,7 +116,7 @@ class TransactionPool:
         elif len(self._by_hash) >= self._max_size:
             raise TransactionRejected("txpool is full")
 
-        waiting = _Waiting(transaction, sender, next(self._arrivals))
+        waiting = _Waiting(transaction, sender)
         queue.by_nonce[transaction.nonce] = waiting
         self._senders[sender] = queue
         self._by_hash[transaction_hash] = waiting
@@ -143,30 +141,38 @@ class TransactionPool:
         queue.state_nonce = max(queue.state_nonce, state_nonce)
         return queue.state_nonce + len(queue.pending_run())
 
-    def executable(self, max_gas: int | None = None) -> list[SignedTransactionAPI]:
+    def executable(
+        self, max_gas: int | None = None, max_count: int | None = None
+    ) -> list[SignedTransactionAPI]:
         """Pending transactions in an order that executes: nonce order per sender,
-        senders interleaved by arrival, at most ``max_gas`` of declared gas in all."""
-        runs = [queue.pending_run() for queue in self._senders.values()]
-        ordered = sorted(
-            (waiting for run in runs for waiting in run),
-            key=lambda waiting: waiting.arrival,
-        )
-        # A later nonce may have arrived before an earlier one: restore nonce order per
-        # sender while keeping each sender's slots in the arrival order.
-        slots: dict[Address, list[_Waiting]] = {}
-        for waiting in ordered:
-            slots.setdefault(waiting.sender, []).append(waiting)
-        for sender_slots in slots.values():
-            sender_slots.sort(key=lambda waiting: waiting.transaction.nonce)
-        cursors = {sender: iter(sender_slots) for sender, sender_slots in slots.items()}
+        senders interleaved by arrival, at most ``max_gas`` of declared gas and
+        ``max_count`` transactions in all.
+
+        Nothing is sorted: ``_by_hash`` holds every waiting transaction in arrival order,
+        and a sender's k-th pending transaction in that order takes the sender's k-th
+        nonce (a later nonce may have arrived before an earlier one). The walk stops as
+        soon as the block is full, so a large pool costs little per block.
+        """
+        run_ends: dict[Address, int] = {}
+        taken: dict[Address, int] = {}
         selected: list[SignedTransactionAPI] = []
         gas = 0
-        for waiting in ordered:
-            chosen = next(cursors[waiting.sender])
-            if max_gas is not None and gas + chosen.transaction.gas > max_gas:
+        for waiting in self._by_hash.values():
+            if max_count is not None and len(selected) >= max_count:
                 break
-            gas += chosen.transaction.gas
-            selected.append(chosen.transaction)
+            queue = self._senders[waiting.sender]
+            run_end = run_ends.get(waiting.sender)
+            if run_end is None:
+                run_end = run_ends[waiting.sender] = queue.state_nonce + len(queue.pending_run())
+            if not queue.state_nonce <= waiting.transaction.nonce < run_end:
+                continue  # queued behind a gap, or already included
+            slot = taken.get(waiting.sender, 0)
+            chosen = queue.by_nonce[queue.state_nonce + slot].transaction
+            if max_gas is not None and gas + chosen.gas > max_gas:
+                break
+            taken[waiting.sender] = slot + 1
+            gas += chosen.gas
+            selected.append(chosen)
         return selected
 
     def waiting(self) -> list[SignedTransactionAPI]:

@@ -21,10 +21,8 @@ Offline signing follows web3js-quorum: the payload goes to the sender's manager 
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
-from eth.constants import CREATE_CONTRACT_ADDRESS
-from eth.vm.forks.prague.transactions import PragueUnsignedLegacyTransaction
 from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey
 from eth_utils import to_bytes, to_canonical_address
@@ -33,7 +31,12 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.module import Module
 
-from quorum_node.chain.transactions import QuorumTransactionBuilder, sign_private
+from quorum_node.chain.transactions import (
+    PRIVATE_MIN_GAS,
+    private_gas_limit,
+    sign_private,
+    unsigned_private_transaction,
+)
 from tx_manager.client import SyncQ2TClient
 
 
@@ -102,20 +105,15 @@ class QuorumModule(Module):  # type: ignore[misc]
                 estimate_request["to"] = to
             if "privateFor" in transaction:
                 estimate_request["privateFor"] = transaction["privateFor"]
-            gas = int(self._call("eth_estimateGas", [estimate_request]), 16) * 11 // 10 + 25_000
+            gas = private_gas_limit(int(self._call("eth_estimateGas", [estimate_request]), 16))
         with SyncQ2TClient(manager_url) as manager:
             payload_hash = manager.store_raw(payload, private_from)
-        # The builder's create_unsigned_transaction makes its legacy class, Prague's.
-        unsigned = cast(
-            PragueUnsignedLegacyTransaction,
-            QuorumTransactionBuilder.create_unsigned_transaction(
-                nonce=int(nonce),
-                gas_price=int(transaction.get("gasPrice", 0)),
-                gas=max(int(gas), 60_000),
-                to=to_canonical_address(to) if to else CREATE_CONTRACT_ADDRESS,
-                value=0,
-                data=payload_hash,
-            ),
+        unsigned = unsigned_private_transaction(
+            nonce=int(nonce),
+            gas=max(int(gas), PRIVATE_MIN_GAS),
+            gas_price=int(transaction.get("gasPrice", 0)),
+            to=to_canonical_address(to) if to else None,
+            payload_hash=payload_hash,
         )
         return HexBytes(sign_private(unsigned, key).encode())
 

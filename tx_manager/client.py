@@ -31,7 +31,20 @@ from tx_manager.messages import (
     StoreRawResponse,
     parse_key,
 )
-from tx_manager.payload import b64encode, parse_privacy_mode
+from tx_manager.payload import b64encode, parse_privacy_mode, privacy_group_id
+
+# The node reaches the manager only through this module; the group id it computes for a
+# request must be the manager's own.
+__all__ = [
+    "ClientError",
+    "ManagerRequestFailed",
+    "ManagerUnavailable",
+    "Q2TClient",
+    "ReceiveResult",
+    "SendResult",
+    "SyncQ2TClient",
+    "privacy_group_id",
+]
 
 
 class ClientError(TxManagerError):

@@ -5,13 +5,17 @@ A call runs through py-evm's own transaction executor with the sender spoofed an
 price of 0, so it is charged intrinsic gas, refunds and the 63/64 rule exactly as a mined
 transaction would be, and its estimate matches what the block will use. Nothing of the
 state it touches is persisted: the VM is thrown away afterwards.
+
+``call`` and ``estimate_gas`` run through a ``CallRunner``: ``PublicCalls`` here, or the
+privacy layer's runner over a party group's private state, so the estimate's search is
+written once for both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from eth.abc import (
     BlockHeaderAPI,
@@ -72,7 +76,6 @@ class Call:
     data: bytes
     gas: int | None
     access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
-    group_id: bytes | None = None  # run in this party group's private state
 
 
 def decode_revert_reason(output: bytes) -> str | None:
@@ -87,7 +90,7 @@ def decode_revert_reason(output: bytes) -> str | None:
     return None
 
 
-def _apply_overrides(state: StateAPI, overrides: Mapping[Address, AccountOverride]) -> None:
+def apply_overrides(state: StateAPI, overrides: Mapping[Address, AccountOverride]) -> None:
     for address, override in overrides.items():
         if override.balance is not None:
             state.set_balance(address, override.balance)
@@ -103,11 +106,46 @@ def _apply_overrides(state: StateAPI, overrides: Mapping[Address, AccountOverrid
             state.set_storage(address, slot, value)
 
 
-def _run(
+class CallRunner(Protocol):
+    """Runs one call on a fresh, throw-away copy of a state after ``header``.
+
+    ``PublicCalls`` runs on the public state; the privacy layer runs on a party group's
+    private state. ``estimate_gas`` and ``call`` are the same for both.
+    """
+
+    header: BlockHeaderAPI
+
+    def run(
+        self, call: Call, gas: int, overrides: Mapping[Address, AccountOverride]
+    ) -> ComputationAPI: ...
+
+    def code_at(self, address: Address) -> bytes:
+        """``address``'s code in the state calls run on (before any override)."""
+        ...
+
+
+class PublicCalls:
+    """Calls on the public state after ``header``, through py-evm's own executor."""
+
+    def __init__(self, chain: ChainService, header: BlockHeaderAPI) -> None:
+        self._chain = chain
+        self.header = header
+
+    def run(
+        self, call: Call, gas: int, overrides: Mapping[Address, AccountOverride]
+    ) -> ComputationAPI:
+        return run_public(self._chain.vm_at(self.header), call, gas, overrides)
+
+    def code_at(self, address: Address) -> bytes:
+        return bytes(self._chain.state_at(self.header).get_code(address))
+
+
+def run_public(
     vm: VirtualMachineAPI, call: Call, gas: int, overrides: Mapping[Address, AccountOverride]
 ) -> ComputationAPI:
+    """Run ``call`` on ``vm``'s state as a mined transaction would run, nothing kept."""
     state = vm.state
-    _apply_overrides(state, overrides)
+    apply_overrides(state, overrides)
     nonce = state.get_nonce(call.sender)
     to = call.to if call.to is not None else CREATE_CONTRACT_ADDRESS
     unsigned: UnsignedTransactionAPI
@@ -121,8 +159,6 @@ def _run(
         unsigned = vm.create_unsigned_transaction(
             nonce=nonce, gas_price=0, gas=gas, to=to, value=call.value, data=call.data
         )
-    if call.group_id is not None:
-        return _run_private(state, call, gas, nonce)
     spoofed = SpoofTransaction(unsigned, from_=call.sender, sender=call.sender)
     if gas < spoofed.intrinsic_gas:
         raise CallError(f"intrinsic gas too low: have {gas}, want {spoofed.intrinsic_gas}")
@@ -133,25 +169,6 @@ def _run(
         if "balance" in message.lower() or "afford" in message.lower():
             raise CallError("insufficient funds for gas * price + value") from None
         raise CallError(message) from None
-
-
-def _run_private(state: StateAPI, call: Call, gas: int, nonce: int) -> ComputationAPI:
-    """A call on a party group's private state runs as a private transaction would."""
-    from quorum_node.chain.transactions import QuorumTransactionBuilder
-    from quorum_node.privacy.state import run_private_message
-
-    outcome = run_private_message(
-        state,
-        sender=call.sender,
-        to=call.to,
-        nonce=nonce,
-        gas=gas,
-        payload=call.data,
-        unsigned_builder=QuorumTransactionBuilder,
-    )
-    if outcome.computation is None:
-        raise CallError(f"intrinsic gas too low: have {gas}")
-    return outcome.computation
 
 
 def _gas_cap(header: BlockHeaderAPI, requested: int | None) -> int:
@@ -168,27 +185,18 @@ def _raise_if_failed(computation: ComputationAPI) -> None:
 
 
 def call(
-    chain: ChainService,
-    header: BlockHeaderAPI,
+    runner: CallRunner,
     request: Call,
     overrides: Mapping[Address, AccountOverride] | None = None,
 ) -> bytes:
     """What ``eth_call`` returns: the output, or an exception carrying the revert data."""
-    computation = _run(
-        chain.vm_at(header, request.group_id),
-        request,
-        _gas_cap(header, request.gas),
-        overrides or {},
-    )
+    computation = runner.run(request, _gas_cap(runner.header, request.gas), overrides or {})
     _raise_if_failed(computation)
     return bytes(computation.output)
 
 
 def _is_plain_transfer(
-    chain: ChainService,
-    header: BlockHeaderAPI,
-    request: Call,
-    overrides: Mapping[Address, AccountOverride],
+    runner: CallRunner, request: Call, overrides: Mapping[Address, AccountOverride]
 ) -> bool:
     """No call data, and a recipient without code (after any state override)."""
     if request.data or request.to is None:
@@ -196,12 +204,11 @@ def _is_plain_transfer(
     override = overrides.get(request.to)
     if override is not None and override.code is not None:
         return not override.code
-    return not chain.state_at(header).get_code(request.to)
+    return not runner.code_at(request.to)
 
 
 def estimate_gas(
-    chain: ChainService,
-    header: BlockHeaderAPI,
+    runner: CallRunner,
     request: Call,
     overrides: Mapping[Address, AccountOverride] | None = None,
 ) -> int:
@@ -212,18 +219,18 @@ def estimate_gas(
     optimistic guess (use plus refund, scaled for the 63/64 rule), so a simple call
     costs two or three executions instead of thirty.
     """
-    cap = _gas_cap(header, request.gas)
+    cap = _gas_cap(runner.header, request.gas)
     overrides = overrides or {}
-    if _is_plain_transfer(chain, header, request, overrides) and cap >= TRANSFER_GAS:
+    if _is_plain_transfer(runner, request, overrides) and cap >= TRANSFER_GAS:
         # geth answers exactly 21000 for a value transfer to an account without code,
         # after checking that it runs with that much (an access list may cost more).
         try:
-            plain = _run(chain.vm_at(header, request.group_id), request, TRANSFER_GAS, overrides)
+            plain = runner.run(request, TRANSFER_GAS, overrides)
         except CallError:
             plain = None
         if plain is not None and not plain.is_error:
             return TRANSFER_GAS
-    first = _run(chain.vm_at(header, request.group_id), request, cap, overrides)
+    first = runner.run(request, cap, overrides)
     if first.is_error:
         if isinstance(first.error, Revert):
             raise CallReverted(decode_revert_reason(first.output), first.output)
@@ -232,7 +239,7 @@ def estimate_gas(
 
     def succeeds(gas: int) -> bool:
         try:
-            computation = _run(chain.vm_at(header, request.group_id), request, gas, overrides)
+            computation = runner.run(request, gas, overrides)
         except CallError:
             return False
         return not computation.is_error
@@ -264,8 +271,8 @@ def access_list(
     precompiles are listed only for the storage slots the call touched in them (a call
     that writes the recipient's storage lists it with those slots).
     """
-    vm = chain.vm_at(header, request.group_id)
-    computation = _run(vm, request, _gas_cap(header, request.gas), overrides or {})
+    vm = chain.vm_at(header)
+    computation = run_public(vm, request, _gas_cap(header, request.gas), overrides or {})
     touched: dict[Address, list[int]] = {}
     # py-evm keeps the warm set in a JournalDB that cannot be iterated; its pending diff
     # lists every key marked warm since the transaction began (address, or address+slot).
@@ -302,8 +309,8 @@ def access_list(
     )
     gas_used = (
         _gas_cap(header, request.gas)
-        - _run(
-            chain.vm_at(header, request.group_id),
+        - run_public(
+            chain.vm_at(header),
             with_list,
             _gas_cap(header, request.gas),
             overrides or {},

@@ -4,11 +4,17 @@ This is the main flow of the node, top to bottom:
 
 1. ``seal_block`` (the block producer) takes candidate transactions from the pool,
    executes them in one batch on a VM for the next block (``builder.build_block``),
-   and commits the block, its state and one ``TransactionRecord`` per transaction in a
-   single atomic write.
+   runs the block's private half (``PrivateBlock``, given by the caller with its
+   payloads already fetched), and commits the block, its state, one
+   ``TransactionRecord`` per transaction and the private results in a single atomic
+   write.
 2. ``import_block`` (a follower) re-executes a block received from consensus with the
    same VM and commits it the same way, refusing it if the result differs.
 3. Everything else reads committed data: headers, blocks, records, state at a block.
+
+The chain knows nothing of transaction managers or party groups: it sees the private
+half of the ledger only through the two Protocols below, which ``quorum_node.privacy``
+implements (docs/architecture.md, "Layers").
 
 Every method runs on the chain thread (see ``executor.ChainExecutor``): py-evm objects
 are not safe to share between threads, and one writer keeps the database simple.
@@ -17,10 +23,10 @@ are not safe to share between threads, and one writer keeps the database simple.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol
 
 from eth.abc import (
     AtomicDatabaseAPI,
@@ -32,21 +38,17 @@ from eth.abc import (
     VirtualMachineAPI,
 )
 from eth.chains.base import Chain
-from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.exceptions import BlockNotFound, HeaderNotFound
-from eth.vm.base import VM
-from eth_typing import Address, BlockNumber, Hash32
+from eth_typing import BlockNumber, Hash32
 from eth_utils import ValidationError, encode_hex
 
+from quorum_node.chain.blocks import encode_block
 from quorum_node.chain.builder import BuiltBlock, build_block, make_records
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.records import TransactionRecord, record_key
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.errors import ChainError, ConfigError
-from quorum_node.privacy.payloads import PrivatePayload
-from quorum_node.privacy.processor import PrivacyProcessor
-from quorum_node.privacy.state import private_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,37 @@ def make_chain_class(chain_id: int) -> type[Chain]:
     return Chain.configure(  # type: ignore[no-any-return]
         __name__="QuorumChain", vm_configuration=((0, QuorumVM),), chain_id=chain_id
     )
+
+
+class PrivateView(Protocol):
+    """What this node holds of the private side of committed blocks, for reads."""
+
+    def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        """The private outcome of a transaction this node is party to, else None."""
+        ...
+
+    def private_bloom(self, block_hash: bytes) -> int:
+        """The bloom of the private logs this node saw in a block (0 if none)."""
+        ...
+
+
+class PrivateBlock(Protocol):
+    """The private half of one block, its payloads already in hand (chain thread)."""
+
+    def execute(
+        self, chain: ChainAPI, block: BlockAPI, public_records: tuple[TransactionRecord, ...]
+    ) -> None:
+        """Run the block's private transactions after its public ones and write every
+        private result; called inside the block's single atomic write."""
+        ...
+
+
+class _NoPrivateView:
+    def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        return None
+
+    def private_bloom(self, block_hash: bytes) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -71,10 +104,12 @@ class CommittedBlock:
 
 @dataclass(frozen=True)
 class PreparedBlock:
-    """A block built on the head whose database writes are not committed yet."""
+    """A block built on the head whose database writes are not committed yet, with its
+    wire encoding (made on the chain thread, for the peers it is pushed to)."""
 
     built: BuiltBlock
     writes: dict[bytes, bytes | None]
+    encoded: bytes
 
     @property
     def block(self) -> BlockAPI:
@@ -84,8 +119,11 @@ class PreparedBlock:
 class ChainService:
     """One chain over one database; see the module docstring for the flow."""
 
-    def __init__(self, db: AtomicDatabaseAPI, genesis: Genesis) -> None:
+    def __init__(
+        self, db: AtomicDatabaseAPI, genesis: Genesis, private_view: PrivateView | None = None
+    ) -> None:
         self.db = db
+        self.private_view: PrivateView = private_view or _NoPrivateView()
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         chain_class = make_chain_class(genesis.chain_id)
@@ -117,7 +155,6 @@ class ChainService:
         ).hash
         self.head: BlockHeaderAPI = self.chain.get_canonical_head()
         self._head_state: StateAPI | None = None
-        self.privacy = PrivacyProcessor(db)
         logger.info(
             "chain %d at block %d (%s)",
             self.chain_id,
@@ -141,11 +178,11 @@ class ChainService:
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes = b"",
-        payloads: Mapping[bytes, PrivatePayload | None] | None = None,
+        private: PrivateBlock | None = None,
     ) -> CommittedBlock:
         """Build the next block from ``candidates`` on the head and commit it."""
         with self._one_write():
-            built = self._build(candidates, timestamp, coinbase, extra_data, payloads or {})
+            built = self._build(candidates, timestamp, coinbase, extra_data, private)
         return self._advance(built.block, built.records, built.rejected, built.deferred)
 
     def prepare_block(
@@ -155,15 +192,15 @@ class ChainService:
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes = b"",
-        payloads: Mapping[bytes, PrivatePayload | None] | None = None,
+        private: PrivateBlock | None = None,
     ) -> PreparedBlock:
         """Build the next block but keep its writes aside until consensus accepts it."""
         capture = getattr(self.db, "capture_scope", None)
         if capture is None:
             raise ChainError("this database cannot hold a block's writes aside")
         with capture() as writes:
-            built = self._build(candidates, timestamp, coinbase, extra_data, payloads or {})
-        return PreparedBlock(built, dict(writes))
+            built = self._build(candidates, timestamp, coinbase, extra_data, private)
+        return PreparedBlock(built, dict(writes), encode_block(built.block))
 
     def _build(
         self,
@@ -171,7 +208,7 @@ class ChainService:
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes,
-        payloads: Mapping[bytes, PrivatePayload | None],
+        private: PrivateBlock | None,
     ) -> BuiltBlock:
         """Execute the next block on the head and write all of it (inside a scope)."""
         built = build_block(
@@ -182,7 +219,7 @@ class ChainService:
             coinbase=coinbase,
             extra_data=extra_data,
         )
-        self._persist(built.block, built.records, payloads)
+        self._persist(built.block, built.records, private)
         return built
 
     def commit_prepared(self, prepared: PreparedBlock) -> CommittedBlock:
@@ -194,9 +231,7 @@ class ChainService:
         built = prepared.built
         return self._advance(block, built.records, built.rejected, built.deferred)
 
-    def import_block(
-        self, block: BlockAPI, payloads: Mapping[bytes, PrivatePayload | None] | None = None
-    ) -> CommittedBlock:
+    def import_block(self, block: BlockAPI, private: PrivateBlock | None = None) -> CommittedBlock:
         """Execute a block that another node built and commit it if it checks out."""
         if block.header.parent_hash != self.head.hash:
             raise ChainError(
@@ -211,19 +246,21 @@ class ChainService:
             receipts = imported.get_receipts(self.chain.chaindb)
             records = make_records(imported, receipts)
             self._write_records(records)
-            self.privacy.process_block(self.chain, imported, records, payloads or {})
+            if private is not None:
+                private.execute(self.chain, imported, records)
         return self._advance(imported, records)
 
     def _persist(
         self,
         block: BlockAPI,
         records: tuple[TransactionRecord, ...],
-        payloads: Mapping[bytes, PrivatePayload | None],
+        private: PrivateBlock | None,
     ) -> None:
         """Every write of a built block: the block, its records, its private half."""
         self.chain.chaindb.persist_block(block)
         self._write_records(records)
-        self.privacy.process_block(self.chain, block, records, payloads)
+        if private is not None:
+            private.execute(self.chain, block, records)
 
     def _advance(
         self,
@@ -236,7 +273,7 @@ class ChainService:
         self._head_state = None
         # Filters and subscriptions see what this node sees: private results where it is
         # a party, the public side elsewhere.
-        visible = tuple(self.privacy.store.record(r.transaction_hash) or r for r in records)
+        visible = tuple(self.private_view.record(r.transaction_hash) or r for r in records)
         return CommittedBlock(block, visible, rejected, deferred)
 
     def _write_records(self, records: Sequence[TransactionRecord]) -> None:
@@ -268,7 +305,7 @@ class ChainService:
 
     def record(self, transaction_hash: bytes) -> TransactionRecord | None:
         """The private record where this node is a party, else the public one."""
-        private = self.privacy.store.record(transaction_hash)
+        private = self.private_view.record(transaction_hash)
         if private is not None:
             return private
         key = record_key(transaction_hash)
@@ -297,33 +334,13 @@ class ChainService:
         """A throw-away py-evm state as it was after ``header``'s block."""
         return self.chain.get_vm(header).state
 
-    def vm_at(self, header: BlockHeaderAPI, group_id: bytes | None = None) -> VirtualMachineAPI:
+    def vm_at(self, header: BlockHeaderAPI) -> VirtualMachineAPI:
         """A throw-away VM over the state after ``header``, in that block's context.
 
         geth runs ``eth_call`` the same way: block number, timestamp and coinbase are the
-        given block's, and the state is the one its execution left. With ``group_id`` the
-        VM's state is that party group's private state (reading public accounts through).
+        given block's, and the state is the one its execution left.
         """
-        vm = self.chain.get_vm(header)
-        if group_id is not None:
-            root = self.privacy.store.roots_after(header.hash).get(group_id, BLANK_ROOT_HASH)
-            # py-evm's VM reads its state from _state, which VirtualMachineAPI does not name.
-            cast(VM, vm)._state = private_state(vm, self.db, Hash32(root))  # noqa: SLF001
-        return vm
-
-    def group_of(self, address: bytes | None) -> bytes | None:
-        """The party group a private contract lives in, if this node knows it."""
-        if address is None:
-            return None
-        contract = self.privacy.store.contract(Address(address))
-        return contract.group_id if contract is not None else None
-
-    def state_for(self, header: BlockHeaderAPI, address: bytes) -> StateAPI:
-        """The state ``address`` lives in: its group's private state, or the public one."""
-        group_id = self.group_of(address)
-        if group_id is None:
-            return self.state_at(header)
-        return self.vm_at(header, group_id).state
+        return self.chain.get_vm(header)
 
     def private_bloom(self, header: BlockHeaderAPI) -> int:
-        return self.privacy.store.private_bloom(header.hash)
+        return self.private_view.private_bloom(header.hash)

@@ -11,10 +11,12 @@ knows the marker.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import rlp
 from eth.abc import SignedTransactionAPI
+from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.vm.forks.prague.blocks import PragueBlock, PragueBlockHeader
 from eth.vm.forks.prague.transactions import (
     PragueLegacyTransaction,
@@ -27,12 +29,19 @@ from eth.vm.forks.spurious_dragon.transactions import SpuriousDragonUnsignedTran
 from eth_keys import keys
 from eth_keys.datatypes import PrivateKey
 from eth_keys.exceptions import BadSignature
+from eth_typing import Address
 from eth_utils import ValidationError
 from rlp.sedes import CountableList
+
+from quorum_node.errors import TransactionRejected
 
 PRIVATE_V_OFFSET = 10  # v = 27/28 + 10
 PRIVATE_V_VALUES = (37, 38)
 PRIVATE_PAYLOAD_HASH_SIZE = 64
+#: The least gas a private transaction is given when it is filled in for the sender: its
+#: public side costs only the intrinsic gas of the 64-byte hash, but the same gas limit
+#: bounds the private execution of the payload.
+PRIVATE_MIN_GAS = 60_000
 
 
 def is_private(transaction: Any) -> bool:
@@ -78,6 +87,32 @@ class ValidatedOnce:
         if not signature.verify_msg(message, public_key):
             raise ValidationError("Invalid Signature")
         self.__dict__.setdefault("sender", public_key.to_canonical_address())
+
+
+def private_payload_hashes(transactions: Iterable[Any]) -> list[bytes]:
+    """The manager hashes that ``transactions``' private members carry, in order."""
+    return [bytes(transaction.data) for transaction in transactions if is_private(transaction)]
+
+
+def check_private_shape(transaction: SignedTransactionAPI) -> None:
+    """What every private transaction must look like before it enters the pool."""
+    if not is_private(transaction):
+        raise TransactionRejected("transaction is not private")
+    if transaction.value:
+        raise TransactionRejected("ether value is not supported for private transactions")
+    if len(transaction.data) != PRIVATE_PAYLOAD_HASH_SIZE:
+        raise TransactionRejected(
+            "private transaction data must be the manager's 64-byte payload hash"
+        )
+
+
+def private_gas_limit(estimate: int) -> int:
+    """The gas to give a private transaction whose payload was estimated at ``estimate``.
+
+    The estimate runs the payload on the group's private state at the head; a margin
+    covers state that moves before the block executes it, as web3js-quorum adds one.
+    """
+    return max(estimate * 11 // 10 + 25_000, PRIVATE_MIN_GAS)
 
 
 def homestead_signing_message(transaction: Any) -> bytes:
@@ -146,6 +181,28 @@ class QuorumBlock(PragueBlock):  # type: ignore[misc]
         ("uncles", CountableList(None, max_length=0)),
         ("withdrawals", CountableList(Withdrawal)),
     ]
+
+
+def unsigned_private_transaction(
+    *, nonce: int, gas: int, gas_price: int, to: bytes | None, payload_hash: bytes
+) -> PragueUnsignedLegacyTransaction:
+    """The transaction that carries a private payload's hash: no value, data = the hash.
+
+    The one builder of private transactions, for the node (accounts it holds) and for
+    offline signing (``web3_ext``); ``sign_private`` then marks it private.
+    """
+    # The builder's create_unsigned_transaction makes its legacy class, Prague's.
+    return cast(
+        PragueUnsignedLegacyTransaction,
+        QuorumTransactionBuilder.create_unsigned_transaction(
+            nonce=nonce,
+            gas_price=gas_price,
+            gas=gas,
+            to=Address(to) if to is not None else CREATE_CONTRACT_ADDRESS,
+            value=0,
+            data=payload_hash,
+        ),
+    )
 
 
 def sign_private(

@@ -1,21 +1,18 @@
 """Raft ordering on pysyncobj, as GoQuorum's Raft mode orders blocks.
 
 The leader is the minter. When transactions wait it builds a block on its head at most
-once per block period, pushes the block body to its peers, and appends a small entry
-(number, hash, parent hash) to the Raft log: pysyncobj cannot carry large entries, and
-the body is verified against the agreed hash anyway. The replicated state machine
-(``BlockTip``) accepts an entry only if it extends the last accepted block, so a block
-that an old leader built on a stale head is ignored in the same way on every node and
-all nodes stay identical. Each node then brings its chain up to the accepted tip: the
-leader commits the writes it kept aside when building, the others import the body they
-were pushed or fetch it from a peer, and re-execution checks every state root.
+once per block period, pushes the body to its peers, and appends a small entry (number,
+hash, parent hash) to the Raft log: pysyncobj cannot carry large entries, and the body
+is verified against the agreed hash anyway. The replicated state (``raft_state``)
+accepts an entry only if it extends the last accepted block, so every node stays
+identical; each node then brings its chain up to the accepted tip (``raft_apply``).
 
 Followers forward transactions to the leader over the signed node-to-node channel, not
-through the Raft log. After a leader change every node forwards its pending pool again,
-so nothing waiting is stranded with a leader that died.
-
-pysyncobj unpickles what arrives on its port: it is always given the cluster password
-(its traffic is then encrypted and authenticated) and binds to the configured interface.
+through the Raft log. A node learns who leads from the log itself: a new leader
+announces itself there, every node applies the announcement (and every membership
+change) in the same order, and then forwards its pending pool to the new leader, so
+nothing waiting is stranded with a leader that died. Nothing here polls: pysyncobj's
+callbacks, the applier's progress and the pool wake the tasks that wait on them.
 """
 
 from __future__ import annotations
@@ -24,26 +21,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth.abc import BlockAPI, SignedTransactionAPI
+from eth.abc import SignedTransactionAPI
 from eth_utils import encode_hex
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import FAIL_REASON, SyncObj
+from pysyncobj.syncobj import _RAFT_STATE
 
-from quorum_node.chain.service import CommittedBlock, PreparedBlock
+from quorum_node.chain.service import CommittedBlock
+from quorum_node.consensus.base import ForwardingPool, ReplicatedChain
+from quorum_node.consensus.raft_apply import BlockApplier
+from quorum_node.consensus.raft_state import ClusterState, RaftMember, raft_conf
 from quorum_node.errors import ChainError, ConfigError, TransactionRejected
-from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode
-from quorum_node.p2p.network import Peer, PeerError, PeerNetwork
-from quorum_node.p2p.wire import (
-    MAX_BLOCKS_PER_REQUEST,
-    PeerStatus,
-    WireError,
-    decode_block,
-    encode_block,
-)
+from quorum_node.p2p.network import Peer, PeerNetwork, PeerUnreachable
+from quorum_node.p2p.wire import PeerStatus, WireError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +45,8 @@ PUSH_TIMEOUT_SECONDS = 3.0
 FORWARD_BATCH_DELAY_SECONDS = 0.002
 #: After a failed forward, try again this much later with what is still in the pool.
 FORWARD_RETRY_SECONDS = 1.0
+#: After a failed attempt to apply accepted blocks (no peer had them yet), try again.
+APPLY_RETRY_SECONDS = 0.5
 #: At most this many transactions per block. The gas limit alone would let one block
 #: take thousands of transactions, which py-evm executes for tens of seconds: the chain
 #: thread is then unavailable to admit transactions (forwards time out), every follower
@@ -59,65 +54,6 @@ FORWARD_RETRY_SECONDS = 1.0
 #: starves pysyncobj's thread into elections. Smaller blocks pipeline: followers import
 #: block N while the leader builds N+1.
 MAX_TRANSACTIONS_PER_BLOCK = 500
-BODY_CACHE_LIMIT = 256
-MAX_UNANCHORED_BLOCKS = 4096
-
-
-class BlockTip(SyncObjConsumer):  # type: ignore[misc]
-    """The replicated state: the last block the cluster accepted.
-
-    ``propose`` runs on every node, in log order, on pysyncobj's thread. It must be
-    deterministic and cheap: it only compares hashes and tells the node.
-    """
-
-    def __init__(self, genesis_hash: bytes, on_accept: Callable[[int, bytes], None]) -> None:
-        self._on_accept = on_accept  # set before the base __init__: never replicated
-        super().__init__()
-        self.tip: tuple[int, bytes] = (0, genesis_hash)
-
-    @replicated  # type: ignore[misc]
-    def propose(self, number: int, block_hash: bytes, parent_hash: bytes) -> bool:
-        tip_number, tip_hash = self.tip
-        if number != tip_number + 1 or parent_hash != tip_hash:
-            return False
-        self.tip = (number, block_hash)
-        self._on_accept(number, block_hash)
-        return True
-
-
-@dataclass(frozen=True)
-class RaftMember:
-    raft_id: int
-    enode: Enode
-
-
-def raft_conf(password: str, bind_address: str, datadir: Path, **callbacks: Any) -> SyncObjConf:
-    if not password:
-        raise ConfigError("the Raft cluster needs a password: pysyncobj unpickles its traffic")
-    datadir.mkdir(parents=True, exist_ok=True)
-    return SyncObjConf(
-        password=password,
-        bindAddress=bind_address,
-        autoTickPeriod=0.005,
-        appendEntriesPeriod=0.01,
-        # Send a new entry, and a new commit index, at once rather than with the next
-        # periodic heartbeat: a block is proposed and learnt committed ~10 ms sooner.
-        appendEntriesUseBatch=False,
-        raftMinTimeout=0.4,
-        raftMaxTimeout=1.2,
-        # A leader that hears from no majority for this long steps down (etcd's
-        # CheckQuorum), so a node cut off from the cluster stops reporting itself as the
-        # minter; pysyncobj's default keeps it "leader" for 30 s.
-        leaderFallbackTimeout=3.0,
-        connectionRetryTime=1.0,
-        connectionTimeout=2.0,
-        journalFile=str(datadir / "raft.journal"),
-        fullDumpFile=str(datadir / "raft.dump"),
-        useFork=False,
-        dynamicMembershipChange=True,
-        commandsWaitLeader=False,
-        **callbacks,
-    )
 
 
 class RaftEngine:
@@ -125,7 +61,8 @@ class RaftEngine:
 
     def __init__(
         self,
-        node: Node,
+        chain: ReplicatedChain,
+        pool: ForwardingPool,
         network: PeerNetwork,
         members: list[RaftMember],
         self_enode: Enode,
@@ -133,49 +70,57 @@ class RaftEngine:
         raft_dir: Path,
         block_period: float = 0.05,
     ) -> None:
-        self._node = node
+        self._chain = chain
+        self._pool = pool
         self._network = network
-        self._members = members
+        self._initial_members = tuple((m.raft_id, str(m.enode)) for m in members)
         self._self = self_enode
         self._password = password
         self._raft_dir = raft_dir
         self._block_period = block_period
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tip: BlockTip | None = None
+        self._cluster: ClusterState | None = None
         self._raft: SyncObj | None = None
-        self._accepted: dict[int, bytes] = {}
-        self._bodies: dict[bytes, BlockAPI] = {}
-        self._prepared: PreparedBlock | None = None
+        self._applier = BlockApplier(chain, network)
+        self._leading = False
+        self._election_running = False
         self._mint_wake = asyncio.Event()
         self._apply_wake = asyncio.Event()
         self._forward_queue: list[SignedTransactionAPI] = []
         self._forward_scheduled = False
-        self._forward_retries: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._last_leader: str | None = None
         self._last_proposal_at = 0.0
-        self._halted: str | None = None
+        self._members_cache: tuple[tuple[tuple[int, str], ...], list[RaftMember]] = ((), [])
 
     # --- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         others = [
-            m.enode.raft_address for m in self._members if m.enode.node_id != self._self.node_id
+            Enode.parse(text).raft_address
+            for _, text in self._initial_members
+            if Enode.parse(text).node_id != self._self.node_id
         ]
-        self._tip = BlockTip(self._node.chain.genesis_hash, self._on_accept_threadsafe)
-        conf = raft_conf(self._password, self._self.raft_address, self._raft_dir)
-        self._raft = SyncObj(self._self.raft_address, others, conf=conf, consumers=[self._tip])
+        self._cluster = ClusterState(
+            self._chain.genesis_hash, self._initial_members, _ToLoop(self, self._loop)
+        )
+        conf = raft_conf(
+            self._password,
+            self._self.raft_address,
+            self._raft_dir,
+            onStateChanged=self._on_state_changed_threadsafe,
+        )
+        self._raft = SyncObj(self._self.raft_address, others, conf=conf, consumers=[self._cluster])
         self._network.handlers = self
         self._network.on_peer_status = self._on_peer_status
         self._tasks = [
             asyncio.create_task(self._mint_forever(), name="raft-minter"),
             asyncio.create_task(self._apply_forever(), name="raft-applier"),
-            asyncio.create_task(self._watch_leader(), name="raft-leader-watch"),
         ]
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._forward_retries]:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
         for task in self._tasks:
             try:
@@ -187,20 +132,39 @@ class RaftEngine:
             await asyncio.get_running_loop().run_in_executor(None, raft.destroy_synchronous)
             self._raft = None
 
-    # --- roles ---------------------------------------------------------------------
+    def _spawn(self, coroutine: Any) -> None:
+        """Run ``coroutine`` in the background, kept until done, cancelled on stop."""
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    def _leader_address(self) -> str | None:
-        if self._raft is None:
-            return None
-        leader = self._raft._getLeader()  # noqa: SLF001 - pysyncobj's way to read it
-        return None if leader is None else str(getattr(leader, "address", leader))
+    # --- roles and members, from the replicated state ----------------------------------
+
+    def members(self) -> list[RaftMember]:
+        """The cluster's members as the log says (every node sees the same list)."""
+        recorded = self._cluster.members if self._cluster is not None else self._initial_members
+        cached_for, parsed = self._members_cache
+        if cached_for is not recorded:
+            parsed = [RaftMember(raft_id, Enode.parse(text)) for raft_id, text in recorded]
+            self._members_cache = (recorded, parsed)
+        return parsed
 
     def is_leader(self) -> bool:
-        return self._raft is not None and self._leader_address() == self._self.raft_address
+        return self._raft is not None and self._leading
 
     def leader_member(self) -> RaftMember | None:
-        address = self._leader_address()
-        for member in self._members:
+        """This node while it leads; otherwise the leader the log announced last, unless
+        this node has seen that leader go (it stood for election itself, or it was that
+        leader and stepped down): then no leader is known until the next announcement."""
+        if self.is_leader():
+            address: str | None = self._self.raft_address
+        elif self._election_running or self._cluster is None:
+            address = None
+        else:
+            address = self._cluster.leader
+            if address == self._self.raft_address:
+                address = None
+        for member in self.members():
             if member.enode.raft_port is not None and member.enode.raft_address == address:
                 return member
         return None
@@ -218,23 +182,68 @@ class RaftEngine:
                 "p2pPort": member.enode.p2p_port,
                 "raftPort": member.enode.raft_port,
                 "hostname": member.enode.host,
-                "role": "minter" if leader is not None and member is leader else "verifier",
+                "role": "minter" if leader is not None and member == leader else "verifier",
                 "nodeActive": member.enode.node_id == self._self.node_id
                 or member.enode.node_id in live,
             }
-            for member in self._members
+            for member in self.members()
         ]
 
     def status(self) -> dict[str, Any]:
-        tip = self._tip.tip if self._tip is not None else (0, b"")
+        tip = self._cluster.tip if self._cluster is not None else (0, b"")
         leader = self.leader_member()
         return {
             "engine": self.name,
             "role": self.role(),
             "leader": leader.enode.node_id if leader else None,
             "acceptedTip": {"number": tip[0], "hash": encode_hex(tip[1])},
-            "halted": self._halted,
+            "halted": self._applier.halted,
         }
+
+    def _on_state_changed_threadsafe(self, old_state: int, new_state: int) -> None:
+        """pysyncobj's thread: this node's own Raft role changed."""
+        if self._loop is not None:
+            _call_soon(self._loop, self._role_changed, new_state)
+
+    def _role_changed(self, state: int) -> None:
+        leading = state == _RAFT_STATE.LEADER
+        self._leading = leading
+        if state == _RAFT_STATE.CANDIDATE:
+            self._election_running = True  # the leader went silent: none is known now
+        if leading:
+            self._election_running = False
+            logger.info("this node leads the raft cluster")
+            self._mint_wake.set()
+            self._spawn(self._announce_leadership())
+
+    async def _announce_leadership(self) -> None:
+        if self._cluster is None:
+            return
+        try:
+            await self._raft_call(
+                self._cluster.announce_leader,
+                self._self.raft_address,
+                timeout=PROPOSAL_TIMEOUT_SECONDS,
+            )
+        except TimeoutError:
+            logger.info("the leadership announcement did not commit (leadership lost?)")
+
+    def leader_announced(self, raft_address: str) -> None:
+        """The log says ``raft_address`` leads: hand it what waits here."""
+        self._election_running = False
+        leader = self.leader_member()
+        logger.info("raft leader is now %s", leader.enode.node_id[:16] if leader else raft_address)
+        if self.is_leader():
+            self._mint_wake.set()
+        elif leader is not None:
+            # Queued transactions too: the nonces they wait for may sit in another
+            # node's pool, already on their way to the new leader.
+            waiting = self._pool.waiting_transactions()
+            if waiting:
+                self._spawn(self._forward(waiting))
+
+    def members_changed(self) -> None:
+        self._network.refresh_peers()
 
     # --- membership ----------------------------------------------------------------
 
@@ -242,8 +251,8 @@ class RaftEngine:
         """Add a node to the Raft cluster (GoQuorum's ``raft_addPeer``); its raft id.
 
         As in GoQuorum, the node must already be on the permissioned-nodes list (append
-        it to the file on every node: ids follow the file's order), and is then started
-        with that list.
+        it to the file on every node), and is then started with that list. The member
+        and its id are recorded in the Raft log, so every node sees them.
         """
         enode = Enode.parse(enode_text)
         if enode.raft_port is None:
@@ -252,26 +261,37 @@ class RaftEngine:
             raise ConfigError(
                 "node is not on the permissioned-nodes list: add it there on every node first"
             )
-        if any(member.enode.node_id == enode.node_id for member in self._members):
+        if any(member.enode.node_id == enode.node_id for member in self.members()):
             raise ConfigError("node is already a member of the cluster")
+        if self._cluster is None:
+            raise ChainError("raft is not started")
         await self._change_membership("add", enode.raft_address)
-        raft_id = max((member.raft_id for member in self._members), default=0) + 1
-        self._members.append(RaftMember(raft_id, enode))
-        self._network.refresh_peers()
-        return raft_id
+        raft_id, error = await self._raft_call(
+            self._cluster.add_member, str(enode), timeout=PROPOSAL_TIMEOUT_SECONDS
+        )
+        if error != FAIL_REASON.SUCCESS:
+            raise ChainError(f"the cluster did not record the new member: code {error}")
+        return int(raft_id)
 
     async def remove_peer(self, raft_id: int) -> None:
         """Remove a node from the Raft cluster (``raft_removePeer``); stop it afterwards."""
-        member = next((m for m in self._members if m.raft_id == raft_id), None)
+        member = next((m for m in self.members() if m.raft_id == raft_id), None)
         if member is None:
             raise ConfigError(f"no cluster member has raft id {raft_id}")
         if member.enode.node_id == self._self.node_id:
             raise ConfigError("a node cannot remove itself; ask another member")
+        if self._cluster is None:
+            raise ChainError("raft is not started")
         await self._change_membership("remove", member.enode.raft_address)
-        self._members.remove(member)
+        _removed, error = await self._raft_call(
+            self._cluster.remove_member, raft_id, timeout=PROPOSAL_TIMEOUT_SECONDS
+        )
+        if error != FAIL_REASON.SUCCESS:
+            raise ChainError(f"the cluster did not record the removal: code {error}")
 
     async def _change_membership(self, change: str, raft_address: str) -> None:
-        assert self._raft is not None  # noqa: S101 - started
+        if self._raft is None:
+            raise ChainError("raft is not started")
         apply = self._raft.addNodeToCluster if change == "add" else self._raft.removeNodeFromCluster
         try:
             _result, error = await self._raft_call(
@@ -289,16 +309,15 @@ class RaftEngine:
     ) -> tuple[Any, Any]:
         """Run a pysyncobj command and await its (result, error) on the event loop; the
         callback comes from pysyncobj's thread. Raises TimeoutError after ``timeout``."""
-        assert self._loop is not None  # noqa: S101 - started
-        future: asyncio.Future[tuple[Any, Any]] = self._loop.create_future()
-        loop = self._loop
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, Any]] = loop.create_future()
 
         def done(result: Any, error: Any) -> None:
             def resolve() -> None:
                 if not future.done():
                     future.set_result((result, error))
 
-            loop.call_soon_threadsafe(resolve)
+            _call_soon(loop, resolve)
 
         apply(*args, callback=done)
         return await asyncio.wait_for(future, timeout)
@@ -318,25 +337,22 @@ class RaftEngine:
         self._forward_scheduled = False
         batch, self._forward_queue = self._forward_queue, []
         if batch:
-            asyncio.ensure_future(self._forward(batch))
+            self._spawn(self._forward(batch))
 
     async def _forward(self, transactions: list[SignedTransactionAPI]) -> None:
-        leader = self.leader_member()
-        if leader is None or leader.enode.node_id == self._self.node_id:
-            if self.is_leader():
-                self._mint_wake.set()
-            # No leader known yet: the leader watch forwards the pool on election, and
-            # this retry covers a leader that was elected before the watch looked.
-            if not self.is_leader():
-                self._retry_forward(transactions)
+        if self.is_leader():
+            self._mint_wake.set()
             return
-        peer = self._network.peers.get(leader.enode.node_id)
+        leader = self.leader_member()
+        peer = None if leader is None else self._network.peers.get(leader.enode.node_id)
         if peer is None:
+            # No leader known yet: its announcement forwards the pool when it commits,
+            # and this retry covers one that committed before these arrived.
             self._retry_forward(transactions)
             return
         try:
             await self._network.send_transactions(peer, [tx.encode() for tx in transactions])
-        except PeerError as exc:
+        except PeerUnreachable as exc:
             logger.warning(
                 "forwarding %d transactions to the leader failed, retrying in %.0fs: %s",
                 len(transactions),
@@ -352,50 +368,19 @@ class RaftEngine:
 
         async def later() -> None:
             await asyncio.sleep(FORWARD_RETRY_SECONDS)
-            waiting = [tx for tx in transactions if tx.hash in self._node.pool]
-            if waiting and not self.is_leader():
+            waiting = [tx for tx in transactions if self._pool.is_waiting(tx.hash)]
+            if waiting:
                 await self._forward(waiting)
 
-        task = asyncio.ensure_future(later())
-        self._forward_retries.add(task)
-        task.add_done_callback(self._forward_retries.discard)
+        self._spawn(later())
 
     async def receive_transactions(self, raw_transactions: list[bytes], sender: str) -> int:
         """Admit what a peer forwarded; bytes that are no transaction refuse the whole
         request (``WireError``), while "already known" and friends are normal."""
-        transactions = []
-        for index, raw in enumerate(raw_transactions):
-            try:
-                transactions.append(self._node.decode_raw_transaction(raw))
-            except TransactionRejected as exc:
-                raise WireError(f"transactions[{index}]: {exc}") from None
-        outcomes = await asyncio.gather(
-            *(self._node.submit(transaction) for transaction in transactions),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                logger.debug("forwarded transaction not admitted: %s", outcome)
-        return sum(1 for outcome in outcomes if not isinstance(outcome, BaseException))
-
-    async def _watch_leader(self) -> None:
-        """On every leader change, hand the pending pool to the new leader."""
-        while True:
-            await asyncio.sleep(0.1)
-            address = self._leader_address()
-            if address == self._last_leader:
-                continue
-            self._last_leader = address
-            leader = self.leader_member()
-            logger.info("raft leader is now %s", leader.enode.node_id[:16] if leader else None)
-            if self.is_leader():
-                self._mint_wake.set()
-            elif leader is not None:
-                # Queued transactions too: the nonces they wait for may sit in another
-                # node's pool, already on their way to the new leader.
-                waiting = self._node.pool.waiting()
-                if waiting:
-                    await self._forward(waiting)
+        try:
+            return await self._pool.admit_forwarded(raw_transactions)
+        except TransactionRejected as exc:
+            raise WireError(str(exc)) from None
 
     # --- minting (leader) ------------------------------------------------------------
 
@@ -408,7 +393,7 @@ class RaftEngine:
         while True:
             await self._mint_wake.wait()
             self._mint_wake.clear()
-            if not self.is_leader() or self._halted:
+            if not self.is_leader() or self._applier.halted:
                 continue
             delay = self._last_proposal_at + self._block_period - time.monotonic()
             if delay > 0:
@@ -418,227 +403,177 @@ class RaftEngine:
             except Exception:
                 logger.exception("minting a block failed")
                 await asyncio.sleep(self._block_period)
-            if self._node.has_executable_transactions():
+            if self._pool.has_executable_transactions():
                 self._mint_wake.set()
 
     async def _mint_one(self, *, allow_empty: bool) -> CommittedBlock | None:
-        assert self._tip is not None and self._raft is not None  # noqa: S101 - started
-        await self._caught_up()
-        tip_number, tip_hash = self._tip.tip
-        if self._node.chain.head.hash != tip_hash:
-            return None  # still applying: the applier wakes us when done
-        prepared = await self._node.prepare_block(
+        cluster = self._cluster
+        if cluster is None:
+            return None
+        try:
+            await asyncio.wait_for(self._caught_up(), PROPOSAL_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("not minting: still applying accepted blocks")
+            return None
+        tip_number, tip_hash = cluster.tip
+        if self._chain.head.hash != tip_hash:
+            return None  # the tip moved meanwhile: the applier wakes us when done
+        prepared = await self._chain.prepare_block(
             allow_empty=allow_empty, max_transactions=MAX_TRANSACTIONS_PER_BLOCK
         )
         if prepared is None:
             return None
         block = prepared.block
         self._last_proposal_at = time.monotonic()
-        await self._push_to_majority(block)
-        self._prepared = prepared
-        accepted = await self._propose(block)
-        if not accepted:
-            self._prepared = None
+        await self._push_to_majority(prepared.encoded)
+        self._applier.prepared = prepared
+        if not await self._propose(block.number, bytes(block.hash), block.header.parent_hash):
+            self._applier.prepared = None
             # A proposal that timed out stays in this leader's log and can still commit
             # once a majority is back; keep its body so the block can then be imported
             # here and served to peers (nobody else may hold it).
-            self._bodies[bytes(block.hash)] = block
+            self._applier.add_body(prepared.encoded)
             return None
-        # The applier commits the prepared writes; wait for it.
-        deadline = time.monotonic() + PROPOSAL_TIMEOUT_SECONDS
-        while self._node.chain.head.block_number < block.number and time.monotonic() < deadline:
-            self._apply_wake.set()
-            await asyncio.sleep(0.002)
-        return (
-            None
-            if self._node.chain.head.hash != block.hash
-            else CommittedBlock(block, prepared.built.records)
-        )
+        try:
+            await asyncio.wait_for(
+                self._applier.wait_for_head(block.number), PROPOSAL_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            return None
+        if self._chain.head.hash != block.hash:
+            return None
+        return CommittedBlock(block, prepared.built.records)
 
-    async def _push_to_majority(self, block: BlockAPI) -> None:
+    async def _caught_up(self) -> None:
+        """Until the chain holds every block the cluster accepted."""
+        if self._cluster is not None:
+            self._apply_wake.set()
+            await self._applier.wait_for_head(self._cluster.tip[0])
+
+    async def _push_to_majority(self, encoded_block: bytes) -> None:
         """Give the body to enough peers that a majority holds it before it is proposed,
         so a new leader can always find it if this one dies."""
         peers = list(self._network.peers.values())
-        needed = (len(self._members) // 2 + 1) - 1
+        needed = (len(self.members()) // 2 + 1) - 1
         if not peers or needed <= 0:
             return
-        encoded = encode_block(block)
-        pushes = [asyncio.create_task(self._network.push_block(peer, encoded)) for peer in peers]
+        pushes = [
+            asyncio.create_task(self._network.push_block(peer, encoded_block)) for peer in peers
+        ]
+        for push in pushes:
+            self._background.add(push)  # the rest go on after a majority answered
+            push.add_done_callback(self._background.discard)
         done = 0
         try:
             for finished in asyncio.as_completed(pushes, timeout=PUSH_TIMEOUT_SECONDS):
                 try:
                     await finished
                     done += 1
-                except PeerError:
+                except PeerUnreachable:
                     continue
                 if done >= needed:
                     break
         except TimeoutError:
             pass
-        # The remaining pushes go on in the background.
 
-    async def _propose(self, block: BlockAPI) -> bool:
-        assert self._tip is not None  # noqa: S101 - started
+    async def _propose(self, number: int, block_hash: bytes, parent_hash: bytes) -> bool:
+        if self._cluster is None:
+            return False
         try:
             result, error = await self._raft_call(
-                self._tip.propose,
-                block.number,
-                bytes(block.hash),
-                bytes(block.header.parent_hash),
+                self._cluster.propose,
+                number,
+                block_hash,
+                bytes(parent_hash),
                 timeout=PROPOSAL_TIMEOUT_SECONDS,
             )
         except TimeoutError:
-            logger.warning("proposal of block #%d timed out", block.number)
+            logger.warning("proposal of block #%d timed out", number)
             return False
         return bool(result) and not error
 
     # --- applying (every node) ---------------------------------------------------------
 
-    def _on_accept_threadsafe(self, number: int, block_hash: bytes) -> None:
-        """Called by pysyncobj's thread for every accepted entry."""
-        if self._loop is None:
-            return
-
-        def note() -> None:
-            self._accepted[number] = block_hash
-            self._apply_wake.set()
-
-        self._loop.call_soon_threadsafe(note)
-
-    async def _caught_up(self) -> None:
-        while self._tip is not None and self._node.chain.head.block_number < self._tip.tip[0]:
-            self._apply_wake.set()
-            await asyncio.sleep(0.005)
+    def block_accepted(self, number: int, block_hash: bytes) -> None:
+        self._applier.accept(number, block_hash)
+        self._apply_wake.set()
 
     async def _apply_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await asyncio.wait_for(self._apply_wake.wait(), 0.2)
-            except TimeoutError:
-                pass
+            await self._apply_wake.wait()
             self._apply_wake.clear()
-            if self._halted:
+            if self._cluster is None or self._applier.halted:
                 continue
+            target_number, target_hash = self._cluster.tip
             try:
-                await self._apply_to_tip()
-            except Exception:
-                logger.exception("applying accepted blocks failed; retrying")
-                await asyncio.sleep(0.5)
-
-    async def _apply_to_tip(self) -> None:
-        assert self._tip is not None  # noqa: S101 - started
-        target_number, target_hash = self._tip.tip
-        chain = self._node.chain
-        while chain.head.block_number < target_number:
-            number = chain.head.block_number + 1
-            expected = target_hash if number == target_number else self._accepted.get(number)
-            prepared = self._prepared
-            if (
-                prepared is not None
-                and prepared.block.number == number
-                and (expected is None or prepared.block.hash == expected)
-                and prepared.block.header.parent_hash == chain.head.hash
-            ):
-                self._prepared = None
-                await self._node.commit_prepared(prepared)
+                await self._applier.apply_to(target_number, target_hash)
+            except Exception as exc:
+                logger.warning(
+                    "applying accepted blocks failed, retrying in %.1fs: %s",
+                    APPLY_RETRY_SECONDS,
+                    exc,
+                    exc_info=not isinstance(exc, ChainError),
+                )
+                loop.call_later(APPLY_RETRY_SECONDS, self._apply_wake.set)
                 continue
-            body = self._bodies.pop(expected, None) if expected is not None else None
-            if body is not None and body.header.parent_hash == chain.head.hash:
-                await self._node.import_block(body)
-                continue
-            blocks = await self._fetch_verified(number, target_number, target_hash)
-            for block in blocks:
-                await self._node.import_block(block)
-        for stale in [n for n in self._accepted if n <= chain.head.block_number]:
-            del self._accepted[stale]
-        if chain.head.block_number == target_number and chain.head.hash != target_hash:
-            self._halted = (
-                f"local block #{target_number} {encode_hex(chain.head.hash)} differs from the "
-                f"cluster's {encode_hex(target_hash)}"
-            )
-            logger.error("stopped importing: %s", self._halted)
-        self._mint_wake.set()
-
-    async def _fetch_verified(
-        self, start: int, target_number: int, target_hash: bytes
-    ) -> list[BlockAPI]:
-        """Blocks ``start``..``target_number`` from a peer, checked to chain from our head
-        to the agreed hashes before any is imported (import then re-executes each)."""
-        errors: list[str] = []
-        for peer in sorted(self._network.peers.values(), key=lambda p: not p.live):
-            try:
-                blocks = await self._fetch_chain(peer, start, target_number, target_hash)
-            except (PeerError, WireError) as exc:
-                errors.append(str(exc))
-                continue
-            if blocks:
-                return blocks
-            errors.append(f"{peer.enode.host}:{peer.enode.p2p_port} sent blocks that do not chain")
-        raise ChainError(f"no peer could supply block #{start}: {'; '.join(errors) or 'no peers'}")
-
-    async def _fetch_chain(
-        self, peer: Peer, start: int, target_number: int, target_hash: bytes
-    ) -> list[BlockAPI]:
-        blocks: list[BlockAPI] = []
-        parent = self._node.chain.head.hash
-        number = start
-        while number <= target_number:
-            count = min(MAX_BLOCKS_PER_REQUEST, target_number - number + 1)
-            chunk = [
-                decode_block(item) for item in await self._network.fetch_blocks(peer, number, count)
-            ]
-            if not chunk:
-                return []
-            for block in chunk:
-                known = self._accepted.get(block.number)
-                if block.header.parent_hash != parent or (
-                    known is not None and block.hash != known
-                ):
-                    return []
-                blocks.append(block)
-                parent = block.hash
-                number += 1
-            if len(blocks) >= MAX_UNANCHORED_BLOCKS and blocks[-1].number in self._accepted:
-                return blocks  # anchored to an agreed hash: import these, then go on
-        return blocks if blocks and blocks[-1].hash == target_hash else []
+            self._mint_wake.set()
 
     # --- peer handlers ---------------------------------------------------------------
 
     def peer_status(self) -> PeerStatus:
-        head = self._node.chain.head
+        head = self._chain.head
         return PeerStatus(
             version=1,
             node_id=self._self.node_id,
-            chain_id=self._node.chain.chain_id,
-            genesis_hash=encode_hex(self._node.chain.genesis_hash),
+            chain_id=self._chain.chain_id,
+            genesis_hash=encode_hex(self._chain.genesis_hash),
             head_number=head.block_number,
             head_hash=encode_hex(head.hash),
         )
 
     async def receive_block(self, encoded_block: bytes, sender: str) -> None:
-        block = decode_block(encoded_block)
-        if len(self._bodies) >= BODY_CACHE_LIMIT:
-            self._bodies.pop(next(iter(self._bodies)))
-        self._bodies[bytes(block.hash)] = block
+        """A leader pushed a body it is about to propose: keep it (decoded later, on the
+        chain thread) and let the applier look."""
+        try:
+            self._applier.add_body(encoded_block)
+        except ChainError as exc:
+            raise WireError(str(exc)) from None
         self._apply_wake.set()
 
     async def blocks_from(self, start: int, count: int) -> list[bytes]:
-        def read() -> list[bytes]:
-            encoded = []
-            for number in range(start, start + count):
-                header = self._node.chain.header_by_number(number)
-                if header is None:
-                    break
-                encoded.append(encode_block(self._node.chain.block_of(header)))
-            return encoded
-
-        return await self._node.executor.run(read)
+        return await self._chain.encoded_blocks(start, count)
 
     async def _on_peer_status(self, peer: Peer) -> None:
         if (
-            self._tip is not None
+            self._cluster is not None
             and peer.status is not None
-            and peer.status.head_number > self._node.chain.head.block_number
+            and peer.status.head_number > self._chain.head.block_number
         ):
             self._apply_wake.set()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Hand ``callback`` to the event loop from another thread; a loop already closed
+    (the node is stopping) has nobody left to tell."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        pass
+
+
+class _ToLoop:
+    """The engine as pysyncobj's thread reaches it: every call hops to the event loop."""
+
+    def __init__(self, engine: RaftEngine, loop: asyncio.AbstractEventLoop) -> None:
+        self._engine = engine
+        self._loop = loop
+
+    def block_accepted(self, number: int, block_hash: bytes) -> None:
+        _call_soon(self._loop, self._engine.block_accepted, number, block_hash)
+
+    def leader_announced(self, raft_address: str) -> None:
+        _call_soon(self._loop, self._engine.leader_announced, raft_address)
+
+    def members_changed(self) -> None:
+        _call_soon(self._loop, self._engine.members_changed)

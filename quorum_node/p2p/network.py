@@ -42,8 +42,8 @@ PEER_LIVENESS_SECONDS = 6.0
 PING_INTERVAL_SECONDS = 2.0
 
 
-class PeerError(Exception):
-    """A peer could not be reached or refused a request."""
+class PeerUnreachable(Exception):
+    """Another node could not be reached, or refused a request (the message says which)."""
 
 
 class P2PHandlers(Protocol):
@@ -123,6 +123,10 @@ class PeerNetwork:
     def live_peers(self) -> list[Peer]:
         return [peer for peer in self.peers.values() if peer.live]
 
+    def peers_to_ask(self) -> list[Peer]:
+        """Every peer, the ones that answered recently first."""
+        return sorted(self.peers.values(), key=lambda peer: not peer.live)
+
     # --- server side ---------------------------------------------------------------
 
     async def _authenticate(self, request: web.Request) -> tuple[str, bytes]:
@@ -189,7 +193,7 @@ class PeerNetwork:
 
     async def _request(self, peer: Peer, method: str, path: str, body: bytes = b"") -> bytes:
         if self._session is None:
-            raise PeerError("network is not started")
+            raise PeerUnreachable("network is not started")
         headers = self.node_key.sign_request(method, path, body)
         try:
             async with self._session.request(
@@ -197,12 +201,14 @@ class PeerNetwork:
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
-                    raise PeerError(
+                    raise PeerUnreachable(
                         f"{peer.enode.host}:{peer.enode.p2p_port} answered "
                         f"{response.status}: {payload[:200].decode(errors='replace')}"
                     )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise PeerError(f"{peer.enode.host}:{peer.enode.p2p_port} unreachable: {exc}") from None
+            raise PeerUnreachable(
+                f"{peer.enode.host}:{peer.enode.p2p_port} unreachable: {exc}"
+            ) from None
         peer.last_seen = time.monotonic()
         return payload
 
@@ -211,7 +217,7 @@ class PeerNetwork:
         try:
             status = PeerStatus.from_json(json.loads(payload))
         except (ValueError, WireError) as exc:
-            raise PeerError(f"bad status from peer: {exc}") from None
+            raise PeerUnreachable(f"bad status from peer: {exc}") from None
         peer.status = status
         return status
 
@@ -226,7 +232,7 @@ class PeerNetwork:
         try:
             return decode_list(payload, "blocks")
         except WireError as exc:
-            raise PeerError(str(exc)) from None
+            raise PeerUnreachable(str(exc)) from None
 
     async def _ping_forever(self) -> None:
         while True:
@@ -237,7 +243,7 @@ class PeerNetwork:
     async def _ping(self, peer: Peer) -> None:
         try:
             await self.fetch_status(peer)
-        except PeerError:
+        except PeerUnreachable:
             return
         if self.on_peer_status is not None:
             try:

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp
-from eth.abc import BlockAPI
-
-from quorum_node.chain.vm import QuorumVM
 
 MAX_BLOCKS_PER_REQUEST = 64
 
@@ -35,17 +32,6 @@ def decode_list(encoded: bytes, what: str) -> list[bytes]:
     if not isinstance(items, list) or not all(isinstance(item, bytes) for item in items):
         raise WireError(f"{what}: expected a list of byte strings")
     return items
-
-
-def encode_block(block: BlockAPI) -> bytes:
-    return bytes(rlp.encode(block))
-
-
-def decode_block(encoded: bytes) -> BlockAPI:
-    try:
-        return rlp.decode(encoded, sedes=QuorumVM.get_block_class())  # type: ignore[no-any-return]
-    except Exception as exc:  # rlp and py-evm raise many decoding error types
-        raise WireError(f"block: does not decode: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,3 @@
-"""Private transactions: payloads from the transaction manager, private state per party
-group, private receipts. See ARCHITECTURE.md, "A private transaction, step by step"."""
+"""Private transactions: the use cases (``service``), payloads from the transaction
+manager (``payloads``), private state per party group (``state``, ``processor``,
+``store``). See docs/architecture.md, "The life of a private transaction"."""

@@ -4,8 +4,8 @@ transactions, before the chain thread executes them.
 "Not found" (404) means this node is not a party. Any other failure is not an answer:
 treating it as "not a party" would silently fork this node's private state from the
 other parties' (GoQuorum issue #1574). So failures are retried, and if the manager still
-cannot answer, ``ManagerUnavailable`` stops the block from being built or imported; the
-caller logs why and tries again later.
+cannot answer, ``PrivateDataUnavailable`` stops the block from being built or imported;
+the caller logs why and tries again later.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from quorum_node.errors import PrivateDataUnavailable
 from tx_manager.client import ClientError, Q2TClient
 
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 2.0, 4.0)
 CACHE_SIZE = 20_000
-
-
-class ManagerUnavailable(Exception):
-    """The transaction manager did not answer; the block must wait."""
 
 
 @dataclass(frozen=True)
@@ -37,22 +34,16 @@ class PrivatePayload:
 
 
 class PayloadResolver:
-    """One node's view of private payloads: the plaintext where it is a party, else None."""
+    """One node's view of private payloads: the plaintext where it is a party, else None.
 
-    def __init__(self, manager_url: str | None) -> None:
-        self.manager_url = manager_url
-        self._client = Q2TClient(manager_url) if manager_url else None
+    Answers are kept (a bounded cache): a block maker fetches a payload to build the
+    block and fetches nothing again when it commits it, and a restarted import of the
+    same block asks the manager once.
+    """
+
+    def __init__(self, manager: Q2TClient | None) -> None:
+        self._manager = manager
         self._cache: OrderedDict[bytes, PrivatePayload | None] = OrderedDict()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-    @property
-    def client(self) -> Q2TClient:
-        if self._client is None:
-            raise ManagerUnavailable("this node has no transaction manager configured")
-        return self._client
 
     async def resolve(
         self, payload_hashes: Iterable[bytes], *, patient: bool = True
@@ -61,24 +52,26 @@ class PayloadResolver:
         the block must wait for the answer); otherwise one attempt (a block maker can
         leave the transaction for a later block)."""
         wanted = list(dict.fromkeys(payload_hashes))
-        if self._client is None:
+        if self._manager is None:
             return dict.fromkeys(wanted)  # no manager: never a party to anything
         missing = [h for h in wanted if h not in self._cache]
-        results = await asyncio.gather(*(self._fetch(h, patient) for h in missing))
+        manager = self._manager
+        results = await asyncio.gather(*(self._fetch(manager, h, patient) for h in missing))
         for payload_hash, result in zip(missing, results, strict=True):
             self._cache[payload_hash] = result
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return {h: self._cache[h] for h in wanted}
 
-    async def _fetch(self, payload_hash: bytes, patient: bool) -> PrivatePayload | None:
-        assert self._client is not None  # noqa: S101 - checked by resolve
+    async def _fetch(
+        self, manager: Q2TClient, payload_hash: bytes, patient: bool
+    ) -> PrivatePayload | None:
         last_error: Exception | None = None
         for delay in (0.0, *RETRY_DELAYS_SECONDS) if patient else (0.0,):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                received = await self._client.receive(payload_hash)
+                received = await manager.receive(payload_hash)
             except ClientError as exc:
                 last_error = exc
                 logger.warning(
@@ -93,7 +86,7 @@ class PayloadResolver:
                 parties=tuple(sorted(received.parties)),
                 privacy_flag=received.privacy_flag,
             )
-        raise ManagerUnavailable(
-            f"the transaction manager at {self.manager_url} did not answer for payload "
+        raise PrivateDataUnavailable(
+            f"the transaction manager at {manager.base_url} did not answer for payload "
             f"{payload_hash[:8].hex()}…: {last_error}"
         )

@@ -1,36 +1,78 @@
 """The private half of a block: run its private transactions on their groups' states.
 
-Called by ``ChainService`` inside the block's single atomic write, after the public half
-executed and on the chain thread, with the payloads already fetched from the manager
-(``payloads.PayloadResolver``). For each private transaction this node is party to, in
-block order, the payload runs on the private state of its party group; then each touched
-group's new root, the private receipts and the new private contracts are stored.
+``PrivateBlocks`` is what the node asks for a block's private half (the node's
+``PrivateBlockSource``): it fetches the block's payloads from the manager
+(``payloads.PayloadResolver``) on the event loop and returns a ``ResolvedPrivateBlock``
+(the chain's ``PrivateBlock``). ``ChainService`` executes that inside the block's single
+atomic write, after the public half and on the chain thread: for each private
+transaction this node is party to, in block order, the payload runs on the private state
+of its party group; then each touched group's new root, the private receipts and the new
+private contracts are stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from eth.abc import AtomicDatabaseAPI, BlockAPI, ChainAPI, ComputationAPI, StateAPI
+from eth.abc import (
+    AtomicDatabaseAPI,
+    BlockAPI,
+    ChainAPI,
+    ComputationAPI,
+    SignedTransactionAPI,
+    StateAPI,
+)
 from eth.constants import BLANK_ROOT_HASH
 from eth_bloom import BloomFilter
 from eth_typing import Address, Hash32
 
 from quorum_node.chain.records import LogEntry, TransactionRecord
-from quorum_node.chain.transactions import QuorumTransactionBuilder, is_private
-from quorum_node.privacy.payloads import PrivatePayload
+from quorum_node.chain.transactions import (
+    QuorumTransactionBuilder,
+    is_private,
+    private_payload_hashes,
+)
+from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
 from quorum_node.privacy.state import private_state, run_private_transaction
 from quorum_node.privacy.store import PrivateContract, PrivateStore
 
 
-class PrivacyProcessor:
-    def __init__(self, db: AtomicDatabaseAPI) -> None:
-        self.db = db
-        self.store = PrivateStore(db)
+class PrivateBlocks:
+    """The node's source of private block halves (``node.PrivateBlockSource``)."""
 
-    def payload_hashes(self, block: BlockAPI) -> list[bytes]:
-        return [bytes(tx.data) for tx in block.transactions if is_private(tx)]
+    def __init__(self, resolver: PayloadResolver, processor: PrivacyProcessor) -> None:
+        self._resolver = resolver
+        self._processor = processor
+
+    async def for_block(
+        self, transactions: Sequence[SignedTransactionAPI], *, patient: bool
+    ) -> ResolvedPrivateBlock:
+        hashes = private_payload_hashes(transactions)
+        payloads = await self._resolver.resolve(hashes, patient=patient) if hashes else {}
+        return ResolvedPrivateBlock(self._processor, payloads)
+
+    async def close(self) -> None:
+        """Nothing to close: the manager's client belongs to the node's wiring."""
+
+
+@dataclass(frozen=True)
+class ResolvedPrivateBlock:
+    """A block's private half with its payloads in hand (``chain.service.PrivateBlock``)."""
+
+    processor: PrivacyProcessor
+    payloads: Mapping[bytes, PrivatePayload | None]
+
+    def execute(
+        self, chain: ChainAPI, block: BlockAPI, public_records: tuple[TransactionRecord, ...]
+    ) -> None:
+        self.processor.process_block(chain, block, public_records, self.payloads)
+
+
+class PrivacyProcessor:
+    def __init__(self, db: AtomicDatabaseAPI, store: PrivateStore) -> None:
+        self.db = db
+        self.store = store
 
     def process_block(
         self,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quorum_node.chain.calls import CallError, CallReverted
-from quorum_node.errors import QuorumNodeError, TransactionRejected
-from quorum_node.privacy.sending import InvalidPrivacyParams
+from quorum_node.errors import InvalidTransactionRequest, QuorumNodeError
+from quorum_node.privacy.params import InvalidPrivacyParams
 from quorum_node.rpc.errors import (
     ExecutionReverted,
     InvalidParams,
@@ -60,9 +60,9 @@ def _as_rpc_error(exc: Exception) -> RpcError:
         return exc
     if isinstance(exc, CallReverted):
         return ExecutionReverted(exc.reason, exc.revert_data)
-    if isinstance(exc, InvalidPrivacyParams):
+    if isinstance(exc, InvalidPrivacyParams | InvalidTransactionRequest):
         return InvalidParams(str(exc))
-    if isinstance(exc, TransactionRejected | CallError | QuorumNodeError):
+    if isinstance(exc, CallError | QuorumNodeError):
         return ServerError(str(exc))
     logger.exception("internal error while handling a request", exc_info=exc)
     return RpcError("internal error")

@@ -1,59 +1,38 @@
 """The ``eth_`` namespace: chain reads, state reads, calls and transactions.
 
-Handlers parse their parameters (``params``), do the chain work on the chain thread
-(``node.executor``), and shape results as geth does (``formatting``). Blocks, filters and
-subscriptions live in ``eth_filters``.
+Handlers parse their parameters (``params``), call the chain (on the chain thread,
+``node.executor``) or a use case (``privacy.service.PrivacyService`` for sends, calls
+and state reads that may be private; ``sending.TransactionSender`` for signing), and
+shape results as geth does (``formatting``). Blocks, filters and subscriptions live in
+``eth_filters``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from typing import Any, TypeVar
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_typing import Address, Hash32
+from eth_typing import Address
 
+from quorum_node.block_id import resolve_header, state_header
 from quorum_node.chain import calls
-from quorum_node.chain.calls import AccountOverride, Call
+from quorum_node.chain.calls import AccountOverride
 from quorum_node.chain.records import TransactionRecord
 from quorum_node.node import Node
-from quorum_node.privacy.sending import (
-    PrivacyParams,
-    PrivateSender,
-    build_private_transaction,
-    parse_privacy,
-    parties_text,
-)
+from quorum_node.privacy.service import PrivacyService
 from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
 from quorum_node.rpc.errors import InvalidParams, ServerError
-from quorum_node.rpc.signing import SUGGESTED_TIP, check_typed_data_arrays, sign_request
+from quorum_node.rpc.signing import check_typed_data_arrays
+from quorum_node.sending import TransactionSender
+from quorum_node.signing import SUGGESTED_TIP
+from quorum_node.transaction_request import ZERO_ADDRESS
 
 T = TypeVar("T")
-ZERO_ADDRESS = Address(b"\x00" * 20)
-
-
-def resolve_header(node: Node, block: p.BlockId) -> BlockHeaderAPI | None:
-    """The header a block id names, or None; chain thread. ``pending`` reads as latest."""
-    chain = node.chain
-    if block.hash is not None:
-        return chain.header_by_hash(block.hash)
-    if block.tag == "earliest":
-        return chain.header_by_number(0)
-    if block.tag is not None:  # latest, pending, safe, finalized: Raft and solo are final
-        return chain.head
-    assert block.number is not None  # noqa: S101 - BlockId always has one of the three
-    return chain.header_by_number(block.number)
-
-
-def state_header(node: Node, block: p.BlockId) -> BlockHeaderAPI:
-    header = resolve_header(node, block)
-    if header is None:
-        raise ServerError("header not found")
-    return header
 
 
 def parse_overrides(value: Any) -> dict[Address, AccountOverride]:
@@ -95,43 +74,12 @@ def parse_overrides(value: Any) -> dict[Address, AccountOverride]:
     return overrides
 
 
-def as_call(request: p.CallRequest, group_id: bytes | None = None) -> Call:
-    return Call(
-        sender=request.sender or ZERO_ADDRESS,
-        to=request.to,
-        value=request.value,
-        data=request.data,
-        gas=request.gas,
-        access_list=request.access_list,
-        group_id=group_id,
-    )
-
-
-def check_contract_group(
-    node: Node, to: bytes | None, privacy: PrivacyParams, default_key: str
-) -> None:
-    """Refuse a private transaction to a private contract of another party group; it
-    would run in its own group's state, where that contract does not exist, and silently
-    do nothing (ARCHITECTURE.md, "Private state per party group"). Chain thread."""
-    chain = node.chain
-    contract_group = chain.group_of(to)
-    if contract_group is None or contract_group == privacy.group_id(default_key):
-        return
-    members = chain.privacy.store.group_members(contract_group)
-    parties = [privacy.private_from or default_key, *privacy.private_for]
-    raise ServerError(
-        f"contract {fmt.checksum(to or b'')} lives in party group "
-        f"0x{contract_group.hex()} ({parties_text(members)}); this transaction's "
-        f"parties are {parties_text(parties)}: a private transaction can only "
-        "touch contracts of its own group"
-    )
-
-
 class EthNamespace:
-    def __init__(self, node: Node, private_sender: PrivateSender | None = None) -> None:
+    def __init__(self, node: Node, privacy: PrivacyService, sender: TransactionSender) -> None:
         self.node = node
+        self.privacy = privacy
+        self.sender = sender
         self.chain_id_hex = hex(node.chain.chain_id)
-        self.private_sender = private_sender or PrivateSender(None)
 
     # --- chain facts -----------------------------------------------------------------
 
@@ -202,7 +150,7 @@ class EthNamespace:
             percentiles = [float(x) for x in percentiles_raw]
 
         def read() -> dict[str, Any]:
-            header = state_header(self.node, newest)
+            header = state_header(self.node.chain, newest)
             last = header.block_number
             first = max(0, last - count + 1)
             headers = [self.node.chain.header_by_number(n) for n in range(first, last + 1)]
@@ -223,25 +171,17 @@ class EthNamespace:
 
     # --- state ---------------------------------------------------------------------
 
-    async def _state_read(self, block_raw: Any, read: Any, address: bytes | None = None) -> Any:
-        """Read state after a block; with ``address``, from the state the account lives
-        in (a private contract's party group, where this node is a party)."""
-        block = p.block_id(block_raw)
-
-        def run() -> Any:
-            header = state_header(self.node, block)
-            if address is not None:
-                return read(self.node.chain.state_for(header, address))
-            return read(self.node.chain.state_at(header))
-
-        return await self.node.executor.run(run)
+    async def _routed_read(self, block_raw: Any, address: Address, read: Any) -> Any:
+        """Read state after a block from the state ``address`` lives in: a private
+        contract's party group (where this node is a party), or the public state."""
+        return await self.privacy.read_state(p.block_id(block_raw), address, read)
 
     @rpc_method("eth_getBalance")
     async def get_balance(self, params: Any, context: CallContext) -> str:
         address_raw, block_raw = p.expect_params(params, 1, 2)
         address = p.address(address_raw, "address")
-        balance = await self._state_read(
-            block_raw, lambda state: state.get_balance(address), address
+        balance = await self._routed_read(
+            block_raw, address, lambda state: state.get_balance(address)
         )
         return fmt.hex_quantity(balance)
 
@@ -249,7 +189,14 @@ class EthNamespace:
     async def get_transaction_count(self, params: Any, context: CallContext) -> str:
         address_raw, block_raw = p.expect_params(params, 1, 2)
         address = p.address(address_raw, "address")
-        nonce = await self._state_read(block_raw, lambda state: state.get_nonce(address))
+        block = p.block_id(block_raw)
+
+        def read() -> int:
+            return int(
+                self.node.chain.state_at(state_header(self.node.chain, block)).get_nonce(address)
+            )
+
+        nonce = await self.node.executor.run(read)
         if block_raw == "pending":
             nonce = self.node.pool.pending_nonce(address, nonce)
         return fmt.hex_quantity(nonce)
@@ -258,7 +205,7 @@ class EthNamespace:
     async def get_code(self, params: Any, context: CallContext) -> str:
         address_raw, block_raw = p.expect_params(params, 1, 2)
         address = p.address(address_raw, "address")
-        code = await self._state_read(block_raw, lambda state: state.get_code(address), address)
+        code = await self._routed_read(block_raw, address, lambda state: state.get_code(address))
         return fmt.hex_data(code)
 
     @rpc_method("eth_getStorageAt")
@@ -269,37 +216,28 @@ class EthNamespace:
             slot = int.from_bytes(p.fixed_data(slot_raw, "slot", 32), "big")
         else:
             slot = p.quantity(slot_raw, "slot")
-        value = await self._state_read(
-            block_raw, lambda state: state.get_storage(address, slot), address
+        value = await self._routed_read(
+            block_raw, address, lambda state: state.get_storage(address, slot)
         )
         return fmt.hex_data(value.to_bytes(32, "big"))
 
     # --- calls ---------------------------------------------------------------------
 
-    async def _run_call(self, params: Any, run: Callable[..., T]) -> T:
-        """Parse (request, block, overrides) and run ``run`` on the chain thread, in the
-        state the request belongs to: its ``privateFor`` group, the group of the private
-        contract it calls, or the public state."""
-        request_raw, block_raw, overrides_raw = p.expect_params(params, 1, 3)
-        request = p.call_request(request_raw)
-        block = p.block_id(block_raw)
-        overrides = parse_overrides(overrides_raw)
-        group_id = await self._private_group(request)
-
-        def in_state() -> T:
-            header = state_header(self.node, block)
-            call = as_call(request, group_id or self.node.chain.group_of(request.to))
-            return run(self.node.chain, header, call, overrides)
-
-        return await self.node.executor.run(in_state)
-
     @rpc_method("eth_call")
     async def call(self, params: Any, context: CallContext) -> str:
-        return fmt.hex_data(await self._run_call(params, calls.call))
+        request_raw, block_raw, overrides_raw = p.expect_params(params, 1, 3)
+        output = await self.privacy.call(
+            p.call_request(request_raw), p.block_id(block_raw), parse_overrides(overrides_raw)
+        )
+        return fmt.hex_data(output)
 
     @rpc_method("eth_estimateGas")
     async def estimate_gas(self, params: Any, context: CallContext) -> str:
-        return fmt.hex_quantity(await self._run_call(params, calls.estimate_gas))
+        request_raw, block_raw, overrides_raw = p.expect_params(params, 1, 3)
+        gas = await self.privacy.estimate_gas(
+            p.call_request(request_raw), p.block_id(block_raw), parse_overrides(overrides_raw)
+        )
+        return fmt.hex_quantity(gas)
 
     @rpc_method("eth_createAccessList")
     async def create_access_list(self, params: Any, context: CallContext) -> dict[str, Any]:
@@ -309,7 +247,7 @@ class EthNamespace:
 
         def run() -> tuple[list[tuple[Address, list[int]]], int, str | None]:
             return calls.access_list(
-                self.node.chain, state_header(self.node, block), as_call(request)
+                self.node.chain, state_header(self.node.chain, block), request.as_call()
             )
 
         entries, gas_used, error = await self.node.executor.run(run)
@@ -329,92 +267,17 @@ class EthNamespace:
 
     # --- sending -------------------------------------------------------------------
 
-    async def _private_group(self, request: p.CallRequest) -> bytes | None:
-        """The party group a request with ``privateFor`` runs in (None: not private)."""
-        privacy = parse_privacy(request.extra)
-        if privacy is None:
-            return None
-        return privacy.group_id(await self.private_sender.default_key())
-
-    async def send_private(self, request: p.CallRequest, privacy: PrivacyParams) -> Hash32:
-        """Steps 1 to 3: payload to the manager, hash on chain, signed as private."""
-        sender = request.sender
-        if sender is None:
-            raise InvalidParams('transaction: "from" is required')
-        account = self.node.accounts.get(sender)
-        if account is None:
-            raise ServerError("unknown account")
-        if request.value:
-            raise ServerError("ether value is not supported for private transactions")
-        default_key = await self.private_sender.default_key()
-        group_id = privacy.group_id(default_key)
-        chain = self.node.chain
-
-        def check_and_estimate() -> int | None:
-            check_contract_group(self.node, request.to, privacy, default_key)
-            if request.gas is not None:
-                return None
-            return calls.estimate_gas(chain, chain.head, as_call(request, group_id))
-
-        estimate = await self.node.executor.run(check_and_estimate)
-        payload_hash = await self.private_sender.distribute(request.data, privacy)
-        state_nonce = await self.node.executor.run(lambda: chain.head_state().get_nonce(sender))
-        nonce = request.nonce
-        if nonce is None:
-            nonce = self.node.pool.pending_nonce(sender, state_nonce)
-        gas = request.gas if request.gas is not None else int((estimate or 0) * 1.1) + 25_000
-        transaction = build_private_transaction(
-            private_key=account.private_key,
-            nonce=nonce,
-            gas=max(gas, 60_000),
-            gas_price=request.gas_price or 0,
-            to=request.to,
-            payload_hash=payload_hash,
-        )
-        return await self.node.submit(transaction)
-
-    async def fill_and_sign(self, request: p.CallRequest) -> SignedTransactionAPI:
-        """Complete a transaction request for a held account and sign it (geth's rules)."""
-        sender = request.sender
-        if sender is None:
-            raise InvalidParams('transaction: "from" is required')
-        account = self.node.accounts.get(sender)
-        if account is None:
-            raise ServerError("unknown account")
-        nonce = request.nonce
-        if nonce is None:
-            state_nonce = await self.node.executor.run(
-                lambda: self.node.chain.head_state().get_nonce(sender)
-            )
-            nonce = self.node.pool.pending_nonce(sender, state_nonce)
-        gas = request.gas
-        if gas is None:
-            gas = await self.node.executor.run(
-                lambda: calls.estimate_gas(self.node.chain, self.node.chain.head, as_call(request))
-            )
-        return sign_request(
-            request,
-            private_key=account.private_key,
-            chain_id=self.node.chain.chain_id,
-            nonce=nonce,
-            gas=gas,
-        )
-
     @rpc_method("eth_sendTransaction")
     async def send_transaction(self, params: Any, context: CallContext) -> str:
         (request_raw,) = p.expect_params(params, 1, 1)
-        request = p.call_request(request_raw)
-        privacy = parse_privacy(request.extra)
-        if privacy is not None:
-            return fmt.hex_data(await self.send_private(request, privacy))
-        transaction = await self.fill_and_sign(request)
-        return fmt.hex_data(await self.node.submit(transaction))
+        transaction_hash = await self.privacy.send_transaction(p.call_request(request_raw))
+        return fmt.hex_data(transaction_hash)
 
     @rpc_method("eth_signTransaction")
     async def sign_transaction(self, params: Any, context: CallContext) -> dict[str, Any]:
         (request_raw,) = p.expect_params(params, 1, 1)
         request = p.call_request(request_raw)
-        transaction = await self.fill_and_sign(request)
+        transaction = await self.sender.sign(request)
         return {
             "raw": fmt.hex_data(transaction.encode()),
             "tx": fmt.format_transaction(transaction, request.sender or ZERO_ADDRESS, None),
@@ -444,8 +307,6 @@ class EthNamespace:
         address_raw, typed_raw = p.expect_params(params, 2, 2)
         address = p.address(address_raw, "address")
         if isinstance(typed_raw, str):
-            import json
-
             try:
                 typed_raw = json.loads(typed_raw)
             except ValueError:
@@ -506,7 +367,7 @@ class EthNamespace:
         index = p.quantity(index_raw, "index", 2**32)
 
         def read() -> TransactionRecord | None:
-            header = resolve_header(self.node, block)
+            header = resolve_header(self.node.chain, block)
             if header is None or (block.tag == "pending"):
                 return None
             body = self.node.chain.block_of(header)
@@ -589,7 +450,7 @@ class EthNamespace:
         def read() -> Any:
             if block.tag == "pending":
                 return self._pending_block()
-            header = resolve_header(self.node, block)
+            header = resolve_header(self.node.chain, block)
             return None if header is None else self._format_block(header, full)
 
         return await self.node.executor.run(read)
@@ -616,7 +477,7 @@ class EthNamespace:
         def read() -> Any:
             if block.tag == "pending":
                 return 0
-            header = resolve_header(self.node, block)
+            header = resolve_header(self.node.chain, block)
             return None if header is None else len(self.node.chain.block_of(header).transactions)
 
         count = await self.node.executor.run(read)
@@ -636,13 +497,13 @@ class EthNamespace:
     async def uncle_count_by_hash(self, params: Any, context: CallContext) -> Any:
         (hash_raw,) = p.expect_params(params, 1, 1)
         block = p.BlockId(hash=p.block_hash(hash_raw))
-        found = await self.node.executor.run(resolve_header, self.node, block)
+        found = await self.node.executor.run(resolve_header, self.node.chain, block)
         return None if found is None else "0x0"
 
     @rpc_method("eth_getUncleCountByBlockNumber")
     async def uncle_count_by_number(self, params: Any, context: CallContext) -> Any:
         (block_raw,) = p.expect_params(params, 1, 1)
-        found = await self.node.executor.run(resolve_header, self.node, p.block_id(block_raw))
+        found = await self.node.executor.run(resolve_header, self.node.chain, p.block_id(block_raw))
         return None if found is None else "0x0"
 
     @rpc_method("eth_getUncleByBlockHashAndIndex")
@@ -665,7 +526,7 @@ class EthNamespace:
         block = p.block_id(block_raw)
 
         def read() -> Any:
-            header = resolve_header(self.node, block)
+            header = resolve_header(self.node.chain, block)
             if header is None or block.tag == "pending":
                 return None
             return [

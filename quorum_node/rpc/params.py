@@ -5,15 +5,15 @@ Each parser names the parameter it was reading, so a client learns which one is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from eth_typing import Address, Hash32
 from eth_utils import is_hex_address, to_canonical_address
 
+from quorum_node.block_id import BLOCK_TAGS, BlockId
 from quorum_node.rpc.errors import InvalidParams
+from quorum_node.transaction_request import SignedAuthorization, TransactionRequest
 
-BLOCK_TAGS = ("latest", "earliest", "pending", "safe", "finalized")
 MAX_UINT256 = 2**256 - 1
 
 
@@ -85,16 +85,6 @@ def boolean(value: Any, name: str) -> bool:
     return value
 
 
-@dataclass(frozen=True)
-class BlockId:
-    """A block named by tag, number or hash (EIP-1898 objects included)."""
-
-    tag: str | None = None
-    number: int | None = None
-    hash: Hash32 | None = None
-    require_canonical: bool = False
-
-
 def block_id(value: Any, name: str = "block", default: str = "latest") -> BlockId:
     if value is None:
         return BlockId(tag=default)
@@ -115,19 +105,6 @@ def block_id(value: Any, name: str = "block", default: str = "latest") -> BlockI
         if "blockNumber" in value:
             return block_id(value["blockNumber"], f"{name}.blockNumber")
     raise InvalidParams(f"{name}: expected a block number, tag or hash")
-
-
-@dataclass(frozen=True)
-class SignedAuthorization:
-    """One entry of an EIP-7702 ``authorizationList``: the account that signed it lets
-    its code delegate to ``address``."""
-
-    chain_id: int
-    address: Address
-    nonce: int
-    y_parity: int
-    r: int
-    s: int
 
 
 def authorization_list(value: Any, name: str) -> tuple[SignedAuthorization, ...]:
@@ -152,26 +129,6 @@ def authorization_list(value: Any, name: str) -> tuple[SignedAuthorization, ...]
     return tuple(entries)
 
 
-@dataclass(frozen=True)
-class CallRequest:
-    """The transaction-like object of eth_call, eth_estimateGas and eth_sendTransaction."""
-
-    sender: Address | None = None
-    to: Address | None = None
-    gas: int | None = None
-    gas_price: int | None = None
-    max_fee_per_gas: int | None = None
-    max_priority_fee_per_gas: int | None = None
-    value: int = 0
-    data: bytes = b""
-    nonce: int | None = None
-    access_list: tuple[tuple[Address, tuple[int, ...]], ...] | None = None
-    transaction_type: int | None = None
-    chain_id: int | None = None
-    authorizations: tuple[SignedAuthorization, ...] | None = None
-    extra: dict[str, Any] | None = None  # fields beyond Ethereum's (Quorum's privateFor, ...)
-
-
 _CALL_KNOWN = {
     "from",
     "to",
@@ -190,7 +147,7 @@ _CALL_KNOWN = {
 }
 
 
-def call_request(value: Any, name: str = "transaction") -> CallRequest:
+def call_request(value: Any, name: str = "transaction") -> TransactionRequest:
     if not isinstance(value, dict):
         raise InvalidParams(f"{name}: expected an object")
 
@@ -230,7 +187,7 @@ def call_request(value: Any, name: str = "transaction") -> CallRequest:
             )
         access_list = tuple(entries)
     extra = {key: item for key, item in value.items() if key not in _CALL_KNOWN}
-    return CallRequest(
+    return TransactionRequest(
         sender=optional("from", address),
         to=optional("to", address),
         gas=optional("gas", quantity, 2**64 - 1),

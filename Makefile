@@ -22,7 +22,9 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check quorum_node tx_manager tests bench
+	$(VENV)/bin/ruff format --check quorum_node tx_manager tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # solc comes from npm, pinned in contracts/package.json; artifacts are committed.
 contracts:

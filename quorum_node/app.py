@@ -118,6 +118,7 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
         password,
         config.raft_dir,
         block_period=config.block_period_ms / 1000,
+        election_timeout=config.raft_election_timeout_ms / 1000,
     )
     return network, engine, self_enode
 

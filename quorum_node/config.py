@@ -38,6 +38,9 @@ class NodeConfig:
     raft_password_file: Path | None = None
     permissioned_nodes_file: Path | None = None
     tm_url: str | None = None  # the transaction manager's Q2T URL; None: no private transactions
+    #: A follower that hears nothing from the leader for this long (up to 3 times as
+    #: long, at random) stands for election. Raise it on a loaded or distant network.
+    raft_election_timeout_ms: int = 400
 
     @property
     def node_key_path(self) -> Path:
@@ -87,6 +90,12 @@ def load_node_config(path: Path) -> NodeConfig:
             raise ConfigError(f"config {path}: {key!r} must be a port number")
         return value
 
+    def a_duration_ms(key: str, default: int) -> int:
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 50 <= value <= 60_000:
+            raise ConfigError(f"config {path}: {key!r} must be milliseconds, 50 to 60000")
+        return value
+
     rpc = RpcConfig(
         host=str(raw.get("rpc_host", "127.0.0.1")),
         http_port=a_port("http_port", 8545) or 0,
@@ -112,4 +121,5 @@ def load_node_config(path: Path) -> NodeConfig:
         raft_password_file=a_path("raft_password_file"),
         permissioned_nodes_file=a_path("permissioned_nodes"),
         tm_url=raw.get("tm_url"),
+        raft_election_timeout_ms=a_duration_ms("raft_election_timeout_ms", 400),
     )

@@ -69,6 +69,7 @@ class RaftEngine:
         password: str,
         raft_dir: Path,
         block_period: float = 0.05,
+        election_timeout: float = 0.4,
     ) -> None:
         self._chain = chain
         self._pool = pool
@@ -78,6 +79,7 @@ class RaftEngine:
         self._password = password
         self._raft_dir = raft_dir
         self._block_period = block_period
+        self._election_timeout = election_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cluster: ClusterState | None = None
         self._raft: SyncObj | None = None
@@ -109,6 +111,7 @@ class RaftEngine:
             self._password,
             self._self.raft_address,
             self._raft_dir,
+            election_timeout=self._election_timeout,
             onStateChanged=self._on_state_changed_threadsafe,
         )
         self._raft = SyncObj(self._self.raft_address, others, conf=conf, consumers=[self._cluster])

@@ -100,7 +100,13 @@ class ClusterState(SyncObjConsumer):  # type: ignore[misc]
         return True
 
 
-def raft_conf(password: str, bind_address: str, datadir: Path, **callbacks: Any) -> SyncObjConf:
+def raft_conf(
+    password: str,
+    bind_address: str,
+    datadir: Path,
+    election_timeout: float = 0.4,
+    **callbacks: Any,
+) -> SyncObjConf:
     if not password:
         raise ConfigError("the Raft cluster needs a password: pysyncobj unpickles its traffic")
     datadir.mkdir(parents=True, exist_ok=True)
@@ -112,14 +118,14 @@ def raft_conf(password: str, bind_address: str, datadir: Path, **callbacks: Any)
         # Send a new entry, and a new commit index, at once rather than with the next
         # periodic heartbeat: a block is proposed and learnt committed ~10 ms sooner.
         appendEntriesUseBatch=False,
-        raftMinTimeout=0.4,
-        raftMaxTimeout=1.2,
+        raftMinTimeout=election_timeout,
+        raftMaxTimeout=3 * election_timeout,
         # A leader that hears from no majority for this long steps down (etcd's
         # CheckQuorum), so a node cut off from the cluster stops reporting itself as the
         # minter; pysyncobj's default keeps it "leader" for 30 s.
         leaderFallbackTimeout=3.0,
         connectionRetryTime=1.0,
-        connectionTimeout=2.0,
+        connectionTimeout=max(2.0, 3 * election_timeout),  # pysyncobj: >= raftMaxTimeout
         journalFile=str(datadir / "raft.journal"),
         fullDumpFile=str(datadir / "raft.dump"),
         useFork=False,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from quorum_node.qnet.layout import generate, network_description
 from tests.network.harness import QnetNetwork, RpcFailure, running_network
 from tests.support.node_process import wait_until
 
@@ -68,3 +72,77 @@ def test_membership_calls_refuse_bad_input(network3: QnetNetwork) -> None:
     with pytest.raises(RpcFailure, match="no cluster member"):
         network3.call(name, "raft_removePeer", [99])
     assert network3.head_number(name) >= 0
+
+
+def _permissioned(network: QnetNetwork, name: str) -> Path:
+    return network.directory / name / "data" / "permissioned-nodes.json"
+
+
+def test_a_new_node_joins_every_node_sees_it_and_it_can_lead(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A node none of the others was started with joins (GoQuorum's way: on the
+    permissioned list of every node, then ``raft_addPeer``, then started). Every member
+    lists it with the same raft id, and once it leads, every other node forwards to it."""
+    directory = tmp_path_factory.mktemp("joining")
+    layout = generate(directory, 4, "raft", 50, with_tx_managers=False)
+    network = QnetNetwork(directory, description=network_description(layout))
+    founders, newcomer = network.names[:3], network.names[3]
+    everyone = [*founders, newcomer]
+    all_enodes = json.loads(_permissioned(network, newcomer).read_text())
+    try:
+        for name in founders:
+            _permissioned(network, name).write_text(json.dumps(all_enodes[:3]) + "\n")
+        # The newcomer stands for election long before anyone else when a leader goes.
+        config_path = directory / newcomer / "node.json"
+        config = json.loads(config_path.read_text())
+        config["raft_election_timeout_ms"] = 100
+        config_path.write_text(json.dumps(config))
+        for name in founders:
+            config_path = directory / name / "node.json"
+            config = json.loads(config_path.read_text())
+            config["raft_election_timeout_ms"] = 2000
+            config_path.write_text(json.dumps(config))
+        for name in founders:
+            network.start(name)
+        leader = network.leader(founders, timeout=60)
+
+        for name in founders:
+            _permissioned(network, name).write_text(json.dumps(all_enodes) + "\n")
+        new_id = network.call(leader, "raft_addPeer", [network.node(newcomer)["enode"]])
+        assert new_id == 4
+        network.start(newcomer)
+
+        def everyone_lists_it() -> bool:
+            for name in everyone:
+                members = network.try_call(name, "raft_cluster") or []
+                ids = {m["nodeId"]: m["raftId"] for m in members}
+                if ids.get(network.node_id(newcomer)) != new_id or len(ids) != 4:
+                    return False
+            return True
+
+        wait_until(everyone_lists_it, 60, "every node to list the newcomer with raft id 4")
+        network.wait_same_head(everyone, timeout=60)
+
+        network.stop(leader)
+        survivors = [name for name in everyone if name != leader]
+        assert network.leader(survivors, timeout=60) == newcomer
+        for name in survivors:
+            assert network.call(name, "raft_leader") == network.node_id(newcomer)
+            roles = {m["raftId"]: m["role"] for m in network.call(name, "raft_cluster")}
+            assert roles[new_id] == "minter", (name, roles)
+
+        # Every founder still up forwards to the newcomer, which mints.
+        sent = []
+        for name in [n for n in survivors if n != newcomer]:
+            account = network.account(name)
+            raw, tx_hash = network.sign_transfer(
+                account["private_key"], network.nonce(name, account["address"])
+            )
+            network.call(name, "eth_sendRawTransaction", [raw])
+            sent.append(tx_hash)
+        for tx_hash in sent:
+            for name in survivors:
+                assert network.wait_receipt(name, tx_hash)["status"] == "0x1"
+    finally:
+        network.down()

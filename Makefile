@@ -21,7 +21,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check quorum_node tx_manager tests bench
+	$(VENV)/bin/ruff check quorum_node tx_manager quorum_shared tests bench
 	$(VENV)/bin/mypy
 
 # solc comes from npm, pinned in contracts/package.json; artifacts are committed.

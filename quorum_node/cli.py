@@ -19,6 +19,7 @@ from quorum_node.app import serve
 from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
 from quorum_node.config import NodeConfig, RpcConfig, load_node_config
 from quorum_node.errors import ConfigError
+from quorum_shared.secret_files import secret_directory
 
 DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
 
@@ -111,7 +112,7 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
     genesis_path = datadir / "genesis.json"
     keystore = datadir / "keystore"
     if not genesis_path.exists():
-        datadir.mkdir(parents=True, exist_ok=True)
+        secret_directory(datadir)  # holds the dev account's keystore
         dev_key = secrets.token_bytes(32)
         write_keystore_file(keystore, dev_key, "")
         funded = [dev_key, *args.dev_account_key]

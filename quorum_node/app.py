@@ -14,7 +14,7 @@ from quorum_node.accounts import AccountStore
 from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.service import ChainService
-from quorum_node.config import NodeConfig
+from quorum_node.config import NodeConfig, check_insecure_unlock
 from quorum_node.consensus.raft import RaftEngine, RaftMember
 from quorum_node.consensus.solo import SoloEngine
 from quorum_node.errors import ConfigError
@@ -122,6 +122,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
     accounts.load_keystore(config.keystore_dir, read_password(config))
     for key in config.extra_keys:
         accounts.add_key(key)
+    check_insecure_unlock(config.rpc, len(accounts.addresses()))
     db = SqliteDB(config.chain_db_path)
     try:
         chain = ChainService(db, genesis)
@@ -130,7 +131,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         raise
     node = Node(chain, accounts, config.coinbase, PayloadResolver(config.tm_url))
     private_sender = PrivateSender(Q2TClient(config.tm_url) if config.tm_url else None)
-    dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
+    dispatcher = Dispatcher(config.rpc.max_batch_size, config.rpc.max_batch_response_bytes)
     network: PeerNetwork | None = None
     try:
         if config.consensus == "solo":

@@ -19,6 +19,7 @@ from eth_keys import keys
 
 from quorum_node.accounts import write_keystore_file
 from quorum_node.chain.genesis import Genesis, GenesisAccount
+from quorum_node.config import DEFAULT_VHOSTS, DEFAULT_WS_ORIGINS
 from quorum_node.errors import ConfigError
 from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_shared.secret_files import secret_directory, write_secret
@@ -26,6 +27,23 @@ from quorum_shared.secret_files import secret_directory, write_secret
 DEV_BALANCE = 10**30
 DEFAULT_CHAIN_ID = 1337
 ACCOUNT_PASSWORD = "quorum-py-dev"
+#: What users of a local network call: the defaults, plus ``admin`` and ``raft`` (qnet
+#: itself waits on ``raft_leader``; membership changes), ``debug``
+#: (``debug_privateStateRoot``) and ``evm`` (``evm_mine``). The ports stay on loopback.
+QNET_APIS = ("eth", "net", "web3", "txpool", "quorum", "admin", "raft", "debug", "evm")
+
+
+def rpc_access_settings() -> dict[str, Any]:
+    """The JSON-RPC access fields of a qnet node's ``node.json``, written out in full so
+    that a user sees what to change."""
+    return {
+        "http_api": list(QNET_APIS),
+        "ws_api": list(QNET_APIS),
+        "http_vhosts": list(DEFAULT_VHOSTS),
+        "http_corsdomain": [],
+        "ws_origins": list(DEFAULT_WS_ORIGINS),
+        "allow_insecure_unlock": False,
+    }
 
 
 _HANDED_OUT: set[int] = set()
@@ -182,6 +200,7 @@ def generate(
             "raft_port": participant.raft_port,
             "raft_password_file": "../raft-password.txt",
             "permissioned_nodes": "data/permissioned-nodes.json",
+            **rpc_access_settings(),
         }
         (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
     if with_tx_managers:

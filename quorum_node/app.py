@@ -35,6 +35,7 @@ from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
+from quorum_shared.secret_files import secret_directory
 from tx_manager.client import Q2TClient
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
 
 
 async def start_node(config: NodeConfig) -> RunningNode:
-    config.datadir.mkdir(parents=True, exist_ok=True)
+    secret_directory(config.datadir)  # holds the node key and the keystore
     genesis = Genesis.load(config.genesis_file)
     accounts = AccountStore()
     accounts.load_keystore(config.keystore_dir, read_password(config))

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from quorum_node.chain.genesis import Genesis
 from tests.network.harness import QnetNetwork
+from tests.support.node_process import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +142,38 @@ def test_quorum_node_account_new_writes_0600_in_a_0700_keystore(tmp_path: Path) 
     assert result.stdout.strip()[2:].lower() in keyfile.name.lower()
     assert mode(keyfile) == 0o600
     assert mode(datadir / "keystore") == 0o700
+
+
+def test_quorum_node_run_creates_its_datadir_0700(tmp_path: Path) -> None:
+    """The data folder holds the node key and the keystore."""
+    genesis = tmp_path / "genesis.json"
+    Genesis(chain_id=1337, alloc={}).save(genesis)
+    datadir = tmp_path / "new" / "data"
+    previous = os.umask(0)
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "quorum_node.cli",
+                "run",
+                "--datadir",
+                str(datadir),
+                "--genesis",
+                str(genesis),
+                "--http-port",
+                "0",
+                "--ws-port",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        os.umask(previous)
+    try:
+        wait_until((datadir / "endpoints.json").exists, 60, "the node to start")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert mode(datadir) == 0o700 and mode(datadir.parent) == 0o700

@@ -182,14 +182,16 @@ class RpcServer:
         outbox.start()
         context = CallContext(
             namespaces=self._config.ws_api,
-            send_notification=lambda message: outbox.put(_dumps(message)),
+            send_notification=lambda message: not outbox.closed and outbox.put(_dumps(message)),
         )
-        await self._read_calls(socket, context, outbox)
-        for task in closing:
-            await task
-        await outbox.close()
-        if self._on_disconnect is not None:
-            self._on_disconnect(context)
+        try:
+            await self._read_calls(socket, context, outbox)
+        finally:
+            if self._on_disconnect is not None:
+                self._on_disconnect(context)  # first: nothing may keep its subscriptions
+            await outbox.close()
+            for task in closing:
+                await task
         return socket
 
     async def _read_calls(

@@ -21,8 +21,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check quorum_node tx_manager tests bench
-	$(VENV)/bin/ruff format --check quorum_node tx_manager tests bench
+	$(VENV)/bin/ruff check quorum_node tx_manager quorum_shared tests bench
+	$(VENV)/bin/ruff format --check quorum_node tx_manager quorum_shared tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 
 from quorum_node.errors import ConfigError
+from quorum_shared.secret_files import secret_directory, write_secret
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,10 @@ class AccountStore:
 
 
 def write_keystore_file(keystore_dir: Path, private_key: bytes, password: str) -> Path:
-    """Encrypt ``private_key`` into a new keystore file named the way geth names them."""
-    keystore_dir.mkdir(parents=True, exist_ok=True)
+    """Encrypt ``private_key`` into a new keystore file named the way geth names them
+    (mode 0600, written atomically, in a keystore folder created 0700)."""
+    secret_directory(keystore_dir)
     keyfile = Account.encrypt(private_key, password)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
     path = keystore_dir / f"UTC--{stamp}.000000000Z--{keyfile['address']}"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(keyfile))
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    temporary.rename(path)
-    return path
+    return write_secret(path, json.dumps(keyfile), replace=False)

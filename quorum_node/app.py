@@ -15,7 +15,7 @@ from quorum_node.accounts import AccountStore
 from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.service import ChainService
-from quorum_node.config import NodeConfig
+from quorum_node.config import NodeConfig, check_insecure_unlock
 from quorum_node.consensus.base import ConsensusEngine
 from quorum_node.consensus.raft import RaftEngine
 from quorum_node.consensus.raft_state import RaftMember
@@ -41,6 +41,7 @@ from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
 from quorum_node.sending import NonceReservations, TransactionSender
+from quorum_shared.secret_files import secret_directory
 from tx_manager.client import Q2TClient
 
 logger = logging.getLogger(__name__)
@@ -126,12 +127,13 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
 async def start_node(config: NodeConfig) -> RunningNode:
     """Build and start every part of a node; if any step fails, what was started is
     stopped again before the error propagates. ``RunningNode.stop`` undoes a success."""
-    config.datadir.mkdir(parents=True, exist_ok=True)
+    secret_directory(config.datadir)  # holds the node key and the keystore
     genesis = Genesis.load(config.genesis_file)
     accounts = AccountStore()
     accounts.load_keystore(config.keystore_dir, read_password(config))
     for key in config.extra_keys:
         accounts.add_key(key)
+    check_insecure_unlock(config.rpc, len(accounts.addresses()))
     started = AsyncExitStack()
     try:
         db = SqliteDB(config.chain_db_path)
@@ -149,7 +151,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         started.push_async_callback(node.close)
         sender = TransactionSender(node, NonceReservations(node))
         privacy = PrivacyService(node, sender, private_store, manager)
-        dispatcher = Dispatcher(max_batch_size=config.rpc.max_batch_size)
+        dispatcher = Dispatcher(config.rpc.max_batch_size, config.rpc.max_batch_response_bytes)
         network: PeerNetwork | None = None
         engine: ConsensusEngine
         if config.consensus == "solo":

@@ -17,8 +17,21 @@ from eth_typing import Address
 from quorum_node.accounts import AccountStore, write_keystore_file
 from quorum_node.app import serve
 from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
-from quorum_node.config import NodeConfig, RpcConfig, load_node_config
+from quorum_node.config import (
+    DEFAULT_APIS,
+    DEFAULT_MAX_BATCH_RESPONSE_BYTES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_VHOSTS,
+    DEFAULT_WS_MAX_QUEUED_BYTES,
+    DEFAULT_WS_ORIGINS,
+    DEV_APIS,
+    NodeConfig,
+    RpcConfig,
+    load_node_config,
+    parse_apis,
+)
 from quorum_node.errors import ConfigError
+from quorum_shared.secret_files import secret_directory
 
 DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
 
@@ -34,7 +47,11 @@ def _hex_key(text: str) -> bytes:
     return key
 
 
-def _add_rpc_options(parser: argparse.ArgumentParser) -> None:
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _add_rpc_options(parser: argparse.ArgumentParser, default_apis: frozenset[str]) -> None:
     parser.add_argument("--datadir", type=Path, help="data directory")
     parser.add_argument("--http-host", default="127.0.0.1", help="interface for HTTP and WS")
     parser.add_argument("--http-port", type=int, default=8545, help="HTTP JSON-RPC port (0: any)")
@@ -52,7 +69,77 @@ def _add_rpc_options(parser: argparse.ArgumentParser) -> None:
         "--max-body-bytes",
         type=int,
         default=5 * 1024 * 1024,
-        help="largest JSON-RPC request body accepted (default 5 MB)",
+        help="largest JSON-RPC request body or WebSocket message accepted (default 5 MB)",
+    )
+    access = parser.add_argument_group(
+        "who may use JSON-RPC (as geth's --http.* / --ws.* flags; comma-separated lists)"
+    )
+    access.add_argument(
+        "--http-vhosts",
+        type=_comma_list,
+        default=DEFAULT_VHOSTS,
+        metavar="LIST",
+        help="Host header names served on HTTP and WebSocket; an IP address is always "
+        "served; * serves any (default: localhost)",
+    )
+    access.add_argument(
+        "--http-corsdomain",
+        type=_comma_list,
+        default=(),
+        metavar="LIST",
+        help="browser origins allowed cross-origin HTTP calls, or * (default: none)",
+    )
+    access.add_argument(
+        "--ws-origins",
+        type=_comma_list,
+        default=DEFAULT_WS_ORIGINS,
+        metavar="LIST",
+        help="browser origins allowed to open a WebSocket, or *; handshakes without an "
+        f"Origin (programs) are allowed (default: {','.join(DEFAULT_WS_ORIGINS)})",
+    )
+    apis = ",".join(sorted(default_apis))
+    access.add_argument(
+        "--http-api",
+        type=_comma_list,
+        default=tuple(default_apis),
+        metavar="LIST",
+        help=f"namespaces served over HTTP (default: {apis}; admin, raft, debug and "
+        "personal only when listed)",
+    )
+    access.add_argument(
+        "--ws-api",
+        type=_comma_list,
+        default=tuple(default_apis),
+        metavar="LIST",
+        help=f"namespaces served over WebSocket (default: {apis})",
+    )
+    access.add_argument(
+        "--allow-insecure-unlock",
+        action="store_true",
+        help="hold unlocked accounts even when JSON-RPC listens beyond loopback",
+    )
+    limits = parser.add_argument_group("JSON-RPC limits")
+    limits.add_argument(
+        "--rpc-batch-request-limit",
+        type=int,
+        default=DEFAULT_MAX_BATCH_SIZE,
+        metavar="N",
+        help=f"most calls in one batch (default {DEFAULT_MAX_BATCH_SIZE})",
+    )
+    limits.add_argument(
+        "--rpc-batch-response-max-size",
+        type=int,
+        default=DEFAULT_MAX_BATCH_RESPONSE_BYTES,
+        metavar="BYTES",
+        help="largest batch answer; later calls get -32003 (default 25 MB)",
+    )
+    limits.add_argument(
+        "--ws-max-queued-bytes",
+        type=int,
+        default=DEFAULT_WS_MAX_QUEUED_BYTES,
+        metavar="BYTES",
+        help="outgoing backlog at which a WebSocket client that reads too slowly is "
+        "disconnected (default 16 MB)",
     )
     parser.add_argument("--log-level", default="INFO")
 
@@ -65,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="a one-node development chain with a funded account")
-    _add_rpc_options(dev)
+    _add_rpc_options(dev, DEV_APIS)
     dev.add_argument(
         "--dev-account-key",
         type=_hex_key,
@@ -78,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--tm-url", help="Q2T URL of a transaction manager (enables privateFor)")
 
     run = commands.add_parser("run", help="run a node from a config file, or from flags")
-    _add_rpc_options(run)
+    _add_rpc_options(run, DEFAULT_APIS)
     run.add_argument("--config", type=Path, help="node config (JSON, as qnet writes it)")
     run.add_argument("--genesis", type=Path, help="genesis.json (geth format)")
     run.add_argument("--password-file", type=Path, help="password of the keystore files")
@@ -103,6 +190,15 @@ def _rpc_config(args: argparse.Namespace) -> RpcConfig:
         http_port=args.http_port,
         ws_port=args.ws_port,
         max_body_bytes=args.max_body_bytes,
+        max_batch_size=args.rpc_batch_request_limit,
+        max_batch_response_bytes=args.rpc_batch_response_max_size,
+        http_vhosts=args.http_vhosts,
+        http_corsdomain=args.http_corsdomain,
+        ws_origins=args.ws_origins,
+        http_api=parse_apis(args.http_api, "--http-api"),
+        ws_api=parse_apis(args.ws_api, "--ws-api"),
+        allow_insecure_unlock=args.allow_insecure_unlock,
+        ws_max_queued_bytes=args.ws_max_queued_bytes,
     )
 
 
@@ -111,7 +207,7 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
     genesis_path = datadir / "genesis.json"
     keystore = datadir / "keystore"
     if not genesis_path.exists():
-        datadir.mkdir(parents=True, exist_ok=True)
+        secret_directory(datadir)  # holds the dev account's keystore
         dev_key = secrets.token_bytes(32)
         write_keystore_file(keystore, dev_key, "")
         funded = [dev_key, *args.dev_account_key]

@@ -2,23 +2,96 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quorum_node.errors import ConfigError
 
+# geth's limits (--rpc.batch-request-limit, --rpc.batch-response-max-size).
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_BATCH_SIZE = 1_000
+DEFAULT_MAX_BATCH_RESPONSE_BYTES = 25 * 1024 * 1024
+# What one WebSocket connection may have waiting to be sent before it counts as a reader
+# that cannot keep up and is disconnected: a few hundred blocks' worth of notifications.
+DEFAULT_WS_MAX_QUEUED_BYTES = 16 * 1024 * 1024
+
+#: Every namespace a method can belong to (the text before a method's first ``_``).
+KNOWN_APIS = frozenset(
+    {"admin", "debug", "eth", "evm", "net", "personal", "quorum", "raft", "txpool", "web3"}
+)
+#: Enabled unless listed otherwise: reading the chain, sending (public and private)
+#: transactions. ``admin``, ``raft``, ``debug`` and ``personal`` are opt-in, as in geth.
+DEFAULT_APIS = frozenset({"eth", "net", "web3", "txpool", "quorum"})
+#: ``quorum-node dev`` adds ``evm`` (``evm_mine``), as development chains do.
+DEV_APIS = DEFAULT_APIS | {"evm"}
+#: Host headers served by default (an IP-literal Host is always served).
+DEFAULT_VHOSTS = ("localhost",)
+#: Browser origins allowed to open a WebSocket by default; a rule without a port
+#: matches every port. A handshake without an Origin header (a program) is allowed.
+DEFAULT_WS_ORIGINS = ("http://localhost", "http://127.0.0.1", "http://[::1]")
 
 
 @dataclass(frozen=True)
 class RpcConfig:
+    """The JSON-RPC edge: where it listens, who may use it (as geth's ``--http.*`` and
+    ``--ws.*`` flags decide), which namespaces it serves, and its limits."""
+
     host: str = "127.0.0.1"
     http_port: int = 8545
     ws_port: int | None = 8546
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_batch_size: int = 10_000
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_batch_response_bytes: int = DEFAULT_MAX_BATCH_RESPONSE_BYTES
+    http_vhosts: tuple[str, ...] = DEFAULT_VHOSTS
+    http_corsdomain: tuple[str, ...] = ()
+    ws_origins: tuple[str, ...] = DEFAULT_WS_ORIGINS
+    http_api: frozenset[str] = DEFAULT_APIS
+    ws_api: frozenset[str] = DEFAULT_APIS
+    allow_insecure_unlock: bool = False
+    ws_max_queued_bytes: int = DEFAULT_WS_MAX_QUEUED_BYTES
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        return not is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals; any other name or address (a
+    wildcard such as 0.0.0.0 included) counts as reachable from elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_apis(names: Iterable[str], what: str) -> frozenset[str]:
+    """A set of namespace names, every one known (a typo would silently disable one)."""
+    apis = frozenset(name.strip().lower() for name in names if name.strip())
+    unknown = sorted(apis - KNOWN_APIS)
+    if unknown:
+        raise ConfigError(
+            f"{what}: unknown API namespace {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(KNOWN_APIS))})"
+        )
+    return apis
+
+
+def check_insecure_unlock(rpc: RpcConfig, held_accounts: int) -> None:
+    """Refuse to hold unlocked accounts on a JSON-RPC port reachable from other hosts:
+    whoever reaches it could send transactions from them (geth's rule)."""
+    if held_accounts and rpc.listens_beyond_loopback and not rpc.allow_insecure_unlock:
+        raise ConfigError(
+            f"refusing to unlock {held_accounts} account(s) while JSON-RPC listens on "
+            f"{rpc.host}, beyond loopback: anyone who reaches the port could spend them; "
+            "listen on 127.0.0.1, or accept the risk with --allow-insecure-unlock "
+            '(node.json: "allow_insecure_unlock": true)'
+        )
 
 
 @dataclass(frozen=True)
@@ -96,11 +169,39 @@ def load_node_config(path: Path) -> NodeConfig:
             raise ConfigError(f"config {path}: {key!r} must be milliseconds, 50 to 60000")
         return value
 
+    def a_list(key: str, default: Iterable[str]) -> tuple[str, ...]:
+        value = raw.get(key)
+        if value is None:
+            return tuple(default)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"config {path}: {key!r} must be an array of strings")
+        return tuple(item.strip() for item in value if item.strip())
+
+    def a_size(key: str, default: int) -> int:
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"config {path}: {key!r} must be a positive integer")
+        return value
+
+    insecure_unlock = raw.get("allow_insecure_unlock", False)
+    if not isinstance(insecure_unlock, bool):
+        raise ConfigError(f"config {path}: 'allow_insecure_unlock' must be true or false")
     rpc = RpcConfig(
         host=str(raw.get("rpc_host", "127.0.0.1")),
         http_port=a_port("http_port", 8545) or 0,
         ws_port=a_port("ws_port", None),
-        max_body_bytes=int(raw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        max_body_bytes=a_size("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        max_batch_size=a_size("rpc_batch_request_limit", DEFAULT_MAX_BATCH_SIZE),
+        max_batch_response_bytes=a_size(
+            "rpc_batch_response_max_size", DEFAULT_MAX_BATCH_RESPONSE_BYTES
+        ),
+        http_vhosts=a_list("http_vhosts", DEFAULT_VHOSTS),
+        http_corsdomain=a_list("http_corsdomain", ()),
+        ws_origins=a_list("ws_origins", DEFAULT_WS_ORIGINS),
+        http_api=parse_apis(a_list("http_api", DEFAULT_APIS), f"config {path}: 'http_api'"),
+        ws_api=parse_apis(a_list("ws_api", DEFAULT_APIS), f"config {path}: 'ws_api'"),
+        allow_insecure_unlock=insecure_unlock,
+        ws_max_queued_bytes=a_size("ws_max_queued_bytes", DEFAULT_WS_MAX_QUEUED_BYTES),
     )
     datadir = a_path("datadir", required=True)
     genesis = a_path("genesis", required=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
 
+from quorum_shared.secret_files import secret_directory, write_secret
 from tx_manager.enclave import KeyPair, generate_keypair, keypair_from_private, seal, unseal
 from tx_manager.errors import DecryptionFailed, KeyFileError, WrongPassword
 from tx_manager.payload import KEY_SIZE, NONCE_SIZE
@@ -118,18 +119,19 @@ def decode_private_key(document: object, password: bytes | None, path: Path) -> 
 def write_keypair(
     directory: Path, name: str, password: bytes | None, params: Argon2Params = Argon2Params()
 ) -> tuple[Path, Path]:
-    """Generate a key pair and write NAME.pub and NAME.key (mode 0600); refuses to overwrite."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Generate a key pair and write NAME.pub and NAME.key (mode 0600, atomically, in a
+    folder created 0700); refuses to overwrite."""
+    secret_directory(directory)
     pub_path, key_path = directory / f"{name}.pub", directory / f"{name}.key"
     for path in (pub_path, key_path):
         if path.exists():
             raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
     keypair = generate_keypair()
     document = encode_private_key(keypair.private, password, params)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+    try:
+        write_secret(key_path, json.dumps(document, indent=2) + "\n", replace=False)
+    except FileExistsError:
+        raise KeyFileError(f"{key_path} already exists; refusing to overwrite a key") from None
     pub_path.write_text(_b64(keypair.public) + "\n")
     return pub_path, key_path
 

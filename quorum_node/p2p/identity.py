@@ -20,6 +20,7 @@ from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import keccak
 
 from quorum_node.errors import ConfigError
+from quorum_shared.secret_files import secret_directory, write_secret
 
 SIGNATURE_DOMAIN = b"quorum-py/p2p/v1"
 MAX_CLOCK_SKEW_SECONDS = 60
@@ -83,16 +84,19 @@ class NodeKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> NodeKey:
-        """Read ``nodekey`` (64 hex digits, geth's format) or create it on first start."""
+        """Read ``nodekey`` (64 hex digits, geth's format) or create it on first start (mode
+        0600, in a folder created 0700)."""
         if path.exists():
             try:
                 return cls(bytes.fromhex(path.read_text().strip()))
             except (ValueError, ValidationError):
                 raise ConfigError(f"{path} does not hold a 32-byte hex node key") from None
         key = os.urandom(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(key.hex())
-        path.chmod(0o600)
+        secret_directory(path.parent)
+        try:
+            write_secret(path, key.hex(), replace=False)
+        except FileExistsError:
+            return cls.load_or_create(path)  # another process created it meanwhile: use that
         return cls(key)
 
     def sign_request(self, method: str, path: str, body: bytes) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from quorum_node.errors import ConfigError
 from quorum_node.qnet import processes
 from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
+from quorum_shared.secret_files import write_secret
 
 READY_TIMEOUT = 90.0
 
@@ -64,9 +65,9 @@ def _wait_ready(
 
 
 def _write_network(directory: Path, layout: NetworkLayout) -> None:
-    (directory / "network.json").write_text(
-        json.dumps(network_description(layout), indent=2) + "\n"
-    )
+    """``network.json`` lists the development accounts' private keys: written as a secret."""
+    description = json.dumps(network_description(layout), indent=2) + "\n"
+    write_secret(directory / "network.json", description)
 
 
 def up(args: argparse.Namespace) -> int:

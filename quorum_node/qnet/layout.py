@@ -19,12 +19,31 @@ from eth_keys import keys
 
 from quorum_node.accounts import write_keystore_file
 from quorum_node.chain.genesis import Genesis, GenesisAccount
+from quorum_node.config import DEFAULT_VHOSTS, DEFAULT_WS_ORIGINS
 from quorum_node.errors import ConfigError
 from quorum_node.p2p.identity import Enode, NodeKey
+from quorum_shared.secret_files import secret_directory, write_secret
 
 DEV_BALANCE = 10**30
 DEFAULT_CHAIN_ID = 1337
 ACCOUNT_PASSWORD = "quorum-py-dev"
+#: What users of a local network call: the defaults, plus ``admin`` and ``raft`` (qnet
+#: itself waits on ``raft_leader``; membership changes), ``debug``
+#: (``debug_privateStateRoot``) and ``evm`` (``evm_mine``). The ports stay on loopback.
+QNET_APIS = ("eth", "net", "web3", "txpool", "quorum", "admin", "raft", "debug", "evm")
+
+
+def rpc_access_settings() -> dict[str, Any]:
+    """The JSON-RPC access fields of a qnet node's ``node.json``, written out in full so
+    that a user sees what to change."""
+    return {
+        "http_api": list(QNET_APIS),
+        "ws_api": list(QNET_APIS),
+        "http_vhosts": list(DEFAULT_VHOSTS),
+        "http_corsdomain": [],
+        "ws_origins": list(DEFAULT_WS_ORIGINS),
+        "allow_insecure_unlock": False,
+    }
 
 
 _HANDED_OUT: set[int] = set()
@@ -129,16 +148,15 @@ def generate(
     names = names or [f"node{index + 1}" for index in range(nodes)]
     if len(names) != nodes or len(set(names)) != nodes:
         raise ConfigError("need one distinct name per node")
-    directory.mkdir(parents=True, exist_ok=True)
+    secret_directory(directory)  # raft-password.txt and layout.json hold secrets
     participants = []
     for name in names:
-        node_dir = directory / name
-        datadir = node_dir / "data"
-        datadir.mkdir(parents=True, exist_ok=True)
+        node_dir = secret_directory(directory / name)
+        datadir = secret_directory(node_dir / "data")
         node_key = NodeKey.load_or_create(datadir / "nodekey")
         account_key = secrets.token_bytes(32)
         write_keystore_file(datadir / "keystore", account_key, ACCOUNT_PASSWORD)
-        (node_dir / "password.txt").write_text(ACCOUNT_PASSWORD + "\n")
+        write_secret(node_dir / "password.txt", ACCOUNT_PASSWORD + "\n")
         address = keys.PrivateKey(account_key).public_key.to_checksum_address()
         participants.append(
             ParticipantLayout(
@@ -162,7 +180,7 @@ def generate(
     )
     genesis.save(directory / "genesis.json")
     permissioned = [str(p.enode(host)) for p in participants]
-    (directory / "raft-password.txt").write_text(secrets.token_hex(32) + "\n")
+    write_secret(directory / "raft-password.txt", secrets.token_hex(32) + "\n")
     for participant in participants:
         node_dir = directory / participant.name
         (node_dir / "data" / "permissioned-nodes.json").write_text(
@@ -182,6 +200,7 @@ def generate(
             "raft_port": participant.raft_port,
             "raft_password_file": "../raft-password.txt",
             "permissioned_nodes": "data/permissioned-nodes.json",
+            **rpc_access_settings(),
         }
         (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
     if with_tx_managers:
@@ -232,7 +251,8 @@ def add_transaction_managers(directory: Path, layout: NetworkLayout) -> NetworkL
 
 
 def save_layout(directory: Path, layout: NetworkLayout) -> None:
-    (directory / "layout.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n")
+    """``layout.json`` holds the development accounts' private keys: written as a secret."""
+    write_secret(directory / "layout.json", json.dumps(layout.to_json(), indent=2) + "\n")
 
 
 def network_description(layout: NetworkLayout) -> dict[str, Any]:

@@ -45,6 +45,13 @@ class InvalidParams(RpcError):
     default_message = "invalid params"
 
 
+class ResponseTooLarge(RpcError):
+    """A batch whose answers add up to more than the response limit (geth's -32003)."""
+
+    code = -32003
+    default_message = "response too large"
+
+
 class ServerError(RpcError):
     """geth's generic -32000: refused transactions, missing state, bad filters."""
 

@@ -3,11 +3,13 @@
 
 Filters and subscriptions are fed by the node's block and pending-transaction listeners
 on the event loop; a filter that nobody polls for five minutes is dropped, as in geth.
+Notifications are handed to the connection's bounded outbox without waiting (see
+``rpc.outbox``): a subscriber that cannot keep up is disconnected, never buffered
+without limit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,11 @@ from quorum_node.rpc.errors import InvalidParams, ServerError
 
 FILTER_TIMEOUT_SECONDS = 300
 MAX_FILTER_BUFFER = 10_000
+#: geth has no cap; we need one because every block costs work per subscription (a
+#: header formatted, logs matched), so one connection could otherwise make each block
+#: arbitrarily expensive. A dapp holds a handful; a thousand leaves room for one that
+#: watches many contracts' events.
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 1_000
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,11 @@ class FilterNamespace:
             criteria = parse_log_query(options).criteria
         elif kind not in ("newHeads", "newPendingTransactions"):
             raise InvalidParams(f"no such subscription: {kind!r}")
+        if len(context.subscriptions) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            raise ServerError(
+                f"too many subscriptions on this connection: the limit is "
+                f"{MAX_SUBSCRIPTIONS_PER_CONNECTION}; unsubscribe some first"
+            )
         subscription_id = self._new_id()
         self._subscriptions[subscription_id] = (kind, criteria, context)
         context.subscriptions.add(subscription_id)
@@ -249,7 +261,7 @@ class FilterNamespace:
             "method": "eth_subscription",
             "params": {"subscription": subscription_id, "result": result},
         }
-        asyncio.ensure_future(context.send_notification(message))
+        context.send_notification(message)
 
     # --- feeding -------------------------------------------------------------------
 

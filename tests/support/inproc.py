@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from eth.abc import SignedTransactionAPI
+from eth.abc import AtomicDatabaseAPI, SignedTransactionAPI
 from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 
@@ -70,7 +70,7 @@ class MemoryOverlayDB(OverlayAtomicDB):
 
 
 def new_chain(
-    db: OverlayAtomicDB | None = None, private_view: PrivateView | None = None
+    db: AtomicDatabaseAPI | None = None, private_view: PrivateView | None = None
 ) -> ChainService:
     return ChainService(db if db is not None else MemoryOverlayDB(), genesis(), private_view)
 

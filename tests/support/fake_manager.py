@@ -50,8 +50,9 @@ class FakeManager:
         self.asked: list[bytes] = []
         #: ("send", payload) and ("delete", hash), in call order; tests add their own.
         self.events: list[tuple[str, object]] = []
+        #: (payload, hash) of every payload stored by ``send``, in order.
+        self.sent: list[tuple[bytes, bytes]] = []
         self.send_failure: Exception | None = None
-        self._sent = 0
 
     def as_client(self) -> Q2TClient:
         return cast(Q2TClient, self)
@@ -73,8 +74,8 @@ class FakeManager:
         self.events.append(("send", payload))
         if self.send_failure is not None:
             raise self.send_failure
-        self._sent += 1
-        payload_hash = hashlib.sha3_512(self._sent.to_bytes(8, "big") + payload).digest()
+        payload_hash = hashlib.sha3_512(len(self.sent).to_bytes(8, "big") + payload).digest()
+        self.sent.append((payload, payload_hash))
         sender = from_key or self.own_key
         self._answers[payload_hash] = [receive_result(payload, [sender, *to], sender)]
         return SendResult(key=payload_hash, managed_parties=[sender], sender_key=sender)

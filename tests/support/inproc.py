@@ -99,7 +99,7 @@ def transfer(
 ) -> SignedTransactionAPI:
     """A signed legacy (EIP-155) value transfer."""
     unsigned = QuorumVM.get_transaction_builder().create_unsigned_transaction(
-        nonce=nonce, gas_price=gas_price, gas=gas, to=to, value=value, data=b""
+        nonce=nonce, gas_price=gas_price, gas=gas, to=Address(to), value=value, data=b""
     )
     return unsigned.as_signed_transaction(key, chain_id=chain_id)  # type: ignore[no-any-return]
 

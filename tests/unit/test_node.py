@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from eth.abc import BlockAPI, ChainAPI, SignedTransactionAPI, StateAPI
@@ -194,7 +194,7 @@ async def test_produce_block_includes_the_pool_in_nonce_order_per_sender_and_emp
 ) -> None:
     node = make_node()
     heard: list[CommittedBlock] = []
-    node.block_listeners.append(heard.append)
+    node.block_listeners.append(lambda committed: heard.append(committed))
     arrivals = [transfer(ALICE, 2), transfer(BOB, 1), transfer(ALICE, 0), transfer(ALICE, 1)]
     arrivals.append(transfer(BOB, 0))
     behind_a_gap = transfer(ALICE, 4)
@@ -427,7 +427,7 @@ async def test_a_transaction_with_a_broken_signature_is_refused_as_an_invalid_se
     make_node: NodeFactory,
 ) -> None:
     node = make_node()
-    signed = transfer(ALICE, 0)
+    signed = cast(QuorumLegacyTransaction, transfer(ALICE, 0))
     broken = QuorumLegacyTransaction(
         nonce=signed.nonce,
         gas_price=signed.gas_price,

@@ -20,7 +20,14 @@ from quorum_node.privacy.payloads import PayloadResolver
 from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.state import private_state
 from quorum_node.privacy.store import PrivateContract, PrivateStore
-from tests.support.fake_manager import KEY_A, KEY_B, FakeManager, group_of, receive_result
+from tests.support.fake_manager import (
+    KEY_A,
+    KEY_B,
+    Answer,
+    FakeManager,
+    group_of,
+    receive_result,
+)
 from tests.support.inproc import ADDRESSES, KEYS, bytecode, genesis, private_transaction
 from tests.unit.conftest import NodeFactory
 
@@ -58,7 +65,7 @@ class Participant:
 def participant(make_node: NodeFactory, *, party: bool) -> Participant:
     """A node over an in-memory database whose manager holds the two payloads for a
     party (and answers 404 for a non-party)."""
-    answers = {
+    answers: dict[bytes, list[Answer]] = {
         DEPLOY_HASH: [receive_result(DEPLOY_PAYLOAD, PARTIES) if party else None],
         SET_HASH: [receive_result(SET_PAYLOAD, PARTIES) if party else None],
     }

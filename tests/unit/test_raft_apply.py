@@ -20,7 +20,7 @@ from quorum_node.errors import ChainError
 from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode
 from quorum_node.p2p.network import Peer, PeerUnreachable
-from tests.support.inproc import KEYS, transfer
+from tests.support.inproc import ADDRESSES, KEYS, transfer
 from tests.unit.conftest import NodeFactory
 
 pytestmark = pytest.mark.timeout(20)
@@ -103,9 +103,9 @@ def garbage(_start: int, _count: int) -> Awaitable[list[bytes]]:
 
 async def build_blocks(node: Node, count: int, *, key_index: int = 0) -> list[bytes]:
     """``count`` blocks of one transfer each on ``node``; their hashes."""
-    hashes = []
+    hashes: list[bytes] = []
     for _ in range(count):
-        nonce = node.chain.head_state().get_nonce(KEYS[key_index].public_key.to_canonical_address())
+        nonce = node.chain.head_state().get_nonce(ADDRESSES[key_index])
         await node.submit(transfer(KEYS[key_index], nonce))
         committed = await node.produce_block(allow_empty=False)
         assert committed is not None

@@ -6,12 +6,14 @@ deleted again, and a request the group check refuses sends nothing at all."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
 from eth._utils.address import generate_contract_address
+from eth.abc import StateAPI
 from eth.db.atomic import AtomicDB
 from eth_abi import encode
 from eth_typing import Address
@@ -60,12 +62,14 @@ class PrivateSetup:
     service: PrivacyService
 
 
-def private_setup(make_node: NodeFactory) -> PrivateSetup:
+def private_setup(
+    make_node: NodeFactory, chain_class: type[ChainService] = ChainService
+) -> PrivateSetup:
     manager = FakeManager(own_key=KEY_A)
     db = AtomicDB()
     store = PrivateStore(db)
     node = make_node(
-        ChainService(db, genesis(), private_view=store),
+        chain_class(db, genesis(), private_view=store),
         private_blocks=PrivateBlocks(
             PayloadResolver(manager.as_client()), PrivacyProcessor(db, store)
         ),
@@ -204,3 +208,58 @@ async def test_a_request_without_private_for_is_sent_publicly_without_the_manage
     assert found is not None and found[0].value == 5 and not is_private(found[0])
     assert setup.manager.events == [("reserved", 0)]
     assert setup.manager.sent == []
+
+
+class GatedChain(ChainService):
+    """Once ``close_gate`` is called, the next ``head_state`` (admission's read, on the
+    chain thread) waits for ``gate`` and says so through ``entered``."""
+
+    gate: threading.Event | None = None
+    entered = threading.Event()
+
+    def close_gate(self) -> None:
+        self.gate = threading.Event()
+
+    def head_state(self) -> StateAPI:
+        gate = self.gate
+        if gate is not None:
+            self.entered.set()
+            gate.wait(timeout=5)
+        return super().head_state()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "quorum_node/privacy/service.py PrivacyService.send_transaction: the payload is "
+        "deleted only on `except Exception`; a send cancelled after _distribute (a "
+        "WebSocket client that disconnects: rpc/server.py cancels its pending requests) "
+        "raises CancelledError, a BaseException, so the distributed payload stays in the "
+        "sender's manager although its transaction never enters the pool; the delete "
+        "should run for any exit without a pooled transaction (except BaseException / "
+        "finally)"
+    ),
+)
+async def test_a_send_cancelled_after_distributing_deletes_its_payload(
+    make_node: NodeFactory,
+) -> None:
+    setup = private_setup(make_node, GatedChain)
+    chain = setup.node.chain
+    assert isinstance(chain, GatedChain)
+    chain.entered.clear()
+    sending = asyncio.create_task(setup.service.send_transaction(deploy(1, nonce=0)))
+    while not setup.manager.sent:
+        await asyncio.sleep(0)
+    chain.close_gate()
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, chain.entered.wait, 5), "admission never started"
+
+    sending.cancel()
+    assert chain.gate is not None
+    chain.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+
+    _, payload_hash = setup.manager.sent[0]
+    assert len(setup.node.pool) == 0
+    assert ("delete", payload_hash) in setup.manager.events

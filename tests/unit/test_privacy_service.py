@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import pytest
 from eth._utils.address import generate_contract_address
-from eth.abc import StateAPI
+from eth.abc import AtomicDatabaseAPI, StateAPI
 from eth.db.atomic import AtomicDB
 from eth_abi import encode
 from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector
 
-from quorum_node.chain.service import ChainService
+from quorum_node.chain.genesis import Genesis
+from quorum_node.chain.service import ChainService, PrivateView
 from quorum_node.chain.transactions import is_private
 from quorum_node.errors import TransactionRejected
 from quorum_node.node import Node
@@ -214,8 +215,12 @@ class GatedChain(ChainService):
     """Once ``close_gate`` is called, the next ``head_state`` (admission's read, on the
     chain thread) waits for ``gate`` and says so through ``entered``."""
 
-    gate: threading.Event | None = None
-    entered = threading.Event()
+    def __init__(
+        self, db: AtomicDatabaseAPI, genesis: Genesis, private_view: PrivateView | None = None
+    ) -> None:
+        super().__init__(db, genesis, private_view)
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
 
     def close_gate(self) -> None:
         self.gate = threading.Event()
@@ -246,7 +251,6 @@ async def test_a_send_cancelled_after_distributing_deletes_its_payload(
     setup = private_setup(make_node, GatedChain)
     chain = setup.node.chain
     assert isinstance(chain, GatedChain)
-    chain.entered.clear()
     sending = asyncio.create_task(setup.service.send_transaction(deploy(1, nonce=0)))
     while not setup.manager.sent:
         await asyncio.sleep(0)

@@ -20,6 +20,7 @@ calls and back. A send, top to bottom (``send_transaction``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -146,8 +147,11 @@ class PrivacyService:
                     payload_hash=payload_hash,
                 )
                 return await node.submit(sign_private(unsigned, account.private_key))
-            except Exception:
-                await self._forget(payload_hash)
+            except BaseException:
+                # Cancelled too (a WebSocket client that went away): no transaction will
+                # name this payload, so it must not stay. Shielded: deleting finishes even
+                # if the send is cancelled again meanwhile.
+                await asyncio.shield(self._forget(payload_hash))
                 raise
 
     async def send_raw_private_transaction(self, raw: bytes, options: Any) -> Hash32:

@@ -179,9 +179,8 @@ class Dispatcher:
             params = request.get("params", [])
             result = await handler(params, context)
         except Exception as exc:
-            if is_notification:
-                return None
-            return _error_response(request_id, _as_rpc_error(exc))
+            error = _as_rpc_error(exc)  # logs an unexpected error, answered or not
+            return None if is_notification else _error_response(request_id, error)
         if is_notification:
             return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result}

@@ -233,18 +233,6 @@ class GatedChain(ChainService):
         return super().head_state()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "quorum_node/privacy/service.py PrivacyService.send_transaction: the payload is "
-        "deleted only on `except Exception`; a send cancelled after _distribute (a "
-        "WebSocket client that disconnects: rpc/server.py cancels its pending requests) "
-        "raises CancelledError, a BaseException, so the distributed payload stays in the "
-        "sender's manager although its transaction never enters the pool; the delete "
-        "should run for any exit without a pooled transaction (except BaseException / "
-        "finally)"
-    ),
-)
 async def test_a_send_cancelled_after_distributing_deletes_its_payload(
     make_node: NodeFactory,
 ) -> None:

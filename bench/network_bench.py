@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector
 
+from bench.cpu_breakdown import breakdown, markdown
 from bench.node_bench import (
     TOKEN_ARTIFACT,
     Workload,
@@ -66,6 +69,7 @@ from bench.node_bench import (
     cpu_seconds,
     erc20_workload,
     machine_info,
+    raw_quorum_seal_block,
     raw_stock_mine_all,
     sender_keys,
     transfer_workload,
@@ -98,6 +102,11 @@ GOALS = {
     "private_tx_per_s": 120.0,
     "private_over_public": 0.60,
     "private_p50_ms_at_10_tx_s": 200.0,
+    # issue 9 ("less work per transaction"), as ratios of one run:
+    "erc20_ratio_to_raw_pyevm": 0.55,
+    "nodes_cpu_per_tx_over_builder": 1.2,  # CPU/tx of all nodes ÷ (nodes × builder CPU/tx)
+    "public_p50_in_block_periods": 2.0,
+    "private_over_public_issue9": 0.85,
 }
 
 
@@ -244,6 +253,7 @@ async def send_public(
     connector = aiohttp.TCPConnector(limit=64)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        first_block = int(await _rpc(session, urls[0], "eth_blockNumber", []), 16)
         started = time.perf_counter()
         sends = [
             asyncio.create_task(_send_all(session, url, [hex_of(tx.encode()) for tx in lane]))
@@ -259,6 +269,7 @@ async def send_public(
         sent_after = time.perf_counter() - started
         stats = await asyncio.gather(*polls)
         elapsed = time.perf_counter() - started
+        blocks = int(await _rpc(session, urls[0], "eth_blockNumber", []), 16) - first_block
     count = sum(len(lane) for lane in lanes)
     return {
         "transactions": count,
@@ -266,6 +277,8 @@ async def send_public(
         "tx_per_s": round(count / elapsed, 1),
         "all_sent_after_s": round(sent_after, 3),
         "receipts": sum(entry["receipts"] for entry in stats),
+        "blocks": blocks,
+        "transactions_per_block": round(count / max(blocks, 1), 1),
     }
 
 
@@ -567,6 +580,46 @@ def cpu_figures(nodes_cpu_ms_per_tx: float, raw: dict[str, Any]) -> dict[str, An
     }
 
 
+@contextlib.contextmanager
+def profiling(out_dir: Path | None, directory: Path, phase: str) -> Iterator[None]:
+    """With ``--profile DIR``: sample every node and manager with py-spy while the block
+    runs, one collapsed-stack file per process (``bench.cpu_breakdown`` sums them up)."""
+    if out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samplers = []
+    for pid_file in sorted(directory.glob("*/*.pid")):
+        name = f"{phase}-{pid_file.parent.name}-{pid_file.stem}.txt"
+        samplers.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--nonblocking",
+                    "--rate",
+                    "200",
+                    "--pid",
+                    pid_file.read_text().strip(),
+                    "--output",
+                    str(out_dir / name),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in samplers:
+            sampler.wait(timeout=60)
+
+
 def goal(value: float, target: float, above: bool) -> dict[str, Any]:
     met = value >= target if above else value < target
     return {"value": value, "target": (">= " if above else "< ") + str(target), "met": met}
@@ -615,6 +668,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for kind, entry in raw.items():
             log(f"raw py-evm {kind}: {entry['tx_per_s']} tx/s")
+        # The node's own block builder on the same ERC20 transactions (ChainService.seal_block,
+        # QuorumVM, AtomicDB): what one node must spend per transaction at the least.
+        builder = raw_quorum_seal_block(genesis, erc20)
+        log(f"builder alone, ERC20: {builder['cpu_ms_per_tx']} ms CPU/tx")
 
         # Setup on the network (untimed): fund the senders, deploy and hand out tokens.
         asyncio.run(send_public([urls[0]], [funding(network, keys)]))
@@ -628,7 +685,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("simple_transfers", plain, plain_keys),
         ):
             cpu_before = total_cpu(pids)
-            measured = asyncio.run(send_public(urls, by_node(workload.measured, senders, NODES)))
+            with profiling(args.profile, directory, f"public-{kind}"):
+                measured = asyncio.run(
+                    send_public(urls, by_node(workload.measured, senders, NODES))
+                )
             cpu = total_cpu(pids) - cpu_before
             measured["nodes_cpu_ms_per_tx"] = round(1000 * cpu / len(workload.measured), 3)
             measured["ratio_to_raw_pyevm"] = round(measured["tx_per_s"] / raw[kind]["tx_per_s"], 3)
@@ -663,7 +723,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         storeraw_s = asyncio.run(store_and_sign(transfers))
         cpu_before = total_cpu(pids)
         tm_cpu_before = total_cpu(tm_cpu_pids)
-        private = asyncio.run(send_private(transfers))
+        with profiling(args.profile, directory, "private-erc20_transfers"):
+            private = asyncio.run(send_private(transfers))
         private["nodes_cpu_ms_per_tx"] = round(1000 * (total_cpu(pids) - cpu_before) / private_n, 3)
         private["managers_cpu_ms_per_tx"] = round(
             1000 * (total_cpu(tm_cpu_pids) - tm_cpu_before) / private_n, 3
@@ -719,6 +780,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "MiningChain.mine_all, AtomicDB (bench.node_bench)",
             **raw,
         }
+        result["builder"] = {
+            "baseline": "quorum_node ChainService.seal_block (QuorumVM), AtomicDB, "
+            "the ERC20 transactions",
+            **builder,
+        }
+        over_builder = public["erc20_transfers"]["nodes_cpu_ms_per_tx"] / (
+            NODES * builder["cpu_ms_per_tx"]
+        )
+        public["erc20_transfers"]["nodes_cpu_over_nodes_times_builder"] = round(over_builder, 3)
         result["public"] = {**public, "erc20_latency": latency}
         result["private"] = {
             "erc20_transfers": private,
@@ -739,7 +809,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "private_p50_ms_at_10_tx_s": goal(
                 private_latency["p50_ms"], GOALS["private_p50_ms_at_10_tx_s"], False
             ),
+            "erc20_ratio_to_raw_pyevm": goal(
+                public["erc20_transfers"]["ratio_to_raw_pyevm"],
+                GOALS["erc20_ratio_to_raw_pyevm"],
+                True,
+            ),
+            "nodes_cpu_per_tx_over_builder": goal(
+                round(over_builder, 3), GOALS["nodes_cpu_per_tx_over_builder"] + 1e-9, False
+            ),
+            "public_p50_in_block_periods": goal(
+                round(latency["p50_ms"] / BLOCK_PERIOD_MS, 2),
+                GOALS["public_p50_in_block_periods"] + 1e-9,
+                False,
+            ),
+            "private_over_public_issue9": goal(
+                private["ratio_to_public_erc20"], GOALS["private_over_public_issue9"], True
+            ),
         }
+        if args.profile is not None:
+            phases = [
+                (f"public-{kind}", len(workload.measured), public[kind]["nodes_cpu_ms_per_tx"])
+                for kind, workload in (("erc20_transfers", erc20), ("simple_transfers", plain))
+            ]
+            phases.append(
+                (
+                    "private-erc20_transfers",
+                    private_n,
+                    private["nodes_cpu_ms_per_tx"] + private["managers_cpu_ms_per_tx"],
+                )
+            )
+            result["cpu_breakdown"] = [
+                breakdown(args.profile, phase, count, measured) for phase, count, measured in phases
+            ]
+            log(markdown(result["cpu_breakdown"]))
     finally:
         try:
             qnet("down", "--dir", str(directory))
@@ -783,6 +885,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latency-s", type=float, help="seconds of each paced latency run")
     parser.add_argument("--keep", action="store_true", help="keep the network folder")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample every node and manager with py-spy into this folder (slows the run)",
+    )
     args = parser.parse_args(argv)
     result = run(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -449,9 +449,10 @@ class RaftEngine:
 
     async def _caught_up(self) -> None:
         """Until the chain holds every block the cluster accepted."""
-        if self._cluster is not None:
-            self._apply_wake.set()
-            await self._applier.wait_for_head(self._cluster.tip[0])
+        if self._cluster is None or self._chain.head.block_number >= self._cluster.tip[0]:
+            return
+        self._apply_wake.set()
+        await self._applier.wait_for_head(self._cluster.tip[0])
 
     async def _push_to_majority(self, encoded_block: bytes) -> None:
         """Give the body to enough peers that a majority holds it before it is proposed,
@@ -509,6 +510,7 @@ class RaftEngine:
             if self._cluster is None or self._applier.halted:
                 continue
             target_number, target_hash = self._cluster.tip
+            head_before = self._chain.head.hash
             try:
                 await self._applier.apply_to(target_number, target_hash)
             except Exception as exc:
@@ -520,7 +522,8 @@ class RaftEngine:
                 )
                 loop.call_later(APPLY_RETRY_SECONDS, self._apply_wake.set)
                 continue
-            self._mint_wake.set()
+            if self._chain.head.hash != head_before and self.is_leader():
+                self._mint_wake.set()  # the head moved: the next block can build on it
 
     # --- peer handlers ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tx_manager.config import load_config, read_password
-from tx_manager.errors import ConfigError, TxManagerError
+from tx_manager.errors import ManagerConfigError, TxManagerError
 from tx_manager.keyfile import Argon2Params, write_keypair
 from tx_manager.server import ManagerServer
 
@@ -79,11 +79,15 @@ async def _resend(config_path: Path) -> int:
         url = f"unix:{config.q2t.unix_socket}"
     elif config.q2t.port == 0:
         if config.ports_file is None:
-            raise ConfigError("q2t.port is 0 and no ports_file says where the manager listens")
+            raise ManagerConfigError(
+                "q2t.port is 0 and no ports_file says where the manager listens"
+            )
         try:
             url = json.loads(config.ports_file.read_text())["q2t"]
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"cannot read {config.ports_file}: is the manager running?") from exc
+            raise ManagerConfigError(
+                f"cannot read {config.ports_file}: is the manager running?"
+            ) from exc
     else:
         url = f"http://{config.q2t.host}:{config.q2t.port}"
     async with Q2TClient(url) as client:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tx_manager.errors import ConfigError
+from tx_manager.errors import ManagerConfigError
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 TLS_MODES = ("off", "ca", "allowlist")
@@ -76,9 +76,9 @@ class Config:
 def _get(table: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = table.get(name, default)
     if value is not default and not isinstance(value, kind):
-        raise ConfigError(f"config field {name!r} has the wrong type")
+        raise ManagerConfigError(f"config field {name!r} has the wrong type")
     if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ConfigError(f"config field {name!r} must be a number")
+        raise ManagerConfigError(f"config field {name!r} must be a number")
     return value
 
 
@@ -86,7 +86,7 @@ def _path(base: Path, value: Any, name: str) -> Path | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"config field {name!r} must be a path string")
+        raise ManagerConfigError(f"config field {name!r} must be a path string")
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path)
 
@@ -95,10 +95,10 @@ def _listen(base: Path, table: Any, name: str) -> ListenConfig:
     if table is None:
         return ListenConfig()
     if not isinstance(table, dict):
-        raise ConfigError(f"config section {name!r} must be a table")
+        raise ManagerConfigError(f"config section {name!r} must be a table")
     port = _get(table, "port", int, 0)
     if not 0 <= port <= 65535:
-        raise ConfigError(f"{name}.port {port} is out of range")
+        raise ManagerConfigError(f"{name}.port {port} is out of range")
     return ListenConfig(
         host=_get(table, "host", str, "127.0.0.1"),
         port=port,
@@ -110,18 +110,18 @@ def _tls(base: Path, table: Any) -> TlsConfig:
     if table is None:
         return TlsConfig()
     if not isinstance(table, dict):
-        raise ConfigError("config section 'tls' must be a table")
+        raise ManagerConfigError("config section 'tls' must be a table")
     mode = _get(table, "mode", str, "off")
     if mode not in TLS_MODES:
-        raise ConfigError(f"tls.mode must be one of {', '.join(TLS_MODES)}")
+        raise ManagerConfigError(f"tls.mode must be one of {', '.join(TLS_MODES)}")
     fingerprints = _get(table, "allowed_fingerprints", list, [])
     normalised = []
     for fingerprint in fingerprints:
         if not isinstance(fingerprint, str):
-            raise ConfigError("tls.allowed_fingerprints must be hex strings")
+            raise ManagerConfigError("tls.allowed_fingerprints must be hex strings")
         hex_digits = fingerprint.replace(":", "").lower()
         if len(hex_digits) != 64 or any(c not in "0123456789abcdef" for c in hex_digits):
-            raise ConfigError(f"tls fingerprint {fingerprint!r} is not a SHA-256 hex digest")
+            raise ManagerConfigError(f"tls fingerprint {fingerprint!r} is not a SHA-256 hex digest")
         normalised.append(hex_digits)
     tls = TlsConfig(
         mode=mode,
@@ -132,9 +132,9 @@ def _tls(base: Path, table: Any) -> TlsConfig:
         verify_hostname=_get(table, "verify_hostname", bool, True),
     )
     if tls.enabled and (tls.cert is None or tls.key is None or tls.ca is None):
-        raise ConfigError(f"tls.mode {mode} needs tls.cert, tls.key and tls.ca")
+        raise ManagerConfigError(f"tls.mode {mode} needs tls.cert, tls.key and tls.ca")
     if mode == "allowlist" and not tls.allowed_fingerprints:
-        raise ConfigError("tls.mode allowlist needs tls.allowed_fingerprints")
+        raise ManagerConfigError("tls.mode allowlist needs tls.allowed_fingerprints")
     return tls
 
 
@@ -142,18 +142,18 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
     data_dir = _path(base, _get(document, "data_dir", str, "."), "data_dir") or base
     raw_keys = _get(document, "keys", list, None)
     if not raw_keys:
-        raise ConfigError("config needs at least one entry in 'keys'")
+        raise ManagerConfigError("config needs at least one entry in 'keys'")
     keys = []
     for index, entry in enumerate(raw_keys):
         if not isinstance(entry, dict):
-            raise ConfigError(f"keys[{index}] must be a table with public and private")
+            raise ManagerConfigError(f"keys[{index}] must be a table with public and private")
         public = _path(base, entry.get("public"), f"keys[{index}].public")
         private = _path(base, entry.get("private"), f"keys[{index}].private")
         if public is None or private is None:
-            raise ConfigError(f"keys[{index}] needs both 'public' and 'private' paths")
+            raise ManagerConfigError(f"keys[{index}] needs both 'public' and 'private' paths")
         env = entry.get("password_env")
         if env is not None and not isinstance(env, str):
-            raise ConfigError(f"keys[{index}].password_env must be a string")
+            raise ManagerConfigError(f"keys[{index}].password_env must be a string")
         keys.append(
             KeyConfig(
                 public,
@@ -164,15 +164,17 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
         )
     peers = _get(document, "peers", list, [])
     if not all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in peers):
-        raise ConfigError("peers must be a list of http(s) URLs")
+        raise ManagerConfigError("peers must be a list of http(s) URLs")
     recover = _get(document, "recover", str, "if-empty")
     if recover not in RECOVER_MODES:
-        raise ConfigError(f"recover must be one of {', '.join(RECOVER_MODES)}")
+        raise ManagerConfigError(f"recover must be one of {', '.join(RECOVER_MODES)}")
     max_body = _get(document, "max_body_bytes", int, DEFAULT_MAX_BODY)
     interval = _get(document, "discovery_interval", (int, float), 5.0)
     timeout = _get(document, "peer_timeout", (int, float), 10.0)
     if max_body <= 0 or interval <= 0 or timeout <= 0:
-        raise ConfigError("max_body_bytes, discovery_interval and peer_timeout must be positive")
+        raise ManagerConfigError(
+            "max_body_bytes, discovery_interval and peer_timeout must be positive"
+        )
     advertised = _get(document, "advertised_url", str, None)
     return Config(
         data_dir=data_dir,
@@ -196,15 +198,15 @@ def load_config(path: Path) -> Config:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        raise ManagerConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     try:
         document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(
+        raise ManagerConfigError(
             f"config {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
         ) from exc
     if not isinstance(document, dict):
-        raise ConfigError(f"config {path} must be a table/object at the top level")
+        raise ManagerConfigError(f"config {path} must be a table/object at the top level")
     return parse_config(document, path.parent.resolve())
 
 
@@ -214,10 +216,12 @@ def read_password(password_file: Path | None, password_env: str | None) -> bytes
         try:
             return password_file.read_bytes().rstrip(b"\r\n")
         except OSError as exc:
-            raise ConfigError(f"cannot read password file {password_file}: {exc.strerror}") from exc
+            raise ManagerConfigError(
+                f"cannot read password file {password_file}: {exc.strerror}"
+            ) from exc
     if password_env is not None:
         value = os.environ.get(password_env)
         if value is None:
-            raise ConfigError(f"environment variable {password_env} is not set")
+            raise ManagerConfigError(f"environment variable {password_env} is not set")
         return value.encode()
     return None

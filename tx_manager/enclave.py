@@ -21,7 +21,7 @@ from Crypto.Hash import SHA256
 from Crypto.Protocol import DH
 from Crypto.Protocol.KDF import HKDF
 
-from tx_manager.errors import DecryptionFailed, InvalidRequest, NotFound
+from tx_manager.errors import BadRequest, DecryptionFailed, NotFound
 from tx_manager.payload import (
     KEY_SIZE,
     NONCE_SIZE,
@@ -45,7 +45,7 @@ class KeyPair:
 
     def __post_init__(self) -> None:
         if len(self.public) != KEY_SIZE or len(self.private) != KEY_SIZE:
-            raise InvalidRequest("X25519 keys are 32 bytes")
+            raise BadRequest("X25519 keys are 32 bytes")
 
 
 def generate_keypair() -> KeyPair:
@@ -92,7 +92,7 @@ class Enclave:
 
     def __init__(self, keypairs: Sequence[KeyPair]) -> None:
         if not keypairs:
-            raise InvalidRequest("a manager needs at least one key pair")
+            raise BadRequest("a manager needs at least one key pair")
         self._private: dict[bytes, bytes] = {kp.public: kp.private for kp in keypairs}
         self._public_keys = tuple(kp.public for kp in keypairs)
         self._derived: dict[tuple[bytes, bytes, bytes], bytes] = {}
@@ -122,9 +122,9 @@ class Enclave:
                     kdf=lambda secret: secret,
                 )
             except ValueError as exc:
-                raise InvalidRequest(f"{b64encode(remote)} is not a valid X25519 key") from exc
+                raise BadRequest(f"{b64encode(remote)} is not a valid X25519 key") from exc
             if shared == bytes(len(shared)):
-                raise InvalidRequest(f"{b64encode(remote)} is a low-order X25519 key")
+                raise BadRequest(f"{b64encode(remote)} is a low-order X25519 key")
             low, high = sorted((local, remote))
             key = HKDF(bytes(shared), 32, b"", SHA256, context=info + low + high)
             if not isinstance(key, bytes):
@@ -258,5 +258,5 @@ class Enclave:
 
     def open_challenge(self, local: bytes, remote: bytes, nonce: bytes, sealed: bytes) -> bytes:
         if len(nonce) != NONCE_SIZE:
-            raise InvalidRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
+            raise BadRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
         return unseal(self._derive(local, remote, _CHALLENGE_INFO), nonce, sealed)

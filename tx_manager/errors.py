@@ -18,13 +18,13 @@ class TxManagerError(Exception):
         self.message = message
 
 
-class InvalidRequest(TxManagerError):
+class BadRequest(TxManagerError):
     """A request is malformed: bad JSON, bad base64, a missing or mistyped field."""
 
     http_status = 400
 
 
-class UnsupportedMediaType(InvalidRequest):
+class UnsupportedMediaType(BadRequest):
     http_status = 415
 
 
@@ -34,7 +34,7 @@ class NotFound(TxManagerError):
     http_status = 404
 
 
-class EnvelopeDecodeError(InvalidRequest):
+class EnvelopeDecodeError(BadRequest):
     """Bytes that claim to be an envelope (or raw transaction) do not decode."""
 
 
@@ -75,7 +75,7 @@ class RecipientUnreachable(TxManagerError):
         self.url = url
 
 
-class PeerError(TxManagerError):
+class PeerRequestFailed(TxManagerError):
     """A call to another manager's P2P API failed (unreachable, refused, bad reply)."""
 
     http_status = 502
@@ -94,7 +94,7 @@ class WrongPassword(KeyFileError):
     """A locked key file did not open with the password given."""
 
 
-class ConfigError(TxManagerError):
+class ManagerConfigError(TxManagerError):
     """The configuration file is missing, unreadable or inconsistent."""
 
 

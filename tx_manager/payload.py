@@ -24,7 +24,7 @@ from enum import IntEnum
 from typing import Any
 
 from tx_manager.codec import FrameReader, FrameWriter
-from tx_manager.errors import EnvelopeDecodeError, InvalidRequest
+from tx_manager.errors import BadRequest, EnvelopeDecodeError
 
 KEY_SIZE = 32
 NONCE_SIZE = 24
@@ -54,11 +54,11 @@ def b64encode(value: bytes) -> str:
 def b64decode(value: object, what: str) -> bytes:
     """Strict standard base64 (as Tessera's JSON uses); typed error on anything else."""
     if not isinstance(value, str):
-        raise InvalidRequest(f"{what} must be a base64 string")
+        raise BadRequest(f"{what} must be a base64 string")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"{what} is not valid base64") from exc
+        raise BadRequest(f"{what} is not valid base64") from exc
 
 
 def transaction_hash(cipher_text: bytes) -> bytes:
@@ -239,11 +239,11 @@ class EncodedPayload:
     @classmethod
     def from_json(cls, obj: object) -> EncodedPayload:
         if not isinstance(obj, dict):
-            raise InvalidRequest("envelope must be a JSON object")
+            raise BadRequest("envelope must be a JSON object")
         try:
             acoth = obj.get("affectedContractTransactions", {})
             if not isinstance(acoth, dict):
-                raise InvalidRequest("affectedContractTransactions must be an object")
+                raise BadRequest("affectedContractTransactions must be an object")
             return cls(
                 version=int(obj.get("version", ENVELOPE_VERSION)),
                 sender_key=b64decode(obj["senderKey"], "senderKey"),
@@ -264,22 +264,22 @@ class EncodedPayload:
                 group_keys=_b64_list(obj.get("groupKeys", []), "groupKeys"),
             )
         except KeyError as exc:
-            raise InvalidRequest(f"envelope field {exc.args[0]} is missing") from exc
+            raise BadRequest(f"envelope field {exc.args[0]} is missing") from exc
 
 
 def _b64_list(value: object, what: str) -> tuple[bytes, ...]:
     if not isinstance(value, list):
-        raise InvalidRequest(f"{what} must be a list of base64 strings")
+        raise BadRequest(f"{what} must be a list of base64 strings")
     return tuple(b64decode(item, what) for item in value)
 
 
 def parse_privacy_mode(value: object) -> PrivacyMode:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest("privacyFlag must be an integer 0..3")
+        raise BadRequest("privacyFlag must be an integer 0..3")
     try:
         return PrivacyMode(value)
     except ValueError as exc:
-        raise InvalidRequest(f"privacyFlag {value} is not one of 0, 1, 2, 3") from exc
+        raise BadRequest(f"privacyFlag {value} is not one of 0, 1, 2, 3") from exc
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ class RawTransaction:
     @classmethod
     def from_json(cls, obj: object) -> RawTransaction:
         if not isinstance(obj, dict):
-            raise InvalidRequest("raw transaction must be a JSON object")
+            raise BadRequest("raw transaction must be a JSON object")
         try:
             return cls(
                 version=int(obj.get("version", RAW_VERSION)),
@@ -358,4 +358,4 @@ class RawTransaction:
                 recipient_nonce=b64decode(obj["recipientNonce"], "recipientNonce"),
             )
         except KeyError as exc:
-            raise InvalidRequest(f"raw transaction field {exc.args[0]} is missing") from exc
+            raise BadRequest(f"raw transaction field {exc.args[0]} is missing") from exc

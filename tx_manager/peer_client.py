@@ -1,6 +1,6 @@
 """Calls from this manager to other managers' P2P APIs (aiohttp client).
 
-Every failure becomes ``PeerError`` naming the URL, so callers decide what an
+Every failure becomes ``PeerRequestFailed`` naming the URL, so callers decide what an
 unreachable peer means (a failed send, a skipped discovery round).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from tx_manager.config import TlsConfig
-from tx_manager.errors import PeerError, TxManagerError
+from tx_manager.errors import PeerRequestFailed, TxManagerError
 from tx_manager.messages import (
     EnvelopeBatch,
     JsonMessage,
@@ -62,10 +62,12 @@ class PeerClient:
                 content = await response.read()
                 if response.status != expect:
                     reason = content[:300].decode("utf-8", "replace")
-                    raise PeerError(url, f"HTTP {response.status}: {reason}", response.status)
+                    raise PeerRequestFailed(
+                        url, f"HTTP {response.status}: {reason}", response.status
+                    )
                 return content
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise PeerError(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise PeerRequestFailed(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
     async def _post_json(self, url: str, path: str, message: JsonMessage, expect: int) -> bytes:
         return await self._post(url, path, message.to_bytes(), _JSON, expect)
@@ -97,7 +99,7 @@ class PeerClient:
         try:
             return kind.from_bytes(body)
         except TxManagerError as exc:
-            raise PeerError(url, f"malformed reply: {exc.message}") from exc
+            raise PeerRequestFailed(url, f"malformed reply: {exc.message}") from exc
 
 
 class PushCoalescer:
@@ -164,7 +166,7 @@ class PushCoalescer:
                     await self._peers.push_batch(url, [e for e, _ in live])
                     for _, future in live:
                         _resolve(future, None)
-                except PeerError as exc:
+                except PeerRequestFailed as exc:
                     if exc.status is None:  # unreachable: every envelope shares the fate
                         for _, future in live:
                             _resolve(future, exc)
@@ -180,7 +182,7 @@ class PushCoalescer:
         try:
             await self._peers.push(url, envelope)
             _resolve(future, None)
-        except PeerError as exc:
+        except PeerRequestFailed as exc:
             _resolve(future, exc)
 
     async def close(self) -> None:

@@ -22,7 +22,7 @@ from tx_manager.api.q2t import build_q2t_app
 from tx_manager.config import Config, ListenConfig, read_password
 from tx_manager.discovery import Discovery
 from tx_manager.enclave import Enclave
-from tx_manager.errors import ConfigError
+from tx_manager.errors import ManagerConfigError
 from tx_manager.keyfile import read_keypair
 from tx_manager.partyinfo import PartyRegistry
 from tx_manager.peer_client import PeerClient
@@ -59,10 +59,10 @@ async def _start_site(runner: web.AppRunner, listen: ListenConfig, what: str, **
         await site.start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
+            raise ManagerConfigError(
                 f"{what} address {listen.host}:{listen.port} is already in use"
             ) from exc
-        raise ConfigError(
+        raise ManagerConfigError(
             f"cannot listen for {what} on {listen.host}:{listen.port}: {exc}"
         ) from exc
     if listen.unix_socket is not None:

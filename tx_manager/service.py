@@ -16,10 +16,10 @@ from collections.abc import Iterable
 
 from tx_manager.enclave import Enclave, SendMetadata
 from tx_manager.errors import (
+    BadRequest,
     HashMismatch,
-    InvalidRequest,
     NotFound,
-    PeerError,
+    PeerRequestFailed,
     RecipientUnreachable,
     UnknownRecipient,
 )
@@ -72,7 +72,7 @@ class TransactionManager:
         if from_key is None:
             return self.enclave.default_key
         if not self.enclave.is_local(from_key):
-            raise InvalidRequest(f"from key {b64encode(from_key)} is not held by this manager")
+            raise BadRequest(f"from key {b64encode(from_key)} is not held by this manager")
         return from_key
 
     def _managed(self, keys: Iterable[bytes]) -> tuple[bytes, ...]:
@@ -82,15 +82,15 @@ class TransactionManager:
     def _metadata(options: PrivacyOptions, recipients: tuple[bytes, ...]) -> SendMetadata:
         if options.privacy_flag is PrivacyMode.MANDATORY_RECIPIENTS:
             if not options.mandatory_recipients:
-                raise InvalidRequest("privacyFlag 2 needs mandatoryRecipients")
+                raise BadRequest("privacyFlag 2 needs mandatoryRecipients")
             missing = set(options.mandatory_recipients) - set(recipients)
             if missing:
                 names = ", ".join(sorted(b64encode(k) for k in missing))
-                raise InvalidRequest(f"mandatory recipients {names} are not among the recipients")
+                raise BadRequest(f"mandatory recipients {names} are not among the recipients")
         elif options.mandatory_recipients:
-            raise InvalidRequest("mandatoryRecipients is only allowed with privacyFlag 2")
+            raise BadRequest("mandatoryRecipients is only allowed with privacyFlag 2")
         if options.privacy_flag is PrivacyMode.PRIVATE_STATE_VALIDATION and not options.exec_hash:
-            raise InvalidRequest("privacyFlag 3 needs execHash")
+            raise BadRequest("privacyFlag 3 needs execHash")
         return SendMetadata(
             privacy_mode=options.privacy_flag,
             affected_contract_transactions=tuple(
@@ -146,7 +146,7 @@ class TransactionManager:
             return_exceptions=True,
         )
         for url, result in zip(urls, results, strict=True):
-            if isinstance(result, PeerError):
+            if isinstance(result, PeerRequestFailed):
                 key = b64encode(sorted(routes[url])[0])
                 raise RecipientUnreachable(key, url, result.message)
             if isinstance(result, BaseException):
@@ -238,7 +238,7 @@ class TransactionManager:
 
     async def resend_individual(self, request: ResendRequest) -> EncodedPayload:
         if request.key is None:
-            raise InvalidRequest("key is missing for an INDIVIDUAL resend")
+            raise BadRequest("key is missing for an INDIVIDUAL resend")
         copy = self._copy_for(await self._find(request.key), request.public_key)
         if copy is None:
             raise NotFound(f"{b64encode(request.public_key)} is not a party to this transaction")

@@ -17,7 +17,7 @@ from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 
 from tx_manager.config import TlsConfig
-from tx_manager.errors import ConfigError
+from tx_manager.errors import ManagerConfigError
 
 
 def fingerprint(der_certificate: bytes) -> str:
@@ -39,7 +39,7 @@ def _load(context: ssl.SSLContext, tls: TlsConfig) -> ssl.SSLContext:
         if tls.ca is not None:
             context.load_verify_locations(cafile=str(tls.ca))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
+        raise ManagerConfigError(
             f"cannot load TLS files ({tls.cert}, {tls.key}, {tls.ca}): {exc}"
         ) from exc
     return context

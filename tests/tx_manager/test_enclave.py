@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tx_manager.enclave import Enclave, KeyPair, SendMetadata, generate_keypair
-from tx_manager.errors import DecryptionFailed, InvalidRequest, NotFound
+from tx_manager.errors import BadRequest, DecryptionFailed, NotFound
 from tx_manager.payload import EncodedPayload, PrivacyMode, privacy_group_id
 
 
@@ -84,9 +84,9 @@ def test_tampering_with_any_byte_fails(keys: list[KeyPair]) -> None:
         variants.append(replace(pushed, sender_key=flip(pushed.sender_key, i)))
     for variant in variants:
         # A flipped sender key may even be an invalid point: still a typed refusal.
-        with pytest.raises((DecryptionFailed, InvalidRequest)):
+        with pytest.raises((DecryptionFailed, BadRequest)):
             enclave.decrypt(variant)
-        with pytest.raises((DecryptionFailed, InvalidRequest)):
+        with pytest.raises((DecryptionFailed, BadRequest)):
             enclave.verify_incoming(variant)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tx_manager.errors import EnvelopeDecodeError, InvalidRequest, TxManagerError
+from tx_manager.errors import BadRequest, EnvelopeDecodeError, TxManagerError
 from tx_manager.payload import (
     BOX_SIZE,
     HASH_SIZE,
@@ -127,7 +127,7 @@ def test_invalid_fields_are_typed_errors(change: dict[str, object]) -> None:
 
 
 def test_unknown_privacy_flag_is_refused() -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(BadRequest):
         EncodedPayload.from_json(
             {
                 "senderKey": "AA==",

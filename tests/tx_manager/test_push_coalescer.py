@@ -10,7 +10,7 @@ import pytest
 
 from tx_manager.config import TlsConfig
 from tx_manager.enclave import Enclave, generate_keypair
-from tx_manager.errors import PeerError
+from tx_manager.errors import PeerRequestFailed
 from tx_manager.payload import EncodedPayload
 from tx_manager.peer_client import PeerClient, PushCoalescer
 from tx_manager.store import SqliteStore
@@ -30,17 +30,17 @@ class FakePeers(PeerClient):
         await asyncio.sleep(0.001)
         self.batches.append(len(envelopes))
         if self.unreachable:
-            raise PeerError(url, "connection refused")
+            raise PeerRequestFailed(url, "connection refused")
         if any(e.hash in self.bad for e in envelopes):
-            raise PeerError(url, "HTTP 422: bad envelope", 422)
+            raise PeerRequestFailed(url, "HTTP 422: bad envelope", 422)
 
     async def push(self, url: str, envelope: EncodedPayload) -> None:
         await asyncio.sleep(0.001)
         self.singles += 1
         if self.unreachable:
-            raise PeerError(url, "connection refused")
+            raise PeerRequestFailed(url, "connection refused")
         if envelope.hash in self.bad:
-            raise PeerError(url, "HTTP 422: bad envelope", 422)
+            raise PeerRequestFailed(url, "HTTP 422: bad envelope", 422)
 
 
 def _envelopes(count: int) -> list[EncodedPayload]:
@@ -67,7 +67,7 @@ async def test_one_refused_envelope_fails_only_its_own_send() -> None:
     results = await asyncio.gather(
         *(coalescer.push("http://peer", e) for e in envelopes), return_exceptions=True
     )
-    failed = [i for i, r in enumerate(results) if isinstance(r, PeerError)]
+    failed = [i for i, r in enumerate(results) if isinstance(r, PeerRequestFailed)]
     assert failed == [7]
 
 
@@ -77,7 +77,7 @@ async def test_unreachable_peer_fails_every_send_of_the_batch() -> None:
     results = await asyncio.gather(
         *(coalescer.push("http://peer", e) for e in _envelopes(10)), return_exceptions=True
     )
-    assert all(isinstance(r, PeerError) for r in results)
+    assert all(isinstance(r, PeerRequestFailed) for r in results)
 
 
 async def test_batches_respect_the_byte_limit() -> None:

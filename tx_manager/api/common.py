@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tx_manager.errors import InvalidRequest, TxManagerError, UnsupportedMediaType
+from tx_manager.errors import BadRequest, TxManagerError, UnsupportedMediaType
 from tx_manager.payload import HASH_SIZE
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("body is not valid JSON") from exc
+        raise BadRequest("body is not valid JSON") from exc
 
 
 async def read_binary(request: web.Request) -> bytes:
@@ -82,7 +82,7 @@ def parse_hash(text: str, what: str = "hash") -> bytes:
             continue
         if len(value) == HASH_SIZE:
             return value
-    raise InvalidRequest(f"{what} must be a 64-byte hash in base64, URL-safe base64 or hex")
+    raise BadRequest(f"{what} must be a 64-byte hash in base64, URL-safe base64 or hex")
 
 
 def text_response(text: str, status: int = 200) -> web.Response:

@@ -14,7 +14,7 @@ from tx_manager.api.common import (
     read_json,
     text_response,
 )
-from tx_manager.errors import InvalidRequest
+from tx_manager.errors import BadRequest
 from tx_manager.messages import (
     API_VERSION,
     KeysResponse,
@@ -78,7 +78,7 @@ async def receive(request: web.Request) -> web.Response:
 async def receive_raw(request: web.Request) -> web.Response:
     key_header = request.headers.get("c11n-key")
     if key_header is None:
-        raise InvalidRequest("header c11n-key is missing")
+        raise BadRequest("header c11n-key is missing")
     tx_hash = parse_hash(key_header, "c11n-key")
     to = _optional_key(request.headers.get("c11n-to"), "c11n-to")
     result = await _service(request).receive(tx_hash, to)

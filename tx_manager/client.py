@@ -186,9 +186,30 @@ class Q2TClient:
         body = await self._body("POST", "/send", json_body=request.to_json())
         return _send_result(SendResponse.from_bytes(body))
 
-    async def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
+    async def store_raw(
+        self,
+        payload: bytes,
+        from_key: str | None = None,
+        *,
+        to: list[str] | None = None,
+        privacy_flag: int = 0,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> bytes:
+        """Encrypt and keep apart; returns the hash to sign into a transaction.
+
+        With ``to`` (and any privacy options) the party group is fixed now, under
+        the hash, and ``send_signed_tx`` must name the same; without it (as with
+        Tessera) the group is chosen by ``send_signed_tx``.
+        """
         request = StoreRawRequest(
-            payload=payload, from_key=parse_key(from_key, "from_key") if from_key else None
+            payload=payload,
+            from_key=parse_key(from_key, "from_key") if from_key else None,
+            to=None if to is None else _keys(to, "to"),
+            options=self._options(
+                privacy_flag, affected_contract_transactions, exec_hash, mandatory_recipients
+            ),
         )
         body = await self._body("POST", "/storeraw", json_body=request.to_json())
         return StoreRawResponse.from_bytes(body).key
@@ -332,8 +353,30 @@ class SyncQ2TClient:
         result: SendResult = self._run(self._client.send(payload, from_key, to, privacy_flag))
         return result
 
-    def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
-        return bytes(self._run(self._client.store_raw(payload, from_key)))
+    def store_raw(
+        self,
+        payload: bytes,
+        from_key: str | None = None,
+        *,
+        to: list[str] | None = None,
+        privacy_flag: int = 0,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> bytes:
+        return bytes(
+            self._run(
+                self._client.store_raw(
+                    payload,
+                    from_key,
+                    to=to,
+                    privacy_flag=privacy_flag,
+                    affected_contract_transactions=affected_contract_transactions,
+                    exec_hash=exec_hash,
+                    mandatory_recipients=mandatory_recipients,
+                )
+            )
+        )
 
     def send_signed_tx(self, tx_hash: bytes, to: list[str], privacy_flag: int = 0) -> SendResult:
         result: SendResult = self._run(self._client.send_signed_tx(tx_hash, to, privacy_flag))

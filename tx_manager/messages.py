@@ -18,10 +18,11 @@ from tx_manager.errors import BadRequest, EnvelopeDecodeError
 from tx_manager.payload import (
     HASH_SIZE,
     KEY_SIZE,
-    EncodedPayload,
+    Envelope,
     PrivacyMode,
     b64decode,
     b64encode,
+    decode_envelope,
     parse_privacy_mode,
 )
 
@@ -194,19 +195,41 @@ class SendResponse(JsonMessage):
 
 @dataclass(frozen=True)
 class StoreRawRequest(JsonMessage):
+    """Tessera's ``{payload, from?}``, plus optional ``to`` and privacy options.
+
+    With ``to`` (even an empty list) the party group and options are fixed now,
+    under the hash, and ``/sendsignedtx`` must repeat them. Without it (Tessera,
+    web3js-quorum) they are chosen at ``/sendsignedtx``; privacy options without
+    ``to`` are refused, since there would be no group to fix them with.
+    """
+
     payload: bytes
     from_key: bytes | None = None
+    to: tuple[bytes, ...] | None = None
+    options: PrivacyOptions = PrivacyOptions()
+
+    def __post_init__(self) -> None:
+        if self.to is None and self.options != PrivacyOptions():
+            raise BadRequest("privacy options at /storeraw need 'to' (the recipients) as well")
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"payload": b64encode(self.payload)}
         if self.from_key is not None:
             body["from"] = b64encode(self.from_key)
+        if self.to is not None:
+            body["to"] = [b64encode(k) for k in self.to]
+            body.update(self.options.to_json())
         return body
 
     @classmethod
     def from_json(cls, obj: object) -> StoreRawRequest:
         body = _object(obj, "storeraw request")
-        return cls(payload=_payload(body), from_key=_optional_key(body, "from"))
+        return cls(
+            payload=_payload(body),
+            from_key=_optional_key(body, "from"),
+            to=_key_list(body, "to") if body.get("to") is not None else None,
+            options=PrivacyOptions.parse(body),
+        )
 
 
 @dataclass(frozen=True)
@@ -426,9 +449,12 @@ BATCH_VERSION = 1
 
 @dataclass(frozen=True)
 class EnvelopeBatch:
-    """Several envelopes in one P2P request (``/pushBatch``), binary like the envelope."""
+    """Several envelopes in one P2P request (``/pushBatch``), binary like the envelope.
 
-    envelopes: tuple[EncodedPayload, ...]
+    Each item carries its own envelope version, so one batch may mix versions.
+    """
+
+    envelopes: tuple[Envelope, ...]
     version: int = BATCH_VERSION
 
     def to_bytes(self) -> bytes:
@@ -443,4 +469,4 @@ class EnvelopeBatch:
             raise EnvelopeDecodeError(f"batch version {reader.version} is not supported")
         items = reader.blobs()
         reader.end()
-        return cls(envelopes=tuple(EncodedPayload.from_bytes(item) for item in items))
+        return cls(envelopes=tuple(decode_envelope(item) for item in items))

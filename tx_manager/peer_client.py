@@ -22,7 +22,7 @@ from tx_manager.messages import (
     ValidationRequest,
     ValidationResponse,
 )
-from tx_manager.payload import EncodedPayload, b64encode
+from tx_manager.payload import Envelope, b64encode
 from tx_manager.tls import PinningConnector, client_context
 
 _JSON = {"Content-Type": "application/json"}
@@ -72,12 +72,12 @@ class PeerClient:
     async def _post_json(self, url: str, path: str, message: JsonMessage, expect: int) -> bytes:
         return await self._post(url, path, message.to_bytes(), _JSON, expect)
 
-    async def push(self, url: str, envelope: EncodedPayload) -> None:
+    async def push(self, url: str, envelope: Envelope) -> None:
         headers = dict(_BINARY)
         headers["c11n-key"] = b64encode(envelope.hash)
         await self._post(url, "/push", envelope.to_bytes(), headers, 201)
 
-    async def push_batch(self, url: str, envelopes: list[EncodedPayload]) -> None:
+    async def push_batch(self, url: str, envelopes: list[Envelope]) -> None:
         await self._post(
             url, "/pushBatch", EnvelopeBatch(tuple(envelopes)).to_bytes(), _BINARY, 201
         )
@@ -124,11 +124,11 @@ class PushCoalescer:
         self._max_batch = max_batch
         self._max_bytes = max_bytes
         self._in_flight_limit = in_flight_per_peer
-        self._pending: dict[str, list[tuple[EncodedPayload, asyncio.Future[None]]]] = {}
+        self._pending: dict[str, list[tuple[Envelope, asyncio.Future[None]]]] = {}
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def push(self, url: str, envelope: EncodedPayload) -> None:
+    async def push(self, url: str, envelope: Envelope) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(url, []).append((envelope, future))
         self._maybe_flush(url)
@@ -142,7 +142,7 @@ class PushCoalescer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _take(self, url: str) -> list[tuple[EncodedPayload, asyncio.Future[None]]]:
+    def _take(self, url: str) -> list[tuple[Envelope, asyncio.Future[None]]]:
         queue = self._pending[url]
         size = 0
         count = 0
@@ -154,9 +154,7 @@ class PushCoalescer:
         batch, self._pending[url] = queue[:count], queue[count:]
         return batch
 
-    async def _send(
-        self, url: str, batch: list[tuple[EncodedPayload, asyncio.Future[None]]]
-    ) -> None:
+    async def _send(self, url: str, batch: list[tuple[Envelope, asyncio.Future[None]]]) -> None:
         try:
             live = [(e, f) for e, f in batch if not f.done()]
             if len(live) == 1:
@@ -177,7 +175,7 @@ class PushCoalescer:
             self._maybe_flush(url)
 
     async def _deliver_one(
-        self, url: str, envelope: EncodedPayload, future: asyncio.Future[None]
+        self, url: str, envelope: Envelope, future: asyncio.Future[None]
     ) -> None:
         try:
             await self._peers.push(url, envelope)

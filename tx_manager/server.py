@@ -172,7 +172,7 @@ class ManagerServer:
             await runner.cleanup()
         self._runners.clear()
         if self.service is not None:
-            await self.service.pushes.close()
+            await self.service.close()
         if self._peers is not None:
             await self._peers.close()
         if self._store is not None:

@@ -5,22 +5,36 @@ main flow of a send reads top to bottom in ``send``: resolve the sender,
 encrypt, push to every remote recipient's manager concurrently, and only when
 all acknowledged store the sender's copy durably and return the hash. A failed
 push stores nothing, so no hash of a failed send is ever visible as sent.
+
+The main flow of a push reads top to bottom in ``accept_push``: the announced
+hash, then every cryptographic check (in one call on the crypto thread pool,
+for the whole batch), then the store, which merges boxes only into an
+identical stored header. A refusal changes nothing.
+
+Crypto runs off the event loop: decryption (``receive``) and verification
+(``accept_push``) always, encryption only for large payloads (a small one
+costs less than the hop to a thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from tx_manager.enclave import Enclave, SendMetadata
 from tx_manager.errors import (
     BadRequest,
+    EnvelopeConflict,
     HashMismatch,
     NotFound,
     PeerRequestFailed,
     RecipientUnreachable,
+    TxManagerError,
     UnknownRecipient,
 )
 from tx_manager.messages import (
@@ -35,8 +49,9 @@ from tx_manager.messages import (
 )
 from tx_manager.partyinfo import PartyRegistry
 from tx_manager.payload import (
-    EncodedPayload,
+    Envelope,
     PrivacyMode,
+    Raw,
     RawTransaction,
     b64encode,
     privacy_group_id,
@@ -45,6 +60,8 @@ from tx_manager.peer_client import PeerClient, PushCoalescer
 from tx_manager.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RESEND_PAGE = 200
 # Payloads above this size are encrypted off the event loop (about 2 ms per MB).
@@ -66,6 +83,17 @@ class TransactionManager:
         self.peers = peers
         self.batch_bytes = batch_bytes
         self.pushes = PushCoalescer(peers, max_bytes=batch_bytes)
+        self._crypto = ThreadPoolExecutor(
+            max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="tm-crypto"
+        )
+
+    async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._crypto, function, *args)
+
+    async def close(self) -> None:
+        """Stop pushing and release the crypto threads (after the HTTP servers stopped)."""
+        await self.pushes.close()
+        self._crypto.shutdown(wait=True)
 
     # -- Q2T ------------------------------------------------------------------------
     def _sender(self, from_key: bytes | None) -> bytes:
@@ -105,26 +133,46 @@ class TransactionManager:
         metadata = self._metadata(request.options, request.to)
         self._routes(request.to)  # fail fast on an unknown key, before any encryption
         if len(request.payload) > _OFFLOAD_BYTES:
-            envelope = await asyncio.get_running_loop().run_in_executor(
-                None, self.enclave.encrypt, request.payload, sender, request.to, metadata
+            envelope = await self._off_loop(
+                self.enclave.encrypt, request.payload, sender, request.to, metadata
             )
         else:
             envelope = self.enclave.encrypt(request.payload, sender, request.to, metadata)
         return await self._distribute(envelope)
 
     async def store_raw(self, request: StoreRawRequest) -> StoreRawResponse:
+        """Encrypt and keep apart; with ``to`` the group is fixed under the hash now."""
         sender = self._sender(request.from_key)
-        raw = self.enclave.encrypt_raw(request.payload, sender)
+        if request.to is None:
+            raw = self.enclave.encrypt_raw(request.payload, sender)
+        else:
+            metadata = self._metadata(request.options, request.to)
+            raw = self.enclave.encrypt_raw(request.payload, sender, request.to, metadata)
         await self.store.save_raw(raw)
         return StoreRawResponse(key=raw.hash)
 
     async def send_signed(self, request: SendSignedRequest) -> SendResponse:
+        """Distribute a raw transaction under its fixed hash.
+
+        A raw transaction stored with ``to`` must be sent to the same terms (400
+        naming the difference). One stored without ``to`` takes the terms named
+        now, bound by the header MAC; once distributed, it cannot be sent again
+        to other terms (409), so its own manager never widens its group.
+        """
         raw = await self.store.find_raw(request.hash)
         if raw is None:
             raise NotFound(f"no raw transaction {b64encode(request.hash)} (use /storeraw first)")
         metadata = self._metadata(request.options, request.to)
         self._routes(request.to)
-        return await self._distribute(self.enclave.wrap_raw(raw, request.to, metadata))
+        envelope = self.enclave.wrap_raw(raw, request.to, metadata)
+        existing = await self.store.find_envelope(envelope.hash)
+        if existing is not None:
+            reason = existing.conflict_with(envelope)
+            if reason is not None:
+                raise EnvelopeConflict(
+                    b64encode(envelope.hash), f"already distributed with other terms: {reason}"
+                )
+        return await self._distribute(envelope)
 
     def _routes(self, keys: Iterable[bytes]) -> dict[str, set[bytes]]:
         """Remote recipients grouped by their manager's URL; unknown keys fail the send."""
@@ -138,7 +186,7 @@ class TransactionManager:
             routes[url].add(key)
         return routes
 
-    async def _distribute(self, envelope: EncodedPayload) -> SendResponse:
+    async def _distribute(self, envelope: Envelope) -> SendResponse:
         routes = self._routes(envelope.recipient_keys)
         urls = list(routes)
         results = await asyncio.gather(
@@ -158,7 +206,7 @@ class TransactionManager:
             sender_key=envelope.sender_key,
         )
 
-    async def _find(self, tx_hash: bytes) -> EncodedPayload:
+    async def _find(self, tx_hash: bytes) -> Envelope:
         envelope = await self.store.find_envelope(tx_hash)
         if envelope is None:
             raise NotFound(f"transaction {b64encode(tx_hash)} not found")
@@ -169,11 +217,11 @@ class TransactionManager:
             stored_raw = await self.store.find_raw(tx_hash)
             if stored_raw is None:
                 raise NotFound(f"raw transaction {b64encode(tx_hash)} not found")
-            return self._raw_response(stored_raw)
+            return await self._raw_response(stored_raw)
         envelope = await self._find(tx_hash)
         if to is not None and not self.enclave.is_local(to):
             raise NotFound(f"key {b64encode(to)} is not held by this manager")
-        payload = self.enclave.decrypt(envelope, to)
+        payload = await self._off_loop(self.enclave.decrypt, envelope, to)
         parties = envelope.parties
         return ReceiveResponse(
             payload=payload,
@@ -188,14 +236,18 @@ class TransactionManager:
             privacy_group_id=privacy_group_id(parties),
         )
 
-    def _raw_response(self, raw: RawTransaction) -> ReceiveResponse:
-        parties = (raw.sender_key,)
+    async def _raw_response(self, raw: Raw) -> ReceiveResponse:
+        """A raw transaction's view: the terms ``/storeraw`` fixed, else its sender alone."""
+        terms = raw.header.terms if isinstance(raw, RawTransaction) else None
+        parties = (raw.sender_key,) if terms is None else terms.group_keys
         return ReceiveResponse(
-            payload=self.enclave.open_raw(raw),
-            privacy_flag=PrivacyMode.STANDARD,
-            affected_contract_transactions=(),
-            exec_hash=b"",
-            managed_parties=parties,
+            payload=await self._off_loop(self.enclave.open_raw, raw),
+            privacy_flag=PrivacyMode.STANDARD if terms is None else terms.privacy_mode,
+            affected_contract_transactions=(
+                () if terms is None else tuple(h for h, _ in terms.affected_contract_transactions)
+            ),
+            exec_hash=b"" if terms is None else terms.exec_hash,
+            managed_parties=self._managed(parties),
             sender_key=raw.sender_key,
             parties=parties,
             privacy_group_id=privacy_group_id(parties),
@@ -215,20 +267,61 @@ class TransactionManager:
 
     # -- P2P ------------------------------------------------------------------------
     async def accept_push(
-        self, envelopes: list[EncodedPayload], claimed_hash: bytes | None = None
+        self, envelopes: list[Envelope], claimed_hash: bytes | None = None
     ) -> list[bytes]:
-        """Verify and store pushed envelopes; returns their hashes once durable."""
+        """Verify and store pushed envelopes, all or none; their hashes once durable.
+
+        Refusals, each changing nothing: 422 ``HashMismatch`` if the announced
+        hash is not the envelope's; 409 ``EnvelopeConflict`` (logged) if a copy of
+        the same transaction or sealed payload is stored with another header, or
+        the push would add a box outside the group; 422 ``DecryptionFailed`` /
+        ``EnvelopeRejected`` naming the cryptographic check that failed.
+        """
         for envelope in envelopes:
             if claimed_hash is not None and envelope.hash != claimed_hash:
                 raise HashMismatch(
-                    f"announced hash {b64encode(claimed_hash)} is not SHA3-512 of the ciphertext"
+                    f"announced hash {b64encode(claimed_hash)} is not the envelope's hash "
+                    f"{b64encode(envelope.hash)} (of its header and ciphertext)"
                 )
-            self.enclave.verify_incoming(envelope)
-        await self.store.save_envelopes(envelopes)
+        failure = await self._off_loop(self._first_failure, envelopes)
+        if failure is not None:
+            refused, error = failure
+            await self._refuse_if_conflicting(refused)
+            raise error
+        try:
+            await self.store.save_envelopes(envelopes)
+        except EnvelopeConflict as exc:
+            log.warning("refused a push: %s", exc.message)
+            raise
         return [envelope.hash for envelope in envelopes]
 
+    def _first_failure(self, envelopes: list[Envelope]) -> tuple[Envelope, TxManagerError] | None:
+        """Verify every envelope (on a crypto thread); the first refused and why."""
+        for envelope in envelopes:
+            try:
+                self.enclave.verify_incoming(envelope)
+            except TxManagerError as exc:
+                return envelope, exc
+        return None
+
+    async def _refuse_if_conflicting(self, envelope: Envelope) -> None:
+        """409 if ``envelope`` is another version of a stored transaction, not mere garbage.
+
+        Another version: the same sealed payload (ciphertext) with another header,
+        recipient nonce or a box outside the group. A changed ciphertext is not a
+        version of anything; it keeps its cryptographic refusal (422).
+        """
+        stored = await self.store.find_stored_copy(envelope)
+        if stored is None or stored.cipher_text != envelope.cipher_text:
+            return
+        reason = stored.conflict_with(envelope)
+        if reason is not None:
+            conflict = EnvelopeConflict(b64encode(stored.hash), reason)
+            log.warning("refused a push: %s", conflict.message)
+            raise conflict
+
     @staticmethod
-    def _copy_for(envelope: EncodedPayload, key: bytes) -> EncodedPayload | None:
+    def _copy_for(envelope: Envelope, key: bytes) -> Envelope | None:
         """What ``key``'s manager may get back: its own box, or every box if it sent it."""
         if envelope.sender_key == key:
             return envelope
@@ -236,7 +329,7 @@ class TransactionManager:
             return envelope.for_recipients({key})
         return None
 
-    async def resend_individual(self, request: ResendRequest) -> EncodedPayload:
+    async def resend_individual(self, request: ResendRequest) -> Envelope:
         if request.key is None:
             raise BadRequest("key is missing for an INDIVIDUAL resend")
         copy = self._copy_for(await self._find(request.key), request.public_key)
@@ -259,10 +352,10 @@ class TransactionManager:
                 pushed += len(batch)
         return pushed
 
-    def _batches(self, envelopes: list[EncodedPayload]) -> list[list[EncodedPayload]]:
+    def _batches(self, envelopes: list[Envelope]) -> list[list[Envelope]]:
         """Split so that each /pushBatch body stays under the receiver's size limit."""
-        batches: list[list[EncodedPayload]] = []
-        current: list[EncodedPayload] = []
+        batches: list[list[Envelope]] = []
+        current: list[Envelope] = []
         size = 0
         for envelope in envelopes:
             envelope_size = len(envelope.cipher_text) + 1024

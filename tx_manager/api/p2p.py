@@ -27,7 +27,7 @@ from tx_manager.messages import (
     ResendRequest,
     ValidationRequest,
 )
-from tx_manager.payload import EncodedPayload, b64encode
+from tx_manager.payload import b64encode, decode_envelope
 from tx_manager.service import TransactionManager
 from tx_manager.tls import peer_fingerprint
 
@@ -44,7 +44,7 @@ async def upcheck(request: web.Request) -> web.Response:
 
 
 async def push(request: web.Request) -> web.Response:
-    envelope = EncodedPayload.from_bytes(await read_binary(request))
+    envelope = decode_envelope(await read_binary(request))
     claimed = request.headers.get("c11n-key")
     claimed_hash = None if claimed is None else parse_hash(claimed, "c11n-key")
     (tx_hash,) = await _service(request).accept_push([envelope], claimed_hash)

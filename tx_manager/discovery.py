@@ -44,12 +44,16 @@ class Discovery:
         self.rounds += 1
 
     async def _exchange(self, url: str) -> None:
+        """One exchange; any failure is logged and waits for the next round."""
         try:
             reply = await self.peers.exchange_partyinfo(url, self.registry.snapshot())
         except TxManagerError as exc:
             log.debug("partyinfo with %s failed: %s", url, exc)
             return
-        await self.merge(reply)
+        try:
+            await self.merge(reply)
+        except Exception:
+            log.exception("merging the party info of %s failed", url)
 
     async def merge(self, info: PartyInfo) -> None:
         """Learn peers and validated key routes from one party info (received or replied)."""

@@ -111,6 +111,9 @@ class PushCoalescer:
     acknowledged, so the promise of ``/send`` is unchanged. If a batch is refused
     with an HTTP error, its envelopes are retried one by one, so one bad envelope
     cannot fail the sends that happened to share its batch.
+
+    Every caller is answered, whatever happens: an unexpected exception while
+    pushing becomes that caller's error, and ``close`` fails whatever still waits.
     """
 
     def __init__(
@@ -127,15 +130,22 @@ class PushCoalescer:
         self._pending: dict[str, list[tuple[Envelope, asyncio.Future[None]]]] = {}
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def push(self, url: str, envelope: Envelope) -> None:
+        if self._closed:
+            raise PeerRequestFailed(url, "the manager is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(url, []).append((envelope, future))
         self._maybe_flush(url)
         await future
 
     def _maybe_flush(self, url: str) -> None:
-        while self._pending.get(url) and self._in_flight.get(url, 0) < self._in_flight_limit:
+        while (
+            not self._closed
+            and self._pending.get(url)
+            and self._in_flight.get(url, 0) < self._in_flight_limit
+        ):
             batch = self._take(url)
             self._in_flight[url] = self._in_flight.get(url, 0) + 1
             task = asyncio.create_task(self._send(url, batch))
@@ -170,7 +180,12 @@ class PushCoalescer:
                             _resolve(future, exc)
                     else:
                         await asyncio.gather(*(self._deliver_one(url, e, f) for e, f in live))
+                except Exception as exc:  # a bug, not the peer: still answer every caller
+                    for _, future in live:
+                        _resolve(future, exc)
         finally:
+            for _, future in batch:  # cancelled (close) or anything missed above
+                _resolve(future, PeerRequestFailed(url, "the push was abandoned"))
             self._in_flight[url] -= 1
             self._maybe_flush(url)
 
@@ -180,13 +195,19 @@ class PushCoalescer:
         try:
             await self._peers.push(url, envelope)
             _resolve(future, None)
-        except PeerRequestFailed as exc:
+        except Exception as exc:
             _resolve(future, exc)
 
     async def close(self) -> None:
+        """Stop pushing: in-flight pushes are cancelled and every waiting caller fails."""
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for url, waiting in self._pending.items():
+            for _, future in waiting:
+                _resolve(future, PeerRequestFailed(url, "the manager is shutting down"))
+        self._pending.clear()
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

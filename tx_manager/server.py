@@ -139,16 +139,24 @@ class ManagerServer:
             if known == len(self.discovery.registry.peers):
                 break
             known = len(self.discovery.registry.peers)
-            await self.discovery.round()
-        if await self._should_recover():
-            received = await self.service.recover()
-            log.info("recovery: received %d envelopes from peers", received)
+            await self._discovery_round()
+        try:
+            if await self._should_recover():
+                received = await self.service.recover()
+                log.info("recovery: received %d envelopes from peers", received)
+        except Exception:
+            log.exception("recovery at start failed; run 'tx-manager resend' to retry")
         while True:
             await asyncio.sleep(self.discovery.interval)
-            try:
-                await self.discovery.round()
-            except Exception:
-                log.exception("discovery round failed; retrying next interval")
+            await self._discovery_round()
+
+    async def _discovery_round(self) -> None:
+        if self.discovery is None:
+            return
+        try:
+            await self.discovery.round()
+        except Exception:
+            log.exception("discovery round failed; retrying next interval")
 
     async def _should_recover(self) -> bool:
         if self._recover_override is not None:

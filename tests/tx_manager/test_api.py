@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -443,3 +444,31 @@ def test_sync_client(trio: Trio) -> None:
         assert a.is_sender(sent.key)
         raw_hash = a.store_raw(b"sync raw", to=[trio.b.public_key])
         assert a.send_signed_tx(raw_hash, [trio.b.public_key]).key == raw_hash
+
+
+def test_an_unexpected_store_fault_answers_500_and_the_writer_goes_on(trio: Trio) -> None:
+    """A row that is TEXT where a BLOB belongs makes decoding raise TypeError inside the
+    writer thread (no test hook: the fault is in the data). The push gets a 500, the
+    log says why, and the next writes are served."""
+    envelope = _envelope_for_b(trio)
+    assert http("DELETE", f"{trio.b.q2t}/transaction/{envelope.hash.hex()}")[0] == 204
+    database = sqlite3.connect(trio.b.db_path, timeout=10)
+    try:
+        database.execute(
+            "INSERT INTO envelopes (hash, data) VALUES (?, ?)", (envelope.hash, "not a blob")
+        )
+        database.commit()
+        log_before = len(trio.b.log_path.read_text())
+        status, body = _push(trio.b.p2p, envelope.to_bytes())
+        assert status == 500, body
+        assert "TypeError" in trio.b.log_path.read_text()[log_before:]
+        # The writer thread is alive: a new send to B commits on both sides.
+        status, sent = trio.a.send(b"after the fault", [trio.b.public_key])
+        assert status == 201, sent
+        assert http("GET", f"{trio.b.q2t}/transaction/{path_hash(sent['key'])}")[0] == 200
+    finally:
+        database.execute("DELETE FROM envelopes WHERE hash = ?", (envelope.hash,))
+        database.commit()
+        database.close()
+    status, _ = _push(trio.b.p2p, envelope.to_bytes())
+    assert status == 201

@@ -57,6 +57,27 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what unauthenticated callers can make the manager hold or do.
+
+    The rate limits apply per caller address on the P2P API: ``partyinfo_*`` to
+    ``GET``/``POST /partyinfo`` and ``/partyinfo/validate``, ``resend_*`` to
+    ``/resend``. The defaults leave honest traffic untouched: discovery posts
+    once per peer and interval (qnet: 1 s), and managers sharing one host share
+    one address, so dozens of peers at once fit; a recovery sends one
+    ``/resend`` per peer and key.
+    """
+
+    max_peers: int = 1024
+    max_key_routes: int = 4096
+    derived_key_cache: int = 4096
+    partyinfo_rate: float = 50.0
+    partyinfo_burst: int = 200
+    resend_rate: float = 5.0
+    resend_burst: int = 50
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     keys: tuple[KeyConfig, ...]
@@ -71,6 +92,7 @@ class Config:
     peer_timeout: float = 10.0
     recover: str = "if-empty"
     ports_file: Path | None = None
+    limits: LimitsConfig = LimitsConfig()
 
 
 def _get(table: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -138,6 +160,33 @@ def _tls(base: Path, table: Any) -> TlsConfig:
     return tls
 
 
+def _limits(table: Any, configured_peers: int) -> LimitsConfig:
+    if table is None:
+        return LimitsConfig()
+    if not isinstance(table, dict):
+        raise ManagerConfigError("config section 'limits' must be a table")
+    defaults = LimitsConfig()
+    unknown = sorted(set(table) - set(defaults.__dataclass_fields__))
+    if unknown:
+        raise ManagerConfigError(f"unknown field limits.{unknown[0]}")
+    values: dict[str, Any] = {}
+    for name in defaults.__dataclass_fields__:
+        default = getattr(defaults, name)
+        kind: type | tuple[type, ...] = (int, float) if isinstance(default, float) else int
+        value = _get(table, name, kind, default)
+        if value <= 0:
+            raise ManagerConfigError(f"limits.{name} must be positive")
+        values[name] = float(value) if isinstance(default, float) else value
+    limits = LimitsConfig(**values)
+    if limits.partyinfo_burst < 1 or limits.resend_burst < 1:
+        raise ManagerConfigError("rate limit bursts must be at least 1")
+    if configured_peers > limits.max_peers:
+        raise ManagerConfigError(
+            f"{configured_peers} configured peers exceed limits.max_peers {limits.max_peers}"
+        )
+    return limits
+
+
 def parse_config(document: dict[str, Any], base: Path) -> Config:
     data_dir = _path(base, _get(document, "data_dir", str, "."), "data_dir") or base
     raw_keys = _get(document, "keys", list, None)
@@ -191,6 +240,7 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
         peer_timeout=float(timeout),
         recover=recover,
         ports_file=_path(data_dir, _get(document, "ports_file", str, "ports.json"), "ports_file"),
+        limits=_limits(document.get("limits"), len(peers)),
     )
 
 

@@ -92,10 +92,15 @@ class ManagerServer:
             )
             for k in config.keys
         ]
-        enclave = Enclave(keypairs)
+        enclave = Enclave(keypairs, config.limits.derived_key_cache)
         try:
             self._store = SqliteStore(config.storage_path)
-            registry = PartyRegistry(enclave.public_keys, config.peers)
+            registry = PartyRegistry(
+                enclave.public_keys,
+                config.peers,
+                config.limits.max_peers,
+                config.limits.max_key_routes,
+            )
             self._peers = PeerClient(config.tls, config.peer_timeout)
             self.service = TransactionManager(
                 enclave, self._store, registry, self._peers, config.max_body_bytes // 2
@@ -107,7 +112,9 @@ class ManagerServer:
                 else None
             )
             p2p_runner = web.AppRunner(
-                build_p2p_app(self.service, self.discovery, config.max_body_bytes, allowed),
+                build_p2p_app(
+                    self.service, self.discovery, config.max_body_bytes, allowed, config.limits
+                ),
                 access_log=None,
             )
             q2t_runner = web.AppRunner(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tx_manager.api.common import (
+    body_limit_middleware,
     error_middleware,
     json_response,
     parse_hash,
@@ -110,7 +111,10 @@ async def admin_recover(request: web.Request) -> web.Response:
 
 
 def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[error_middleware, body_limit_middleware(max_body_bytes)],
+    )
     app[SERVICE_KEY] = service
     app.router.add_get("/upcheck", upcheck)
     app.router.add_get("/version", version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -85,10 +86,16 @@ def _hash_path(tx_hash: bytes) -> str:
 class Q2TClient:
     """One aiohttp session to one manager; use as ``async with Q2TClient(url) as tm``.
 
-    ``base_url`` is ``http://host:port`` or ``unix:/path/to/socket``.
+    ``base_url`` is ``http://host:port``, ``https://host:port`` or
+    ``unix:/path/to/socket``. A manager serving Q2T beyond loopback requires
+    mutual TLS: pass ``ssl_context`` with a client certificate, for example
+    ``tx_manager.tls.q2t_client_context(cert, key, ca)``.
     """
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._ssl_context = ssl_context
         self._unix_socket: str | None = None
         if base_url.startswith("unix:"):
             self._unix_socket = base_url[len("unix:") :]
@@ -118,6 +125,8 @@ class Q2TClient:
             connector: aiohttp.BaseConnector
             if self._unix_socket is not None:
                 connector = aiohttp.UnixConnector(path=self._unix_socket)
+            elif self._ssl_context is not None:
+                connector = aiohttp.TCPConnector(limit=100, ssl=self._ssl_context)
             else:
                 connector = aiohttp.TCPConnector(limit=100)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
@@ -326,9 +335,11 @@ def _error_message(body: bytes) -> str:
 class SyncQ2TClient:
     """Blocking wrapper with its own event loop, for scripts (not for use inside a loop)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = Q2TClient(base_url, timeout)
+        self._client = Q2TClient(base_url, timeout, ssl_context=ssl_context)
 
     def __enter__(self) -> SyncQ2TClient:
         return self

@@ -6,6 +6,7 @@ clear line instead of a failure later. See docs/tx-manager.md for an example.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -57,6 +58,20 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class Q2tTlsConfig:
+    """Mutual TLS on the Q2T API (``[q2t.tls]``): the only way to serve it beyond loopback.
+
+    The manager presents ``cert``/``key`` and requires every client to present a
+    certificate that chains to ``ca``. Q2T decrypts for whoever asks, so without
+    this it must listen on a loopback address or a Unix socket.
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Bounds on what unauthenticated callers can make the manager hold or do.
 
@@ -85,6 +100,7 @@ class Config:
     peers: tuple[str, ...] = ()
     q2t: ListenConfig = ListenConfig()
     p2p: ListenConfig = ListenConfig()
+    q2t_tls: Q2tTlsConfig | None = None
     advertised_url: str | None = None
     tls: TlsConfig = TlsConfig()
     max_body_bytes: int = DEFAULT_MAX_BODY
@@ -125,6 +141,42 @@ def _listen(base: Path, table: Any, name: str) -> ListenConfig:
         host=_get(table, "host", str, "127.0.0.1"),
         port=port,
         unix_socket=_path(base, table.get("unix_socket"), f"{name}.unix_socket"),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1); no name lookup."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _q2t_tls(base: Path, table: Any) -> Q2tTlsConfig | None:
+    if not isinstance(table, dict) or table.get("tls") is None:
+        return None
+    tls = table["tls"]
+    if not isinstance(tls, dict):
+        raise ManagerConfigError("config section 'q2t.tls' must be a table")
+    cert, key, ca = (
+        _path(base, tls.get(name), f"q2t.tls.{name}") for name in ("cert", "key", "ca")
+    )
+    if cert is None or key is None or ca is None:
+        raise ManagerConfigError(
+            "q2t.tls needs cert, key and ca (the CA that client certificates must chain to)"
+        )
+    return Q2tTlsConfig(cert=cert, key=key, ca=ca)
+
+
+def _check_q2t_exposure(q2t: ListenConfig, tls: Q2tTlsConfig | None) -> None:
+    if q2t.unix_socket is not None or is_loopback(q2t.host) or tls is not None:
+        return
+    raise ManagerConfigError(
+        f"q2t.host {q2t.host!r} is not a loopback address and the Q2T API decrypts for "
+        "whoever asks: bind it to 127.0.0.1 or a Unix socket, or configure [q2t.tls] "
+        "(mutual TLS, client certificates required)"
     )
 
 
@@ -225,13 +277,17 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
             "max_body_bytes, discovery_interval and peer_timeout must be positive"
         )
     advertised = _get(document, "advertised_url", str, None)
+    q2t = _listen(base, document.get("q2t"), "q2t")
+    q2t_tls = _q2t_tls(base, document.get("q2t"))
+    _check_q2t_exposure(q2t, q2t_tls)
     return Config(
         data_dir=data_dir,
         keys=tuple(keys),
         storage_path=_path(data_dir, _get(document, "storage_path", str, "tm.db"), "storage_path")
         or data_dir / "tm.db",
         peers=tuple(p.rstrip("/") for p in peers),
-        q2t=_listen(base, document.get("q2t"), "q2t"),
+        q2t=q2t,
+        q2t_tls=q2t_tls,
         p2p=_listen(base, document.get("p2p"), "p2p"),
         advertised_url=advertised.rstrip("/") if advertised else None,
         tls=_tls(base, document.get("tls")),

@@ -28,7 +28,7 @@ from tx_manager.partyinfo import PartyRegistry
 from tx_manager.peer_client import PeerClient
 from tx_manager.service import TransactionManager
 from tx_manager.store import SqliteStore
-from tx_manager.tls import server_context
+from tx_manager.tls import q2t_server_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class ListeningUrls:
         return {"q2t": self.q2t, "p2p": self.p2p, "pid": os.getpid()}
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches ``host`` (a wildcard bind: via loopback)."""
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
@@ -69,7 +70,7 @@ async def _start_site(runner: web.AppRunner, listen: ListenConfig, what: str, **
         return f"unix:{listen.unix_socket}"
     port = runner.addresses[-1][1]
     scheme = "https" if tls.get("ssl_context") is not None else "http"
-    return f"{scheme}://{_url_host(listen.host)}:{port}"
+    return f"{scheme}://{url_host(listen.host)}:{port}"
 
 
 class ManagerServer:
@@ -126,7 +127,9 @@ class ManagerServer:
             p2p_url = await _start_site(
                 p2p_runner, config.p2p, "P2P", ssl_context=server_context(config.tls)
             )
-            q2t_url = await _start_site(q2t_runner, config.q2t, "Q2T")
+            q2t_url = await _start_site(
+                q2t_runner, config.q2t, "Q2T", ssl_context=q2t_server_context(config.q2t_tls)
+            )
         except BaseException:
             await self.stop()
             raise

@@ -322,6 +322,11 @@ class EnvelopeHeader:
             raise EnvelopeDecodeError("the sender key is not in the group")
 
     def to_bytes(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once: every copy of an envelope shares its header."""
         writer = FrameWriter(HEADER_MAGIC, self.version)
         writer.fixed(bytes([int(self.binding)]))
         writer.fixed(self.sender_key)
@@ -470,10 +475,10 @@ class EncodedPayload:
     def affected_contract_transactions(self) -> tuple[tuple[bytes, bytes], ...]:
         return self.terms.affected_contract_transactions
 
-    @cached_property
+    @property
     def header_bytes(self) -> bytes:
         """The encoded header: the AEAD's associated data, hashed with the ciphertext."""
-        return self.header.to_bytes()
+        return self.header.encoded
 
     @cached_property
     def hash(self) -> bytes:
@@ -498,11 +503,13 @@ class EncodedPayload:
             for k, b in zip(self.recipient_keys, self.recipient_boxes, strict=True)
             if k in keys
         ]
-        return replace(
+        copy = replace(
             self,
             recipient_keys=tuple(k for k, _ in pairs),
             recipient_boxes=tuple(b for _, b in pairs),
         )
+        copy.__dict__["hash"] = self.hash  # boxes are not under the hash: the same hash
+        return copy
 
     def conflict_with(self, other: object) -> str | None:
         """Why ``other`` may not be merged into this stored copy, or None if it may.
@@ -671,9 +678,9 @@ class RawTransaction:
     def cipher_text_nonce(self) -> bytes:
         return self.header.cipher_text_nonce
 
-    @cached_property
+    @property
     def header_bytes(self) -> bytes:
-        return self.header.to_bytes()
+        return self.header.encoded
 
     @cached_property
     def hash(self) -> bytes:

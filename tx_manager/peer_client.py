@@ -185,7 +185,8 @@ class PushCoalescer:
                         _resolve(future, exc)
         finally:
             for _, future in batch:  # cancelled (close) or anything missed above
-                _resolve(future, PeerRequestFailed(url, "the push was abandoned"))
+                if not future.done():
+                    _resolve(future, PeerRequestFailed(url, "the push was abandoned"))
             self._in_flight[url] -= 1
             self._maybe_flush(url)
 

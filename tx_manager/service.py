@@ -11,9 +11,15 @@ hash, then every cryptographic check (in one call on the crypto thread pool,
 for the whole batch), then the store, which merges boxes only into an
 identical stored header. A refusal changes nothing.
 
-Crypto runs off the event loop: decryption (``receive``) and verification
-(``accept_push``) always, encryption only for large payloads (a small one
-costs less than the hop to a thread).
+Crypto runs off the event loop on a ``CryptoPool``, which batches concurrent
+calls into one thread hop. Decryption (``receive``) always goes there (reads
+are many and concurrent, so they share hops). Verification of a pushed batch
+goes there in one call when it could hold the loop for more than about a
+millisecond (more than 16 envelopes or 256 KiB); a smaller push is verified
+inline, because each push arrives as its own request and a hop (about 40 µs of
+CPU idle, 0.1 ms under load) would cost more than the work: measured with
+``bench.tm_bench`` on two cores, offloading every push cut sends by about 20%.
+Encryption, likewise, is offloaded only for large payloads.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
+from tx_manager.crypto_pool import CryptoPool
 from tx_manager.enclave import Enclave, SendMetadata
 from tx_manager.errors import (
     BadRequest,
@@ -64,8 +71,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RESEND_PAGE = 200
-# Payloads above this size are encrypted off the event loop (about 2 ms per MB).
+# Payloads above this size are encrypted and verified off the event loop (about 2 ms per
+# MB), and so is a pushed batch of more than _OFFLOAD_ENVELOPES (about 60 µs each).
 _OFFLOAD_BYTES = 256 * 1024
+_OFFLOAD_ENVELOPES = 16
 
 
 class TransactionManager:
@@ -83,17 +92,15 @@ class TransactionManager:
         self.peers = peers
         self.batch_bytes = batch_bytes
         self.pushes = PushCoalescer(peers, max_bytes=batch_bytes)
-        self._crypto = ThreadPoolExecutor(
-            max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="tm-crypto"
-        )
+        self._crypto = CryptoPool(workers=max(1, min(2, os.cpu_count() or 1)))
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._crypto, function, *args)
+        return await self._crypto.run(partial(function, *args))
 
     async def close(self) -> None:
         """Stop pushing and release the crypto threads (after the HTTP servers stopped)."""
         await self.pushes.close()
-        self._crypto.shutdown(wait=True)
+        await self._crypto.close()
 
     # -- Q2T ------------------------------------------------------------------------
     def _sender(self, from_key: bytes | None) -> bytes:
@@ -283,7 +290,10 @@ class TransactionManager:
                     f"announced hash {b64encode(claimed_hash)} is not the envelope's hash "
                     f"{b64encode(envelope.hash)} (of its header and ciphertext)"
                 )
-        failure = await self._off_loop(self._first_failure, envelopes)
+        if _heavy(envelopes):
+            failure = await self._off_loop(self._first_failure, envelopes)
+        else:
+            failure = self._first_failure(envelopes)
         if failure is not None:
             refused, error = failure
             await self._refuse_if_conflicting(refused)
@@ -385,3 +395,10 @@ class TransactionManager:
             else:
                 total += result
         return total
+
+
+def _heavy(envelopes: list[Envelope]) -> bool:
+    """Whether verifying ``envelopes`` is worth a hop to a crypto thread."""
+    if len(envelopes) > _OFFLOAD_ENVELOPES:
+        return True
+    return sum(len(envelope.cipher_text) for envelope in envelopes) > _OFFLOAD_BYTES

@@ -5,7 +5,8 @@ coroutine returns, the row is committed with ``synchronous=FULL`` in WAL mode,
 so it survives kill -9 and power loss. Writes go through one writer thread that
 commits whatever is queued as one transaction (group commit: one fsync for many
 sends) and wakes each waiter only after that commit. Reads use a small thread
-pool with one connection per thread. Nothing here runs SQLite on the event loop.
+pool with one connection per thread, which also decode what they read. Nothing
+here runs SQLite, or decodes a stored row, on the event loop.
 
 Whatever goes wrong inside one write (an SQLite error, a conflict, an
 unexpected exception) fails that write alone and is handed to its waiter; the
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tx_manager.errors import EnvelopeConflict, StoreError, TxManagerError
+from tx_manager.errors import EnvelopeConflict, EnvelopeDecodeError, StoreError, TxManagerError
 from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS envelopes (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS raw_transactions (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS envelope_bodies (body_id BLOB PRIMARY KEY, hash BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS envelope_bodies_by_hash ON envelope_bodies (hash);
+CREATE TABLE IF NOT EXISTS envelope_bodies (
+    body_id BLOB PRIMARY KEY, hash BLOB NOT NULL
+) WITHOUT ROWID;
 """
 _MAX_BATCH = 512
 _CACHE_BYTES = 64 * 1024 * 1024
@@ -246,25 +248,25 @@ class SqliteStore:
             stored: list[tuple[bytes, Envelope]] = []
             for envelope in envelopes:
                 tx_hash = envelope.hash
+                inserted = connection.execute(
+                    "INSERT INTO envelopes (hash, data) VALUES (?, ?)"
+                    " ON CONFLICT (hash) DO NOTHING",
+                    (tx_hash, envelope.to_bytes()),
+                ).rowcount
+                if inserted:  # the common case: a new transaction
+                    _claim_body(connection, envelope)
+                    stored.append((tx_hash, envelope))
+                    continue
                 row = connection.execute(
                     "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
                 ).fetchone()
-                if row is not None:
-                    existing = decode_envelope(row[0])
-                    merged = existing.merged_with(envelope)
-                    if merged is not existing:
-                        connection.execute(
-                            "UPDATE envelopes SET data = ? WHERE hash = ?",
-                            (merged.to_bytes(), tx_hash),
-                        )
-                    stored.append((tx_hash, merged))
-                    continue
-                _claim_body(connection, envelope)
-                connection.execute(
-                    "INSERT INTO envelopes (hash, data) VALUES (?, ?)",
-                    (tx_hash, envelope.to_bytes()),
-                )
-                stored.append((tx_hash, envelope))
+                existing = decode_envelope(row[0])
+                merged = existing.merged_with(envelope)
+                if merged is not existing:
+                    connection.execute(
+                        "UPDATE envelopes SET data = ? WHERE hash = ?", (merged.to_bytes(), tx_hash)
+                    )
+                stored.append((tx_hash, merged))
             return stored
 
         for tx_hash, envelope in await self._write(write):
@@ -275,19 +277,18 @@ class SqliteStore:
         if cached is not None:
             return cached
 
-        def read(connection: sqlite3.Connection) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> Envelope | None:
             row = connection.execute(
                 "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
             ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else decode_envelope(bytes(row[0]))
 
-        data = await self._read(read)
-        return None if data is None else decode_envelope(data)
+        return await self._read(read)
 
     async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
         tx_hash, body_id = envelope.hash, envelope.body_id
 
-        def read(connection: sqlite3.Connection) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> Envelope | None:
             row = connection.execute(
                 "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
             ).fetchone()
@@ -297,16 +298,27 @@ class SqliteStore:
                     " WHERE b.body_id = ?",
                     (body_id,),
                 ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else decode_envelope(bytes(row[0]))
 
-        data = await self._read(read)
-        return None if data is None else decode_envelope(data)
+        return await self._read(read)
 
     async def delete_envelope(self, tx_hash: bytes) -> bool:
         def write(connection: sqlite3.Connection) -> bool:
-            connection.execute("DELETE FROM envelope_bodies WHERE hash = ?", (tx_hash,))
-            cursor = connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
-            return cursor.rowcount > 0
+            row = connection.execute(
+                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
+            ).fetchone()
+            if row is None:
+                return False
+            try:
+                body_id = decode_envelope(bytes(row[0])).body_id
+            except (EnvelopeDecodeError, TypeError):
+                body_id = None  # a damaged row can still be deleted
+            if body_id is not None:
+                connection.execute(
+                    "DELETE FROM envelope_bodies WHERE body_id = ? AND hash = ?", (body_id, tx_hash)
+                )
+            connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
+            return True
 
         self._cache_drop(tx_hash)  # before and after: a concurrent save may refill it
         deleted = await self._write(write)
@@ -314,13 +326,13 @@ class SqliteStore:
         return deleted
 
     async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
-        def read(connection: sqlite3.Connection) -> list[bytes]:
+        def read(connection: sqlite3.Connection) -> list[Envelope]:
             rows = connection.execute(
                 "SELECT data FROM envelopes WHERE hash > ? ORDER BY hash LIMIT ?", (after, limit)
             ).fetchall()
-            return [bytes(row[0]) for row in rows]
+            return [decode_envelope(bytes(row[0])) for row in rows]
 
-        return [decode_envelope(data) for data in await self._read(read)]
+        return await self._read(read)
 
     async def count_envelopes(self) -> int:
         def read(connection: sqlite3.Connection) -> int:
@@ -338,14 +350,13 @@ class SqliteStore:
         await self._write(write)
 
     async def find_raw(self, tx_hash: bytes) -> Raw | None:
-        def read(connection: sqlite3.Connection) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> Raw | None:
             row = connection.execute(
                 "SELECT data FROM raw_transactions WHERE hash = ?", (tx_hash,)
             ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else decode_raw(bytes(row[0]))
 
-        data = await self._read(read)
-        return None if data is None else decode_raw(data)
+        return await self._read(read)
 
     async def delete_raw(self, tx_hash: bytes) -> bool:
         def write(connection: sqlite3.Connection) -> bool:
@@ -370,19 +381,22 @@ def _claim_body(connection: sqlite3.Connection, envelope: Envelope) -> None:
     body_id = envelope.body_id
     if body_id is None:
         return
+    claimed = connection.execute(
+        "INSERT INTO envelope_bodies (body_id, hash) VALUES (?, ?)"
+        " ON CONFLICT (body_id) DO NOTHING",
+        (body_id, envelope.hash),
+    ).rowcount
+    if claimed:
+        return
     row = connection.execute(
         "SELECT hash FROM envelope_bodies WHERE body_id = ?", (body_id,)
     ).fetchone()
-    if row is not None and bytes(row[0]) != envelope.hash:
+    if bytes(row[0]) != envelope.hash:
         raise EnvelopeConflict(
             b64encode(bytes(row[0])),
             "the same sealed payload arrives under another header "
             f"(hash {b64encode(envelope.hash)})",
         )
-    connection.execute(
-        "INSERT OR REPLACE INTO envelope_bodies (body_id, hash) VALUES (?, ?)",
-        (body_id, envelope.hash),
-    )
 
 
 def _job_error(exc: Exception, what: str) -> BaseException:

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from functools import cached_property
 from typing import Any
 
 from tx_manager.codec import FrameReader, FrameWriter
@@ -105,6 +105,20 @@ KEY_COMMITMENT_DOMAIN = b"quorum-py/tx-manager/key-commitment/v2"
 BODY_ID_DOMAIN = b"quorum-py/tx-manager/body-id/v2"
 
 _U32 = struct.Struct(">I")
+
+
+def _memo(instance: object, name: str, compute: Callable[[], bytes]) -> bytes:
+    """A value computed once per (frozen) instance.
+
+    Not ``functools.cached_property``: before Python 3.12 it takes one lock shared
+    by every instance, which the event loop and the store's writer thread then
+    contend for on every envelope.
+    """
+    slots = instance.__dict__
+    value = slots.get(name)
+    if value is None:
+        value = slots[name] = compute()
+    return bytes(value)
 
 
 def key_commitment(master_key: bytes) -> bytes:
@@ -324,9 +338,12 @@ class EnvelopeHeader:
     def to_bytes(self) -> bytes:
         return self.encoded
 
-    @cached_property
+    @property
     def encoded(self) -> bytes:
         """The encoding, computed once: every copy of an envelope shares its header."""
+        return _memo(self, "_encoded", self._encode)
+
+    def _encode(self) -> bytes:
         writer = FrameWriter(HEADER_MAGIC, self.version)
         writer.fixed(bytes([int(self.binding)]))
         writer.fixed(self.sender_key)
@@ -480,20 +497,24 @@ class EncodedPayload:
         """The encoded header: the AEAD's associated data, hashed with the ciphertext."""
         return self.header.encoded
 
-    @cached_property
+    @property
     def hash(self) -> bytes:
-        return transaction_hash(self.header_bytes, self.cipher_text)
+        return _memo(self, "_hash", lambda: transaction_hash(self.header_bytes, self.cipher_text))
 
-    @cached_property
+    @property
     def body_id(self) -> bytes | None:
         """Identity of the sealed payload apart from its terms: sender, nonce, key commitment.
 
         Two envelopes with one body id but different hashes are the same payload
         presented under two headers: a push of the second is a conflict (409).
         """
-        return hashlib.sha3_256(
-            BODY_ID_DOMAIN + self.sender_key + self.cipher_text_nonce + self.key_commitment
-        ).digest()
+        return _memo(
+            self,
+            "_body_id",
+            lambda: hashlib.sha3_256(
+                BODY_ID_DOMAIN + self.sender_key + self.cipher_text_nonce + self.key_commitment
+            ).digest(),
+        )
 
     # -- copies and merges -----------------------------------------------------------
     def for_recipients(self, keys: set[bytes]) -> EncodedPayload:
@@ -508,7 +529,7 @@ class EncodedPayload:
             recipient_keys=tuple(k for k, _ in pairs),
             recipient_boxes=tuple(b for _, b in pairs),
         )
-        copy.__dict__["hash"] = self.hash  # boxes are not under the hash: the same hash
+        copy.__dict__["_hash"] = self.hash  # boxes are not under the hash: the same hash
         return copy
 
     def conflict_with(self, other: object) -> str | None:
@@ -571,7 +592,7 @@ class EncodedPayload:
         reader = FrameReader(data, ENVELOPE_MAGIC, "envelope")
         if reader.version != ENVELOPE_VERSION:
             raise EnvelopeDecodeError(f"envelope version {reader.version} is not supported")
-        header = _canonical_header(reader.blob())
+        header = _received_header(reader.blob())
         cipher_text = reader.blob()
         keyed_terms = reader.blob()
         terms_mac = reader.blob()
@@ -636,12 +657,15 @@ def decode_envelope(data: bytes) -> Envelope:
     return EncodedPayload.from_bytes(data)
 
 
-def _canonical_header(data: bytes) -> EnvelopeHeader:
+def _received_header(data: bytes) -> EnvelopeHeader:
+    """Decode a header and keep the bytes it came in as its encoding.
+
+    The AEAD's associated data and the hash are then computed over exactly the
+    bytes the sender sealed and hashed, so any change to them fails both. (The
+    codec is canonical: re-encoding the fields gives the same bytes.)
+    """
     header = EnvelopeHeader.from_bytes(data)
-    # The hash is over these bytes, so one header must have one encoding. The
-    # codec is canonical today; this keeps it so if a future field is not.
-    if header.to_bytes() != data:
-        raise EnvelopeDecodeError("envelope header is not in its canonical encoding")
+    header.__dict__["_encoded"] = data
     return header
 
 
@@ -682,9 +706,9 @@ class RawTransaction:
     def header_bytes(self) -> bytes:
         return self.header.encoded
 
-    @cached_property
+    @property
     def hash(self) -> bytes:
-        return transaction_hash(self.header_bytes, self.cipher_text)
+        return _memo(self, "_hash", lambda: transaction_hash(self.header_bytes, self.cipher_text))
 
     def to_bytes(self) -> bytes:
         writer = FrameWriter(RAW_MAGIC, self.version)
@@ -700,7 +724,7 @@ class RawTransaction:
         if reader.version != RAW_VERSION:
             raise EnvelopeDecodeError(f"raw transaction version {reader.version} is not supported")
         raw = cls(
-            header=_canonical_header(reader.blob()),
+            header=_received_header(reader.blob()),
             cipher_text=reader.blob(),
             sender_box=reader.fixed(BOX_SIZE),
             recipient_nonce=reader.fixed(NONCE_SIZE),

@@ -22,6 +22,7 @@ from tests.tx_manager.conftest import (
 )
 from tx_manager.client import ManagerRequestFailed, ManagerUnavailable, Q2TClient, SyncQ2TClient
 from tx_manager.enclave import Enclave, generate_keypair
+from tx_manager.messages import EnvelopeBatch
 from tx_manager.payload import (
     EncodedPayload,
     ExecutionTerms,
@@ -284,6 +285,19 @@ def test_forged_group_flag_or_mandatory_push_is_a_409_and_changes_nothing(trio: 
         # With the original hash announced, the envelope contradicts it: refused before anything.
         status, body = _push(trio.b.p2p, forged.to_bytes(), {"c11n-key": b64encode(envelope.hash)})
         assert status == 422 and b"announced hash" in body, (what, body)
+    # The same through /pushBatch: the whole batch is refused, nothing of it stored.
+    other_sender, b_key = generate_keypair(), base64.b64decode(trio.b.public_key)
+    fresh = Enclave([other_sender]).encrypt(b"fresh", other_sender.public, [b_key])
+    fresh = fresh.for_recipients({b_key})  # valid on its own
+    forged = replace(envelope, header=replace(envelope.header, terms=forgeries["changed flag"]))
+    status, body, _ = http(
+        "POST",
+        trio.b.p2p + "/pushBatch",
+        EnvelopeBatch((fresh, forged)).to_bytes(),
+        {"Content-Type": "application/octet-stream"},
+    )
+    assert status == 409, body
+    assert http("GET", f"{trio.b.q2t}/transaction/{fresh.hash.hex()}")[0] == 404
     # A merge may only add boxes for keys of the group.
     outsider = generate_keypair().public
     boxed_outside = replace(

@@ -38,7 +38,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tx_manager.localnet import Manager, ManagerFactory, wait_until
+from tests.support.localnet import Manager, ManagerFactory
+from tests.support.waiting import wait_until
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "tm_bench.json"
 GOALS = {"send_per_s": 1000, "send_p99_ms": 50, "read_per_s": 3000}

@@ -14,10 +14,12 @@ import signal
 import sys
 from pathlib import Path
 
+from tx_manager.client import Q2TClient
 from tx_manager.config import load_config, read_password
-from tx_manager.errors import ConfigError, TxManagerError
+from tx_manager.errors import ManagerConfigError, TxManagerError
 from tx_manager.keyfile import Argon2Params, write_keypair
-from tx_manager.server import ManagerServer
+from tx_manager.server import ManagerServer, url_host
+from tx_manager.tls import q2t_client_context
 
 EXIT_USAGE = 2
 
@@ -72,21 +74,28 @@ async def _run(config_path: Path, recover: bool | None) -> None:
 
 
 async def _resend(config_path: Path) -> int:
-    from tx_manager.client import Q2TClient
-
     config = load_config(config_path)
     if config.q2t.unix_socket is not None:
         url = f"unix:{config.q2t.unix_socket}"
     elif config.q2t.port == 0:
         if config.ports_file is None:
-            raise ConfigError("q2t.port is 0 and no ports_file says where the manager listens")
+            raise ManagerConfigError(
+                "q2t.port is 0 and no ports_file says where the manager listens"
+            )
         try:
             url = json.loads(config.ports_file.read_text())["q2t"]
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"cannot read {config.ports_file}: is the manager running?") from exc
+            raise ManagerConfigError(
+                f"cannot read {config.ports_file}: is the manager running?"
+            ) from exc
     else:
-        url = f"http://{config.q2t.host}:{config.q2t.port}"
-    async with Q2TClient(url) as client:
+        scheme = "https" if config.q2t_tls is not None else "http"
+        url = f"{scheme}://{url_host(config.q2t.host)}:{config.q2t.port}"
+    tls = config.q2t_tls
+    # With [q2t.tls], the CLI presents the manager's own certificate as its client
+    # certificate: it must allow client authentication (or carry no key usage limits).
+    context = None if tls is None else q2t_client_context(tls.cert, tls.key, tls.ca)
+    async with Q2TClient(url, ssl_context=context) as client:
         received = await client.recover()
     print(f"recovered {received} envelopes from peers")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -98,10 +99,16 @@ def _hash_path(tx_hash: bytes) -> str:
 class Q2TClient:
     """One aiohttp session to one manager; use as ``async with Q2TClient(url) as tm``.
 
-    ``base_url`` is ``http://host:port`` or ``unix:/path/to/socket``.
+    ``base_url`` is ``http://host:port``, ``https://host:port`` or
+    ``unix:/path/to/socket``. A manager serving Q2T beyond loopback requires
+    mutual TLS: pass ``ssl_context`` with a client certificate, for example
+    ``tx_manager.tls.q2t_client_context(cert, key, ca)``.
     """
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._ssl_context = ssl_context
         self._unix_socket: str | None = None
         if base_url.startswith("unix:"):
             self._unix_socket = base_url[len("unix:") :]
@@ -131,6 +138,8 @@ class Q2TClient:
             connector: aiohttp.BaseConnector
             if self._unix_socket is not None:
                 connector = aiohttp.UnixConnector(path=self._unix_socket)
+            elif self._ssl_context is not None:
+                connector = aiohttp.TCPConnector(limit=100, ssl=self._ssl_context)
             else:
                 connector = aiohttp.TCPConnector(limit=100)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
@@ -199,9 +208,30 @@ class Q2TClient:
         body = await self._body("POST", "/send", json_body=request.to_json())
         return _send_result(SendResponse.from_bytes(body))
 
-    async def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
+    async def store_raw(
+        self,
+        payload: bytes,
+        from_key: str | None = None,
+        *,
+        to: list[str] | None = None,
+        privacy_flag: int = 0,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> bytes:
+        """Encrypt and keep apart; returns the hash to sign into a transaction.
+
+        With ``to`` (and any privacy options) the party group is fixed now, under
+        the hash, and ``send_signed_tx`` must name the same; without it (as with
+        Tessera) the group is chosen by ``send_signed_tx``.
+        """
         request = StoreRawRequest(
-            payload=payload, from_key=parse_key(from_key, "from_key") if from_key else None
+            payload=payload,
+            from_key=parse_key(from_key, "from_key") if from_key else None,
+            to=None if to is None else _keys(to, "to"),
+            options=self._options(
+                privacy_flag, affected_contract_transactions, exec_hash, mandatory_recipients
+            ),
         )
         body = await self._body("POST", "/storeraw", json_body=request.to_json())
         return StoreRawResponse.from_bytes(body).key
@@ -318,9 +348,11 @@ def _error_message(body: bytes) -> str:
 class SyncQ2TClient:
     """Blocking wrapper with its own event loop, for scripts (not for use inside a loop)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = Q2TClient(base_url, timeout)
+        self._client = Q2TClient(base_url, timeout, ssl_context=ssl_context)
 
     def __enter__(self) -> SyncQ2TClient:
         return self
@@ -345,8 +377,30 @@ class SyncQ2TClient:
         result: SendResult = self._run(self._client.send(payload, from_key, to, privacy_flag))
         return result
 
-    def store_raw(self, payload: bytes, from_key: str | None = None) -> bytes:
-        return bytes(self._run(self._client.store_raw(payload, from_key)))
+    def store_raw(
+        self,
+        payload: bytes,
+        from_key: str | None = None,
+        *,
+        to: list[str] | None = None,
+        privacy_flag: int = 0,
+        affected_contract_transactions: list[bytes] | None = None,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
+    ) -> bytes:
+        return bytes(
+            self._run(
+                self._client.store_raw(
+                    payload,
+                    from_key,
+                    to=to,
+                    privacy_flag=privacy_flag,
+                    affected_contract_transactions=affected_contract_transactions,
+                    exec_hash=exec_hash,
+                    mandatory_recipients=mandatory_recipients,
+                )
+            )
+        )
 
     def send_signed_tx(self, tx_hash: bytes, to: list[str], privacy_flag: int = 0) -> SendResult:
         result: SendResult = self._run(self._client.send_signed_tx(tx_hash, to, privacy_flag))

@@ -1,39 +1,60 @@
 """Keys and crypto, pure: no I/O, no logging. The only module that touches private keys.
 
-Scheme (ours, not NaCl's; see the README):
-- payload: XChaCha20-Poly1305 under a fresh random 32-byte master key and 24-byte nonce;
+Scheme (ours, not NaCl's; see docs/tx-manager.md):
+- payload: XChaCha20-Poly1305 under a fresh random 32-byte master key and
+  24-byte nonce, with the encoded envelope header as associated data (version 2;
+  see ``payload`` for the header, the key commitment and the hash);
 - box for recipient R of sender S: XChaCha20-Poly1305 of the master key under
   HKDF-SHA256(X25519(S, R)), with one random recipient nonce per envelope.
   X25519 is symmetric, so S opens R's box with (S private, R public) and R with
   (R private, S public): a peer can give the sender back a box it lost.
 - The HKDF ``info`` binds both public keys and a purpose label, so a box made for
   envelopes can never be replayed as a key-validation challenge and vice versa.
+- keyed header binding: HMAC-SHA256 of (hash, terms) under HKDF-SHA256(master key).
+
+Every method may run on a worker thread: the only shared state, the cache of
+derived pairwise keys, is a bounded LRU behind a lock.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from Crypto.Cipher import ChaCha20_Poly1305
-from Crypto.Hash import SHA256
+from Crypto.Hash import HMAC, SHA256
 from Crypto.Protocol import DH
 from Crypto.Protocol.KDF import HKDF
 
-from tx_manager.errors import DecryptionFailed, InvalidRequest, NotFound
+from tx_manager.errors import BadRequest, DecryptionFailed, EnvelopeRejected, NotFound
 from tx_manager.payload import (
     KEY_SIZE,
     NONCE_SIZE,
     TAG_SIZE,
     EncodedPayload,
+    EncodedPayloadV1,
+    Envelope,
+    EnvelopeHeader,
+    ExecutionTerms,
+    HeaderBinding,
     PrivacyMode,
+    Raw,
     RawTransaction,
+    RawTransactionV1,
     b64encode,
+    key_commitment,
+    transaction_hash,
 )
 
 _BOX_INFO = b"quorum-py/tx-manager/box/v1"
 _CHALLENGE_INFO = b"quorum-py/tx-manager/validate/v1"
+_TERMS_MAC_INFO = b"quorum-py/tx-manager/terms-mac/v2"
+MASTER_KEY_SIZE = 32
+DEFAULT_DERIVED_KEY_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -45,7 +66,7 @@ class KeyPair:
 
     def __post_init__(self) -> None:
         if len(self.public) != KEY_SIZE or len(self.private) != KEY_SIZE:
-            raise InvalidRequest("X25519 keys are 32 bytes")
+            raise BadRequest("X25519 keys are 32 bytes")
 
 
 def generate_keypair() -> KeyPair:
@@ -57,20 +78,39 @@ def keypair_from_private(private: bytes) -> KeyPair:
     return KeyPair(public=key.public_key().export_key(format="raw"), private=private)
 
 
-def seal(key: bytes, nonce: bytes, plaintext: bytes) -> bytes:
+def seal(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
+    if associated_data:
+        cipher.update(associated_data)
     body, tag = cipher.encrypt_and_digest(plaintext)
     return body + tag
 
 
-def unseal(key: bytes, nonce: bytes, sealed: bytes) -> bytes:
+def unseal(key: bytes, nonce: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:
     if len(sealed) < TAG_SIZE:
         raise DecryptionFailed("sealed data is shorter than its tag")
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
+    if associated_data:
+        cipher.update(associated_data)
     try:
         return cipher.decrypt_and_verify(sealed[:-TAG_SIZE], sealed[-TAG_SIZE:])
     except ValueError as exc:
         raise DecryptionFailed("authentication tag did not verify") from exc
+
+
+def _hkdf(secret: bytes, info: bytes) -> bytes:
+    key = HKDF(secret, 32, b"", SHA256, context=info)
+    if not isinstance(key, bytes):
+        raise TypeError("HKDF returned several keys")
+    return key
+
+
+def terms_mac(master_key: bytes, tx_hash: bytes, terms: ExecutionTerms) -> bytes:
+    """The keyed binding: HMAC-SHA256(HKDF(master key), hash || encoded terms)."""
+    mac = HMAC.new(_hkdf(master_key, _TERMS_MAC_INFO), digestmod=SHA256)
+    mac.update(tx_hash)
+    mac.update(terms.to_bytes())
+    return mac.digest()
 
 
 @dataclass(frozen=True)
@@ -82,20 +122,38 @@ class SendMetadata:
     exec_hash: bytes = b""
     mandatory_recipients: tuple[bytes, ...] = ()
 
+    def terms(self, sender: bytes, recipients: Iterable[bytes]) -> ExecutionTerms:
+        return ExecutionTerms.build(
+            sender,
+            tuple(recipients),
+            self.privacy_mode,
+            self.mandatory_recipients,
+            self.exec_hash,
+            self.affected_contract_transactions,
+        )
+
 
 class Enclave:
-    """Holds the local key pairs and the cache of pairwise shared keys.
+    """Holds the local key pairs and a bounded cache of pairwise derived keys.
 
     A (local, remote) shared key never changes, and X25519 costs about 0.3 ms
-    here, so each pair's derived keys are computed once and kept in memory.
+    here, so each pair's derived keys are kept in memory, at most
+    ``derived_key_cache`` of them (least recently used evicted first): remote
+    keys come from the network, and must not grow memory without limit.
     """
 
-    def __init__(self, keypairs: Sequence[KeyPair]) -> None:
+    def __init__(
+        self, keypairs: Sequence[KeyPair], derived_key_cache: int = DEFAULT_DERIVED_KEY_CACHE
+    ) -> None:
         if not keypairs:
-            raise InvalidRequest("a manager needs at least one key pair")
+            raise BadRequest("a manager needs at least one key pair")
+        if derived_key_cache < 1:
+            raise BadRequest("the derived key cache needs room for at least one key")
         self._private: dict[bytes, bytes] = {kp.public: kp.private for kp in keypairs}
         self._public_keys = tuple(kp.public for kp in keypairs)
-        self._derived: dict[tuple[bytes, bytes, bytes], bytes] = {}
+        self._derived: OrderedDict[tuple[bytes, bytes, bytes], bytes] = OrderedDict()
+        self._derived_limit = derived_key_cache
+        self._derived_lock = threading.Lock()
 
     @property
     def public_keys(self) -> tuple[bytes, ...]:
@@ -105,36 +163,45 @@ class Enclave:
     def default_key(self) -> bytes:
         return self._public_keys[0]
 
+    @property
+    def derived_keys_cached(self) -> int:
+        return len(self._derived)
+
     def is_local(self, public_key: bytes) -> bool:
         return public_key in self._private
 
     def _derive(self, local: bytes, remote: bytes, info: bytes) -> bytes:
         cache_key = (local, remote, info)
-        derived = self._derived.get(cache_key)
-        if derived is None:
-            private = self._private.get(local)
-            if private is None:
-                raise NotFound(f"key {b64encode(local)} is not held by this manager")
-            try:
-                shared = DH.key_agreement(
-                    static_priv=DH.import_x25519_private_key(private),
-                    static_pub=DH.import_x25519_public_key(remote),
-                    kdf=lambda secret: secret,
-                )
-            except ValueError as exc:
-                raise InvalidRequest(f"{b64encode(remote)} is not a valid X25519 key") from exc
-            if shared == bytes(len(shared)):
-                raise InvalidRequest(f"{b64encode(remote)} is a low-order X25519 key")
-            low, high = sorted((local, remote))
-            key = HKDF(bytes(shared), 32, b"", SHA256, context=info + low + high)
-            if not isinstance(key, bytes):
-                raise TypeError("HKDF returned several keys")
-            self._derived[cache_key] = derived = key
+        with self._derived_lock:
+            derived = self._derived.get(cache_key)
+            if derived is not None:
+                self._derived.move_to_end(cache_key)
+                return derived
+        private = self._private.get(local)
+        if private is None:
+            raise NotFound(f"key {b64encode(local)} is not held by this manager")
+        try:
+            shared = DH.key_agreement(
+                static_priv=DH.import_x25519_private_key(private),
+                static_pub=DH.import_x25519_public_key(remote),
+                kdf=lambda secret: secret,
+            )
+        except ValueError as exc:
+            raise BadRequest(f"{b64encode(remote)} is not a valid X25519 key") from exc
+        if shared == bytes(len(shared)):
+            raise BadRequest(f"{b64encode(remote)} is a low-order X25519 key")
+        low, high = sorted((local, remote))
+        derived = _hkdf(bytes(shared), info + low + high)
+        with self._derived_lock:
+            self._derived[cache_key] = derived
+            while len(self._derived) > self._derived_limit:
+                self._derived.popitem(last=False)
         return derived
 
     def box_key(self, local: bytes, remote: bytes) -> bytes:
         return self._derive(local, remote, _BOX_INFO)
 
+    # -- sending ------------------------------------------------------------------------
     def encrypt(
         self,
         payload: bytes,
@@ -142,74 +209,132 @@ class Enclave:
         recipients: Iterable[bytes],
         metadata: SendMetadata = SendMetadata(),
     ) -> EncodedPayload:
-        """Encrypt ``payload`` once and box its master key for every recipient and the sender."""
-        master_key = os.urandom(32)
-        nonce = os.urandom(NONCE_SIZE)
-        cipher_text = seal(master_key, nonce, payload)
-        return self._wrap(sender, cipher_text, nonce, master_key, recipients, metadata)
-
-    def _wrap(
-        self,
-        sender: bytes,
-        cipher_text: bytes,
-        nonce: bytes,
-        master_key: bytes,
-        recipients: Iterable[bytes],
-        metadata: SendMetadata,
-    ) -> EncodedPayload:
-        keys = list(dict.fromkeys([sender, *recipients]))
-        recipient_nonce = os.urandom(NONCE_SIZE)
-        boxes = tuple(seal(self.box_key(sender, key), recipient_nonce, master_key) for key in keys)
-        return EncodedPayload(
+        """Encrypt ``payload`` once (version 2, hashed header); box it for every party."""
+        recipients = tuple(recipients)
+        master_key = os.urandom(MASTER_KEY_SIZE)
+        header = EnvelopeHeader(
+            binding=HeaderBinding.HASHED,
             sender_key=sender,
+            cipher_text_nonce=os.urandom(NONCE_SIZE),
+            key_commitment=key_commitment(master_key),
+            terms=metadata.terms(sender, recipients),
+        )
+        cipher_text = seal(master_key, header.cipher_text_nonce, payload, header.to_bytes())
+        return self._boxed(header, cipher_text, master_key, os.urandom(NONCE_SIZE), recipients)
+
+    def _boxes(
+        self, sender: bytes, master_key: bytes, nonce: bytes, recipients: Iterable[bytes]
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        keys = tuple(dict.fromkeys([sender, *recipients]))
+        return keys, tuple(seal(self.box_key(sender, key), nonce, master_key) for key in keys)
+
+    def _boxed(
+        self,
+        header: EnvelopeHeader,
+        cipher_text: bytes,
+        master_key: bytes,
+        recipient_nonce: bytes,
+        recipients: Iterable[bytes],
+        keyed_terms: ExecutionTerms | None = None,
+    ) -> EncodedPayload:
+        keys, boxes = self._boxes(header.sender_key, master_key, recipient_nonce, recipients)
+        mac = b""
+        if keyed_terms is not None:
+            tx_hash = transaction_hash(header.to_bytes(), cipher_text)
+            mac = terms_mac(master_key, tx_hash, keyed_terms)
+        return EncodedPayload(
+            header=header,
             cipher_text=cipher_text,
-            cipher_text_nonce=nonce,
-            recipient_boxes=boxes,
             recipient_nonce=recipient_nonce,
-            recipient_keys=tuple(keys),
-            privacy_mode=metadata.privacy_mode,
-            affected_contract_transactions=metadata.affected_contract_transactions,
-            exec_hash=metadata.exec_hash,
-            mandatory_recipients=metadata.mandatory_recipients,
-            group_keys=tuple(sorted(set(keys))),
+            recipient_keys=keys,
+            recipient_boxes=boxes,
+            keyed_terms=keyed_terms,
+            terms_mac=mac,
         )
 
-    def encrypt_raw(self, payload: bytes, sender: bytes) -> RawTransaction:
-        """Encrypt for ``/storeraw``: the master key is boxed to the sender alone."""
-        master_key = os.urandom(32)
-        nonce = os.urandom(NONCE_SIZE)
+    def encrypt_raw(
+        self,
+        payload: bytes,
+        sender: bytes,
+        recipients: Iterable[bytes] | None = None,
+        metadata: SendMetadata = SendMetadata(),
+    ) -> RawTransaction:
+        """Encrypt for ``/storeraw``: the master key is boxed to the sender alone.
+
+        With ``recipients`` the terms are fixed now and hashed; without them the
+        header is keyed and ``wrap_raw`` binds the terms named later.
+        """
+        master_key = os.urandom(MASTER_KEY_SIZE)
+        hashed = recipients is not None
+        header = EnvelopeHeader(
+            binding=HeaderBinding.HASHED if hashed else HeaderBinding.KEYED,
+            sender_key=sender,
+            cipher_text_nonce=os.urandom(NONCE_SIZE),
+            key_commitment=key_commitment(master_key),
+            terms=metadata.terms(sender, recipients) if recipients is not None else None,
+        )
         recipient_nonce = os.urandom(NONCE_SIZE)
         return RawTransaction(
-            sender_key=sender,
-            cipher_text=seal(master_key, nonce, payload),
-            cipher_text_nonce=nonce,
+            header=header,
+            cipher_text=seal(master_key, header.cipher_text_nonce, payload, header.to_bytes()),
             sender_box=seal(self.box_key(sender, sender), recipient_nonce, master_key),
             recipient_nonce=recipient_nonce,
         )
 
-    def wrap_raw(
-        self, raw: RawTransaction, recipients: Iterable[bytes], metadata: SendMetadata
-    ) -> EncodedPayload:
-        """Re-box a raw transaction's master key for ``recipients``; the hash stays the same."""
-        return self._wrap(
-            raw.sender_key,
-            raw.cipher_text,
-            raw.cipher_text_nonce,
-            self._raw_master_key(raw),
-            recipients,
-            metadata,
+    def wrap_raw(self, raw: Raw, recipients: Iterable[bytes], metadata: SendMetadata) -> Envelope:
+        """Re-box a raw transaction's master key for ``recipients``; the hash stays the same.
+
+        A hashed raw transaction must be sent to exactly the terms it fixed
+        (``BadRequest`` naming the differences otherwise). The raw transaction's
+        recipient nonce is reused, so wrapping twice for the same terms gives the
+        same envelope (boxes of one key, nonce and plaintext are identical).
+        """
+        recipients = tuple(recipients)
+        master_key = self._raw_master_key(raw)
+        if isinstance(raw, RawTransactionV1):
+            keys, boxes = self._boxes(raw.sender_key, master_key, raw.recipient_nonce, recipients)
+            terms = metadata.terms(raw.sender_key, recipients)
+            return EncodedPayloadV1(
+                sender_key=raw.sender_key,
+                cipher_text=raw.cipher_text,
+                cipher_text_nonce=raw.cipher_text_nonce,
+                recipient_boxes=boxes,
+                recipient_nonce=raw.recipient_nonce,
+                recipient_keys=keys,
+                privacy_mode=terms.privacy_mode,
+                affected_contract_transactions=terms.affected_contract_transactions,
+                exec_hash=terms.exec_hash,
+                mandatory_recipients=terms.mandatory_recipients,
+                group_keys=terms.group_keys,
+            )
+        wanted = metadata.terms(raw.sender_key, recipients)
+        if raw.header.terms is not None:
+            changed = raw.header.terms.differences(wanted, "/storeraw", "/sendsignedtx")
+            if changed:
+                raise BadRequest(
+                    "/sendsignedtx must name the recipients and privacy options /storeraw "
+                    f"fixed; they differ in: {', '.join(changed)}"
+                )
+            return self._boxed(
+                raw.header, raw.cipher_text, master_key, raw.recipient_nonce, recipients
+            )
+        return self._boxed(
+            raw.header, raw.cipher_text, master_key, raw.recipient_nonce, recipients, wanted
         )
 
-    def open_raw(self, raw: RawTransaction) -> bytes:
-        return unseal(self._raw_master_key(raw), raw.cipher_text_nonce, raw.cipher_text)
+    def open_raw(self, raw: Raw) -> bytes:
+        master_key = self._raw_master_key(raw)
+        if isinstance(raw, RawTransactionV1):
+            return unseal(master_key, raw.cipher_text_nonce, raw.cipher_text)
+        _check_commitment(raw.header, master_key, "the sender's box")
+        return unseal(master_key, raw.cipher_text_nonce, raw.cipher_text, raw.header_bytes)
 
-    def _raw_master_key(self, raw: RawTransaction) -> bytes:
+    def _raw_master_key(self, raw: Raw) -> bytes:
         own_key = self.box_key(raw.sender_key, raw.sender_key)
         return unseal(own_key, raw.recipient_nonce, raw.sender_box)
 
-    def _box_pair(
-        self, envelope: EncodedPayload, box_key_owner: bytes
-    ) -> tuple[bytes, bytes] | None:
+    # -- receiving ----------------------------------------------------------------------
+    def _box_pair(self, envelope: Envelope, box_key_owner: bytes) -> tuple[bytes, bytes] | None:
         """(local, remote) keys that open the box of ``box_key_owner``, or None if none can."""
         if self.is_local(box_key_owner):
             return box_key_owner, envelope.sender_key
@@ -217,7 +342,10 @@ class Enclave:
             return envelope.sender_key, box_key_owner
         return None
 
-    def master_key(self, envelope: EncodedPayload, as_key: bytes | None = None) -> bytes:
+    def _open_box(self, envelope: Envelope, pair: tuple[bytes, bytes], box: bytes) -> bytes:
+        return unseal(self.box_key(*pair), envelope.recipient_nonce, box)
+
+    def master_key(self, envelope: Envelope, as_key: bytes | None = None) -> bytes:
         """Open the first box a local key can open (only ``as_key``'s view if given)."""
         failure: DecryptionFailed | None = None
         for owner, box in zip(envelope.recipient_keys, envelope.recipient_boxes, strict=True):
@@ -225,32 +353,72 @@ class Enclave:
             if pair is None or (as_key is not None and as_key not in pair):
                 continue
             try:
-                return unseal(self.box_key(*pair), envelope.recipient_nonce, box)
+                return self._open_box(envelope, pair, box)
             except DecryptionFailed as exc:
                 failure = exc
         if failure is not None:
             raise failure
         raise NotFound("no local key is a party to this transaction")
 
-    def decrypt(self, envelope: EncodedPayload, as_key: bytes | None = None) -> bytes:
-        master_key = self.master_key(envelope, as_key)
-        return unseal(master_key, envelope.cipher_text_nonce, envelope.cipher_text)
+    def decrypt(self, envelope: Envelope, as_key: bytes | None = None) -> bytes:
+        """The plaintext, after every check the envelope's version allows."""
+        return self._open_payload(envelope, self.master_key(envelope, as_key))
 
-    def verify_incoming(self, envelope: EncodedPayload) -> None:
-        """Check a pushed envelope: every box opens with a local key and decrypts the ciphertext.
+    def _open_payload(self, envelope: Envelope, master_key: bytes) -> bytes:
+        if isinstance(envelope, EncodedPayloadV1):
+            return unseal(master_key, envelope.cipher_text_nonce, envelope.cipher_text)
+        _check_commitment(envelope.header, master_key, "the box")
+        if envelope.keyed_terms is not None:
+            expected = terms_mac(master_key, envelope.hash, envelope.keyed_terms)
+            if not hmac.compare_digest(expected, envelope.terms_mac):
+                raise DecryptionFailed("the header MAC over the execution terms did not verify")
+        try:
+            return unseal(
+                master_key, envelope.cipher_text_nonce, envelope.cipher_text, envelope.header_bytes
+            )
+        except DecryptionFailed as exc:
+            raise DecryptionFailed(
+                "the payload's AEAD tag did not verify with the header as associated data"
+            ) from exc
 
-        This authenticates the sender (only the holder of the sender's private key,
-        or of ours, can make a box that opens) and refuses garbage before it is stored.
+    def verify_incoming(self, envelope: Envelope) -> None:
+        """Check a pushed envelope; raises a typed error naming the first check that failed.
+
+        Every box must belong to a key of the group (version 2), be openable by a
+        local key and open; the master key inside must match the header's key
+        commitment; the payload must decrypt with the header as associated data;
+        a keyed header's MAC must verify. This authenticates the sender (only the
+        holder of the sender's private key, or of ours, can make a box that opens)
+        and the header, and refuses garbage before it is stored.
         """
         if not envelope.recipient_boxes:
             raise DecryptionFailed("the envelope carries no recipient box")
+        group = set(envelope.parties) if isinstance(envelope, EncodedPayload) else None
+        master_key: bytes | None = None
         for owner, box in zip(envelope.recipient_keys, envelope.recipient_boxes, strict=True):
+            if group is not None and owner not in group:
+                raise EnvelopeRejected(
+                    f"box for {b64encode(owner)} is outside the authenticated group"
+                )
             pair = self._box_pair(envelope, owner)
             if pair is None:
                 raise DecryptionFailed(f"box for {b64encode(owner)} is not for a key held here")
-            master_key = unseal(self.box_key(*pair), envelope.recipient_nonce, box)
-            unseal(master_key, envelope.cipher_text_nonce, envelope.cipher_text)
+            try:
+                opened = self._open_box(envelope, pair, box)
+            except DecryptionFailed as exc:
+                raise DecryptionFailed(
+                    f"box for {b64encode(owner)} did not open with this manager's key"
+                ) from exc
+            if isinstance(envelope, EncodedPayload):
+                _check_commitment(envelope.header, opened, f"the box for {b64encode(owner)}")
+            if master_key is None:
+                master_key = opened
+            elif not hmac.compare_digest(master_key, opened):
+                raise DecryptionFailed("the boxes hold different master keys")
+        if master_key is not None:
+            self._open_payload(envelope, master_key)
 
+    # -- remote key validation ----------------------------------------------------------
     def seal_challenge(self, local: bytes, remote: bytes, secret: bytes) -> tuple[bytes, bytes]:
         """Encrypt ``secret`` so that only the holder of ``remote``'s private key can read it."""
         nonce = os.urandom(NONCE_SIZE)
@@ -258,5 +426,10 @@ class Enclave:
 
     def open_challenge(self, local: bytes, remote: bytes, nonce: bytes, sealed: bytes) -> bytes:
         if len(nonce) != NONCE_SIZE:
-            raise InvalidRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
+            raise BadRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
         return unseal(self._derive(local, remote, _CHALLENGE_INFO), nonce, sealed)
+
+
+def _check_commitment(header: EnvelopeHeader, master_key: bytes, where: str) -> None:
+    if not hmac.compare_digest(key_commitment(master_key), header.key_commitment):
+        raise DecryptionFailed(f"the key commitment does not match the master key in {where}")

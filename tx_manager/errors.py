@@ -18,13 +18,13 @@ class TxManagerError(Exception):
         self.message = message
 
 
-class InvalidRequest(TxManagerError):
+class BadRequest(TxManagerError):
     """A request is malformed: bad JSON, bad base64, a missing or mistyped field."""
 
     http_status = 400
 
 
-class UnsupportedMediaType(InvalidRequest):
+class UnsupportedMediaType(BadRequest):
     http_status = 415
 
 
@@ -34,7 +34,7 @@ class NotFound(TxManagerError):
     http_status = 404
 
 
-class EnvelopeDecodeError(InvalidRequest):
+class EnvelopeDecodeError(BadRequest):
     """Bytes that claim to be an envelope (or raw transaction) do not decode."""
 
 
@@ -45,11 +45,27 @@ class EnvelopeRejected(TxManagerError):
 
 
 class HashMismatch(EnvelopeRejected):
-    """The hash announced with an envelope is not SHA3-512 of its ciphertext."""
+    """The hash announced with an envelope is not the hash the envelope itself yields."""
+
+
+class EnvelopeConflict(TxManagerError):
+    """A push disagrees with what is stored for the same transaction; nothing was changed.
+
+    Raised when the stored copy's authenticated header (or, for version 1, its
+    group and metadata) differs from the pushed one, or when the push would add
+    a box for a key outside the authenticated group.
+    """
+
+    http_status = 409
+
+    def __init__(self, tx_hash_b64: str, reason: str) -> None:
+        super().__init__(f"push conflicts with stored transaction {tx_hash_b64}: {reason}")
+        self.tx_hash_b64 = tx_hash_b64
+        self.reason = reason
 
 
 class DecryptionFailed(TxManagerError):
-    """An AEAD tag did not verify: wrong key, or tampered box, nonce or ciphertext."""
+    """A cryptographic check failed: an AEAD tag, the key commitment or the header MAC."""
 
     http_status = 422
 
@@ -75,7 +91,7 @@ class RecipientUnreachable(TxManagerError):
         self.url = url
 
 
-class PeerError(TxManagerError):
+class PeerRequestFailed(TxManagerError):
     """A call to another manager's P2P API failed (unreachable, refused, bad reply)."""
 
     http_status = 502
@@ -94,8 +110,24 @@ class WrongPassword(KeyFileError):
     """A locked key file did not open with the password given."""
 
 
-class ConfigError(TxManagerError):
+class ManagerConfigError(TxManagerError):
     """The configuration file is missing, unreadable or inconsistent."""
+
+
+class RequestTooLarge(BadRequest):
+    """A request body is larger than ``max_body_bytes``."""
+
+    http_status = 413
+
+
+class RateLimited(TxManagerError):
+    """A caller sent more requests to a limited endpoint than its token bucket allows."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreError(TxManagerError):

@@ -4,7 +4,7 @@ Field names are Tessera's (so tools written for it keep working); bytes are
 standard base64. The JSON messages carry no version field of their own, to
 stay wire-compatible: they are versioned as a whole by ``API_VERSION`` (served
 at ``GET /version``). ``to_bytes``/``from_bytes`` are the UTF-8 JSON bodies.
-Parsing raises ``InvalidRequest`` naming the field at fault.
+Parsing raises ``BadRequest`` naming the field at fault.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tx_manager.codec import FrameReader, FrameWriter
-from tx_manager.errors import EnvelopeDecodeError, InvalidRequest
+from tx_manager.errors import BadRequest, EnvelopeDecodeError
 from tx_manager.payload import (
     HASH_SIZE,
     KEY_SIZE,
-    EncodedPayload,
+    Envelope,
     PrivacyMode,
     b64decode,
     b64encode,
+    decode_envelope,
     parse_privacy_mode,
 )
 
@@ -48,21 +49,21 @@ class JsonMessage:
         try:
             obj = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest("body is not valid JSON") from exc
+            raise BadRequest("body is not valid JSON") from exc
         return cls.from_json(obj)
 
 
 def _object(obj: object, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise InvalidRequest(f"{what} must be a JSON object")
+        raise BadRequest(f"{what} must be a JSON object")
     return obj
 
 
 def parse_key(value: object, what: str) -> bytes:
-    """A base64 32-byte public key; ``InvalidRequest`` naming ``what`` otherwise."""
+    """A base64 32-byte public key; ``BadRequest`` naming ``what`` otherwise."""
     key = b64decode(value, what)
     if len(key) != KEY_SIZE:
-        raise InvalidRequest(f"{what} must be a base64 {KEY_SIZE}-byte key")
+        raise BadRequest(f"{what} must be a base64 {KEY_SIZE}-byte key")
     return key
 
 
@@ -77,10 +78,10 @@ def _key_list(obj: dict[str, Any], name: str, required: bool = False) -> tuple[b
     value = obj.get(name)
     if value is None:
         if required:
-            raise InvalidRequest(f"{name} is missing")
+            raise BadRequest(f"{name} is missing")
         return ()
     if not isinstance(value, list):
-        raise InvalidRequest(f"{name} must be a list of base64 keys")
+        raise BadRequest(f"{name} must be a list of base64 keys")
     return tuple(parse_key(item, name) for item in value)
 
 
@@ -89,23 +90,23 @@ def _hash_list(obj: dict[str, Any], name: str) -> tuple[bytes, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise InvalidRequest(f"{name} must be a list of base64 hashes")
+        raise BadRequest(f"{name} must be a list of base64 hashes")
     hashes = tuple(b64decode(item, name) for item in value)
     if any(len(h) != HASH_SIZE for h in hashes):
-        raise InvalidRequest(f"{name} entries must be {HASH_SIZE}-byte hashes")
+        raise BadRequest(f"{name} entries must be {HASH_SIZE}-byte hashes")
     return hashes
 
 
 def _payload(obj: dict[str, Any]) -> bytes:
     if "payload" not in obj:
-        raise InvalidRequest("payload is missing")
+        raise BadRequest("payload is missing")
     return b64decode(obj["payload"], "payload")
 
 
 def _hash(value: object, what: str) -> bytes:
     tx_hash = b64decode(value, what)
     if len(tx_hash) != HASH_SIZE:
-        raise InvalidRequest(f"{what} must be a base64 {HASH_SIZE}-byte hash")
+        raise BadRequest(f"{what} must be a base64 {HASH_SIZE}-byte hash")
     return tx_hash
 
 
@@ -194,19 +195,41 @@ class SendResponse(JsonMessage):
 
 @dataclass(frozen=True)
 class StoreRawRequest(JsonMessage):
+    """Tessera's ``{payload, from?}``, plus optional ``to`` and privacy options.
+
+    With ``to`` (even an empty list) the party group and options are fixed now,
+    under the hash, and ``/sendsignedtx`` must repeat them. Without it (Tessera,
+    web3js-quorum) they are chosen at ``/sendsignedtx``; privacy options without
+    ``to`` are refused, since there would be no group to fix them with.
+    """
+
     payload: bytes
     from_key: bytes | None = None
+    to: tuple[bytes, ...] | None = None
+    options: PrivacyOptions = PrivacyOptions()
+
+    def __post_init__(self) -> None:
+        if self.to is None and self.options != PrivacyOptions():
+            raise BadRequest("privacy options at /storeraw need 'to' (the recipients) as well")
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"payload": b64encode(self.payload)}
         if self.from_key is not None:
             body["from"] = b64encode(self.from_key)
+        if self.to is not None:
+            body["to"] = [b64encode(k) for k in self.to]
+            body.update(self.options.to_json())
         return body
 
     @classmethod
     def from_json(cls, obj: object) -> StoreRawRequest:
         body = _object(obj, "storeraw request")
-        return cls(payload=_payload(body), from_key=_optional_key(body, "from"))
+        return cls(
+            payload=_payload(body),
+            from_key=_optional_key(body, "from"),
+            to=_key_list(body, "to") if body.get("to") is not None else None,
+            options=PrivacyOptions.parse(body),
+        )
 
 
 @dataclass(frozen=True)
@@ -236,7 +259,7 @@ class SendSignedRequest(JsonMessage):
     def from_json(cls, obj: object) -> SendSignedRequest:
         body = _object(obj, "sendsignedtx request")
         if "hash" not in body:
-            raise InvalidRequest("hash is missing")
+            raise BadRequest("hash is missing")
         return cls(
             hash=_hash(body["hash"], "hash"),
             to=_key_list(body, "to"),
@@ -297,7 +320,7 @@ class KeysResponse(JsonMessage):
     def from_json(cls, obj: object) -> KeysResponse:
         entries = _object(obj, "keys response").get("keys")
         if not isinstance(entries, list):
-            raise InvalidRequest("keys must be a list")
+            raise BadRequest("keys must be a list")
         return cls(
             keys=tuple(parse_key(_object(e, "key entry").get("key"), "key") for e in entries)
         )
@@ -325,7 +348,7 @@ class PartyInfo(JsonMessage):
         peers = body.get("peers", [])
         keys = body.get("keys", [])
         if not isinstance(url, str) or not isinstance(peers, list) or not isinstance(keys, list):
-            raise InvalidRequest("partyinfo needs url (string), peers and keys (lists)")
+            raise BadRequest("partyinfo needs url (string), peers and keys (lists)")
         peer_urls = tuple(_url(_object(p, "peer").get("url")) for p in peers)
         claims = tuple(
             (parse_key(_object(k, "key entry").get("key"), "key"), _url(k.get("url"))) for k in keys
@@ -335,7 +358,7 @@ class PartyInfo(JsonMessage):
 
 def _url(value: object) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise InvalidRequest("urls must be http(s) strings")
+        raise BadRequest("urls must be http(s) strings")
     return value.rstrip("/")
 
 
@@ -396,11 +419,11 @@ class ResendRequest(JsonMessage):
         body = _object(obj, "resend request")
         kind = body.get("type")
         if kind not in ("ALL", "INDIVIDUAL"):
-            raise InvalidRequest('type must be "ALL" or "INDIVIDUAL"')
+            raise BadRequest('type must be "ALL" or "INDIVIDUAL"')
         key = None
         if kind == "INDIVIDUAL":
             if "key" not in body:
-                raise InvalidRequest("key is missing for an INDIVIDUAL resend")
+                raise BadRequest("key is missing for an INDIVIDUAL resend")
             key = _hash(body["key"], "key")
         return cls(type=kind, public_key=parse_key(body.get("publicKey"), "publicKey"), key=key)
 
@@ -416,7 +439,7 @@ class ResendResponse(JsonMessage):
     def from_json(cls, obj: object) -> ResendResponse:
         pushed = _object(obj, "resend response").get("pushed")
         if not isinstance(pushed, int):
-            raise InvalidRequest("pushed must be an integer")
+            raise BadRequest("pushed must be an integer")
         return cls(pushed=pushed)
 
 
@@ -426,9 +449,12 @@ BATCH_VERSION = 1
 
 @dataclass(frozen=True)
 class EnvelopeBatch:
-    """Several envelopes in one P2P request (``/pushBatch``), binary like the envelope."""
+    """Several envelopes in one P2P request (``/pushBatch``), binary like the envelope.
 
-    envelopes: tuple[EncodedPayload, ...]
+    Each item carries its own envelope version, so one batch may mix versions.
+    """
+
+    envelopes: tuple[Envelope, ...]
     version: int = BATCH_VERSION
 
     def to_bytes(self) -> bytes:
@@ -443,4 +469,4 @@ class EnvelopeBatch:
             raise EnvelopeDecodeError(f"batch version {reader.version} is not supported")
         items = reader.blobs()
         reader.end()
-        return cls(envelopes=tuple(EncodedPayload.from_bytes(item) for item in items))
+        return cls(envelopes=tuple(decode_envelope(item) for item in items))

@@ -1,6 +1,6 @@
 """Calls from this manager to other managers' P2P APIs (aiohttp client).
 
-Every failure becomes ``PeerError`` naming the URL, so callers decide what an
+Every failure becomes ``PeerRequestFailed`` naming the URL, so callers decide what an
 unreachable peer means (a failed send, a skipped discovery round).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from tx_manager.config import TlsConfig
-from tx_manager.errors import PeerError, TxManagerError
+from tx_manager.errors import PeerRequestFailed, TxManagerError
 from tx_manager.messages import (
     EnvelopeBatch,
     JsonMessage,
@@ -22,7 +22,7 @@ from tx_manager.messages import (
     ValidationRequest,
     ValidationResponse,
 )
-from tx_manager.payload import EncodedPayload, b64encode
+from tx_manager.payload import Envelope, b64encode
 from tx_manager.tls import PinningConnector, client_context
 
 _JSON = {"Content-Type": "application/json"}
@@ -62,20 +62,22 @@ class PeerClient:
                 content = await response.read()
                 if response.status != expect:
                     reason = content[:300].decode("utf-8", "replace")
-                    raise PeerError(url, f"HTTP {response.status}: {reason}", response.status)
+                    raise PeerRequestFailed(
+                        url, f"HTTP {response.status}: {reason}", response.status
+                    )
                 return content
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise PeerError(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise PeerRequestFailed(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
     async def _post_json(self, url: str, path: str, message: JsonMessage, expect: int) -> bytes:
         return await self._post(url, path, message.to_bytes(), _JSON, expect)
 
-    async def push(self, url: str, envelope: EncodedPayload) -> None:
+    async def push(self, url: str, envelope: Envelope) -> None:
         headers = dict(_BINARY)
         headers["c11n-key"] = b64encode(envelope.hash)
         await self._post(url, "/push", envelope.to_bytes(), headers, 201)
 
-    async def push_batch(self, url: str, envelopes: list[EncodedPayload]) -> None:
+    async def push_batch(self, url: str, envelopes: list[Envelope]) -> None:
         await self._post(
             url, "/pushBatch", EnvelopeBatch(tuple(envelopes)).to_bytes(), _BINARY, 201
         )
@@ -97,7 +99,7 @@ class PeerClient:
         try:
             return kind.from_bytes(body)
         except TxManagerError as exc:
-            raise PeerError(url, f"malformed reply: {exc.message}") from exc
+            raise PeerRequestFailed(url, f"malformed reply: {exc.message}") from exc
 
 
 class PushCoalescer:
@@ -109,6 +111,9 @@ class PushCoalescer:
     acknowledged, so the promise of ``/send`` is unchanged. If a batch is refused
     with an HTTP error, its envelopes are retried one by one, so one bad envelope
     cannot fail the sends that happened to share its batch.
+
+    Every caller is answered, whatever happens: an unexpected exception while
+    pushing becomes that caller's error, and ``close`` fails whatever still waits.
     """
 
     def __init__(
@@ -122,25 +127,32 @@ class PushCoalescer:
         self._max_batch = max_batch
         self._max_bytes = max_bytes
         self._in_flight_limit = in_flight_per_peer
-        self._pending: dict[str, list[tuple[EncodedPayload, asyncio.Future[None]]]] = {}
+        self._pending: dict[str, list[tuple[Envelope, asyncio.Future[None]]]] = {}
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
-    async def push(self, url: str, envelope: EncodedPayload) -> None:
+    async def push(self, url: str, envelope: Envelope) -> None:
+        if self._closed:
+            raise PeerRequestFailed(url, "the manager is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(url, []).append((envelope, future))
         self._maybe_flush(url)
         await future
 
     def _maybe_flush(self, url: str) -> None:
-        while self._pending.get(url) and self._in_flight.get(url, 0) < self._in_flight_limit:
+        while (
+            not self._closed
+            and self._pending.get(url)
+            and self._in_flight.get(url, 0) < self._in_flight_limit
+        ):
             batch = self._take(url)
             self._in_flight[url] = self._in_flight.get(url, 0) + 1
             task = asyncio.create_task(self._send(url, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _take(self, url: str) -> list[tuple[EncodedPayload, asyncio.Future[None]]]:
+    def _take(self, url: str) -> list[tuple[Envelope, asyncio.Future[None]]]:
         queue = self._pending[url]
         size = 0
         count = 0
@@ -152,9 +164,7 @@ class PushCoalescer:
         batch, self._pending[url] = queue[:count], queue[count:]
         return batch
 
-    async def _send(
-        self, url: str, batch: list[tuple[EncodedPayload, asyncio.Future[None]]]
-    ) -> None:
+    async def _send(self, url: str, batch: list[tuple[Envelope, asyncio.Future[None]]]) -> None:
         try:
             live = [(e, f) for e, f in batch if not f.done()]
             if len(live) == 1:
@@ -164,29 +174,41 @@ class PushCoalescer:
                     await self._peers.push_batch(url, [e for e, _ in live])
                     for _, future in live:
                         _resolve(future, None)
-                except PeerError as exc:
+                except PeerRequestFailed as exc:
                     if exc.status is None:  # unreachable: every envelope shares the fate
                         for _, future in live:
                             _resolve(future, exc)
                     else:
                         await asyncio.gather(*(self._deliver_one(url, e, f) for e, f in live))
+                except Exception as exc:  # a bug, not the peer: still answer every caller
+                    for _, future in live:
+                        _resolve(future, exc)
         finally:
+            for _, future in batch:  # cancelled (close) or anything missed above
+                if not future.done():
+                    _resolve(future, PeerRequestFailed(url, "the push was abandoned"))
             self._in_flight[url] -= 1
             self._maybe_flush(url)
 
     async def _deliver_one(
-        self, url: str, envelope: EncodedPayload, future: asyncio.Future[None]
+        self, url: str, envelope: Envelope, future: asyncio.Future[None]
     ) -> None:
         try:
             await self._peers.push(url, envelope)
             _resolve(future, None)
-        except PeerError as exc:
+        except Exception as exc:
             _resolve(future, exc)
 
     async def close(self) -> None:
+        """Stop pushing: in-flight pushes are cancelled and every waiting caller fails."""
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for url, waiting in self._pending.items():
+            for _, future in waiting:
+                _resolve(future, PeerRequestFailed(url, "the manager is shutting down"))
+        self._pending.clear()
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

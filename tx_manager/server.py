@@ -22,13 +22,13 @@ from tx_manager.api.q2t import build_q2t_app
 from tx_manager.config import Config, ListenConfig, read_password
 from tx_manager.discovery import Discovery
 from tx_manager.enclave import Enclave
-from tx_manager.errors import ConfigError
+from tx_manager.errors import ManagerConfigError
 from tx_manager.keyfile import read_keypair
 from tx_manager.partyinfo import PartyRegistry
 from tx_manager.peer_client import PeerClient
 from tx_manager.service import TransactionManager
 from tx_manager.store import SqliteStore
-from tx_manager.tls import server_context
+from tx_manager.tls import q2t_server_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class ListeningUrls:
         return {"q2t": self.q2t, "p2p": self.p2p, "pid": os.getpid()}
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches ``host`` (a wildcard bind: via loopback)."""
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
@@ -59,17 +60,17 @@ async def _start_site(runner: web.AppRunner, listen: ListenConfig, what: str, **
         await site.start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
+            raise ManagerConfigError(
                 f"{what} address {listen.host}:{listen.port} is already in use"
             ) from exc
-        raise ConfigError(
+        raise ManagerConfigError(
             f"cannot listen for {what} on {listen.host}:{listen.port}: {exc}"
         ) from exc
     if listen.unix_socket is not None:
         return f"unix:{listen.unix_socket}"
     port = runner.addresses[-1][1]
     scheme = "https" if tls.get("ssl_context") is not None else "http"
-    return f"{scheme}://{_url_host(listen.host)}:{port}"
+    return f"{scheme}://{url_host(listen.host)}:{port}"
 
 
 class ManagerServer:
@@ -92,10 +93,15 @@ class ManagerServer:
             )
             for k in config.keys
         ]
-        enclave = Enclave(keypairs)
+        enclave = Enclave(keypairs, config.limits.derived_key_cache)
         try:
             self._store = SqliteStore(config.storage_path)
-            registry = PartyRegistry(enclave.public_keys, config.peers)
+            registry = PartyRegistry(
+                enclave.public_keys,
+                config.peers,
+                config.limits.max_peers,
+                config.limits.max_key_routes,
+            )
             self._peers = PeerClient(config.tls, config.peer_timeout)
             self.service = TransactionManager(
                 enclave, self._store, registry, self._peers, config.max_body_bytes // 2
@@ -107,7 +113,9 @@ class ManagerServer:
                 else None
             )
             p2p_runner = web.AppRunner(
-                build_p2p_app(self.service, self.discovery, config.max_body_bytes, allowed),
+                build_p2p_app(
+                    self.service, self.discovery, config.max_body_bytes, allowed, config.limits
+                ),
                 access_log=None,
             )
             q2t_runner = web.AppRunner(
@@ -119,7 +127,9 @@ class ManagerServer:
             p2p_url = await _start_site(
                 p2p_runner, config.p2p, "P2P", ssl_context=server_context(config.tls)
             )
-            q2t_url = await _start_site(q2t_runner, config.q2t, "Q2T")
+            q2t_url = await _start_site(
+                q2t_runner, config.q2t, "Q2T", ssl_context=q2t_server_context(config.q2t_tls)
+            )
         except BaseException:
             await self.stop()
             raise
@@ -139,16 +149,24 @@ class ManagerServer:
             if known == len(self.discovery.registry.peers):
                 break
             known = len(self.discovery.registry.peers)
-            await self.discovery.round()
-        if await self._should_recover():
-            received = await self.service.recover()
-            log.info("recovery: received %d envelopes from peers", received)
+            await self._discovery_round()
+        try:
+            if await self._should_recover():
+                received = await self.service.recover()
+                log.info("recovery: received %d envelopes from peers", received)
+        except Exception:
+            log.exception("recovery at start failed; run 'tx-manager resend' to retry")
         while True:
             await asyncio.sleep(self.discovery.interval)
-            try:
-                await self.discovery.round()
-            except Exception:
-                log.exception("discovery round failed; retrying next interval")
+            await self._discovery_round()
+
+    async def _discovery_round(self) -> None:
+        if self.discovery is None:
+            return
+        try:
+            await self.discovery.round()
+        except Exception:
+            log.exception("discovery round failed; retrying next interval")
 
     async def _should_recover(self) -> bool:
         if self._recover_override is not None:
@@ -172,7 +190,7 @@ class ManagerServer:
             await runner.cleanup()
         self._runners.clear()
         if self.service is not None:
-            await self.service.pushes.close()
+            await self.service.close()
         if self._peers is not None:
             await self._peers.close()
         if self._store is not None:

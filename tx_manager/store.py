@@ -5,7 +5,12 @@ coroutine returns, the row is committed with ``synchronous=FULL`` in WAL mode,
 so it survives kill -9 and power loss. Writes go through one writer thread that
 commits whatever is queued as one transaction (group commit: one fsync for many
 sends) and wakes each waiter only after that commit. Reads use a small thread
-pool with one connection per thread. Nothing here runs SQLite on the event loop.
+pool with one connection per thread, which also decode what they read. Nothing
+here runs SQLite, or decodes a stored row, on the event loop.
+
+Whatever goes wrong inside one write (an SQLite error, a conflict, an
+unexpected exception) fails that write alone and is handed to its waiter; the
+writer thread goes on serving later writes. Nothing waits forever.
 
 Recently written envelopes are also kept, decoded, in a bounded write-through
 cache: a node imports a block moments after its private transactions were
@@ -16,6 +21,7 @@ their commit) and deletes empty it, so it never holds what the database does not
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -25,15 +31,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tx_manager.errors import EnvelopeDecodeError, StoreError
-from tx_manager.payload import EncodedPayload, RawTransaction
+from tx_manager.errors import EnvelopeConflict, EnvelopeDecodeError, StoreError, TxManagerError
+from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Version 2 envelopes add the envelope_bodies table (created when missing); the
+# schema version stays 1 because older code reading the same file ignores it.
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS envelopes (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS raw_transactions (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS envelope_bodies (
+    body_id BLOB PRIMARY KEY, hash BLOB NOT NULL
+) WITHOUT ROWID;
 """
 _MAX_BATCH = 512
 _CACHE_BYTES = 64 * 1024 * 1024
@@ -42,21 +55,30 @@ _CACHE_BYTES = 64 * 1024 * 1024
 class Store(Protocol):
     """What the manager needs from storage; every write is durable when it returns."""
 
-    async def save_envelopes(self, envelopes: list[EncodedPayload]) -> None:
-        """Store envelopes atomically; an envelope already stored gains the new boxes."""
+    async def save_envelopes(self, envelopes: list[Envelope]) -> None:
+        """Store envelopes atomically (all or none).
 
-    async def find_envelope(self, tx_hash: bytes) -> EncodedPayload | None: ...
+        An envelope already stored gains only the new boxes, and only if the
+        stored copy allows it (``conflict_with``); a version-2 envelope whose
+        sealed payload is stored under another hash is refused too. Both raise
+        ``EnvelopeConflict`` and store nothing.
+        """
+
+    async def find_envelope(self, tx_hash: bytes) -> Envelope | None: ...
+
+    async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
+        """The stored envelope of the same hash, else of the same sealed payload (body id)."""
 
     async def delete_envelope(self, tx_hash: bytes) -> bool: ...
 
-    async def page_envelopes(self, after: bytes, limit: int) -> list[EncodedPayload]:
+    async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
         """Envelopes with hash > ``after`` in hash order (for resend ALL)."""
 
     async def count_envelopes(self) -> int: ...
 
-    async def save_raw(self, raw: RawTransaction) -> None: ...
+    async def save_raw(self, raw: Raw) -> None: ...
 
-    async def find_raw(self, tx_hash: bytes) -> RawTransaction | None: ...
+    async def find_raw(self, tx_hash: bytes) -> Raw | None: ...
 
     async def delete_raw(self, tx_hash: bytes) -> bool: ...
 
@@ -98,22 +120,25 @@ class SqliteStore:
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
             setup.close()
+            # Opened here, not in the thread: a file that cannot be opened fails the start.
+            writer_connection = _connect(path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self._closed = False
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(
-            target=self._write_loop, name="tm-store-writer", daemon=True
+            target=self._write_loop, args=(writer_connection,), name="tm-store-writer", daemon=True
         )
         self._writer.start()
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="tm-store-read")
         self.commits = 0
-        self._cache: OrderedDict[bytes, EncodedPayload] = OrderedDict()
+        self._cache: OrderedDict[bytes, Envelope] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
 
-    def _cache_put(self, tx_hash: bytes, envelope: EncodedPayload) -> None:
+    def _cache_put(self, tx_hash: bytes, envelope: Envelope) -> None:
         self._cache_drop(tx_hash)
         self._cache[tx_hash] = envelope
         self._cache_bytes += len(envelope.cipher_text)
@@ -127,8 +152,7 @@ class SqliteStore:
             self._cache_bytes -= len(dropped.cipher_text)
 
     # -- writer thread --------------------------------------------------------------
-    def _write_loop(self) -> None:
-        connection = _connect(self.path)
+    def _write_loop(self, connection: sqlite3.Connection) -> None:
         try:
             while True:
                 job = self._jobs.get()
@@ -152,34 +176,49 @@ class SqliteStore:
             connection.close()
 
     def _commit_batch(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+        """Run and commit one batch; every job's waiter is answered, whatever happens."""
+        outcomes: list[tuple[Any, BaseException | None]] = [
+            (None, StoreError("write was not attempted"))
+        ] * len(batch)
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            for operation, _, _ in batch:
-                connection.execute("SAVEPOINT job")
-                try:
-                    outcomes.append((operation(connection), None))
-                    connection.execute("RELEASE job")
-                except (sqlite3.Error, EnvelopeDecodeError) as exc:
-                    connection.execute("ROLLBACK TO job")
-                    connection.execute("RELEASE job")
-                    failure: BaseException = (
-                        exc if isinstance(exc, EnvelopeDecodeError) else StoreError(str(exc))
-                    )
-                    outcomes.append((None, failure))
-            connection.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            outcomes = [(None, StoreError(f"commit failed: {exc}"))] * len(batch)
-        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+            outcomes = self._run_batch(connection, batch)
+        except Exception as exc:  # every waiter must get an answer
+            log.error("store commit of %d writes failed: %r", len(batch), exc)
             try:
-                loop.call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:
-                pass  # the loop that waited is gone; the write itself is committed
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            except sqlite3.Error as rollback_error:
+                log.error("store rollback failed too: %s", rollback_error)
+            failure = _job_error(exc, "commit failed")
+            outcomes = [(None, failure)] * len(batch)
+        finally:
+            for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+                try:
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                except RuntimeError:
+                    pass  # the loop that waited is gone; nothing is left to answer
+
+    def _run_batch(
+        self, connection: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        connection.execute("BEGIN IMMEDIATE")
+        for operation, _, _ in batch:
+            connection.execute("SAVEPOINT job")
+            try:
+                outcomes.append((operation(connection), None))
+                connection.execute("RELEASE job")
+            except Exception as exc:  # one failed write fails only itself
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+                outcomes.append((None, _job_error(exc, "write failed")))
+        connection.execute("COMMIT")
+        self.commits += 1
+        return outcomes
 
     async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((operation, future, loop))
@@ -204,58 +243,96 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     # -- Store ----------------------------------------------------------------------
-    async def save_envelopes(self, envelopes: list[EncodedPayload]) -> None:
-        def write(connection: sqlite3.Connection) -> list[tuple[bytes, EncodedPayload]]:
-            stored = []
+    async def save_envelopes(self, envelopes: list[Envelope]) -> None:
+        def write(connection: sqlite3.Connection) -> list[tuple[bytes, Envelope]]:
+            stored: list[tuple[bytes, Envelope]] = []
             for envelope in envelopes:
                 tx_hash = envelope.hash
+                inserted = connection.execute(
+                    "INSERT INTO envelopes (hash, data) VALUES (?, ?)"
+                    " ON CONFLICT (hash) DO NOTHING",
+                    (tx_hash, envelope.to_bytes()),
+                ).rowcount
+                if inserted:  # the common case: a new transaction
+                    _claim_body(connection, envelope)
+                    stored.append((tx_hash, envelope))
+                    continue
                 row = connection.execute(
                     "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
                 ).fetchone()
-                if row is not None:
-                    envelope = EncodedPayload.from_bytes(row[0]).merged_with(envelope)
-                connection.execute(
-                    "INSERT OR REPLACE INTO envelopes (hash, data) VALUES (?, ?)",
-                    (tx_hash, envelope.to_bytes()),
-                )
-                stored.append((tx_hash, envelope))
+                existing = decode_envelope(row[0])
+                merged = existing.merged_with(envelope)
+                if merged is not existing:
+                    connection.execute(
+                        "UPDATE envelopes SET data = ? WHERE hash = ?", (merged.to_bytes(), tx_hash)
+                    )
+                stored.append((tx_hash, merged))
             return stored
 
         for tx_hash, envelope in await self._write(write):
             self._cache_put(tx_hash, envelope)
 
-    async def find_envelope(self, tx_hash: bytes) -> EncodedPayload | None:
+    async def find_envelope(self, tx_hash: bytes) -> Envelope | None:
         cached = self._cache.get(tx_hash)
         if cached is not None:
             return cached
 
-        def read(connection: sqlite3.Connection) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> Envelope | None:
             row = connection.execute(
                 "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
             ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else decode_envelope(bytes(row[0]))
 
-        data = await self._read(read)
-        return None if data is None else EncodedPayload.from_bytes(data)
+        return await self._read(read)
+
+    async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
+        tx_hash, body_id = envelope.hash, envelope.body_id
+
+        def read(connection: sqlite3.Connection) -> Envelope | None:
+            row = connection.execute(
+                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
+            ).fetchone()
+            if row is None and body_id is not None:
+                row = connection.execute(
+                    "SELECT e.data FROM envelope_bodies b JOIN envelopes e ON e.hash = b.hash"
+                    " WHERE b.body_id = ?",
+                    (body_id,),
+                ).fetchone()
+            return None if row is None else decode_envelope(bytes(row[0]))
+
+        return await self._read(read)
 
     async def delete_envelope(self, tx_hash: bytes) -> bool:
         def write(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
-            return cursor.rowcount > 0
+            row = connection.execute(
+                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
+            ).fetchone()
+            if row is None:
+                return False
+            try:
+                body_id = decode_envelope(bytes(row[0])).body_id
+            except (EnvelopeDecodeError, TypeError):
+                body_id = None  # a damaged row can still be deleted
+            if body_id is not None:
+                connection.execute(
+                    "DELETE FROM envelope_bodies WHERE body_id = ? AND hash = ?", (body_id, tx_hash)
+                )
+            connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
+            return True
 
         self._cache_drop(tx_hash)  # before and after: a concurrent save may refill it
         deleted = await self._write(write)
         self._cache_drop(tx_hash)
         return deleted
 
-    async def page_envelopes(self, after: bytes, limit: int) -> list[EncodedPayload]:
-        def read(connection: sqlite3.Connection) -> list[bytes]:
+    async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
+        def read(connection: sqlite3.Connection) -> list[Envelope]:
             rows = connection.execute(
                 "SELECT data FROM envelopes WHERE hash > ? ORDER BY hash LIMIT ?", (after, limit)
             ).fetchall()
-            return [bytes(row[0]) for row in rows]
+            return [decode_envelope(bytes(row[0])) for row in rows]
 
-        return [EncodedPayload.from_bytes(data) for data in await self._read(read)]
+        return await self._read(read)
 
     async def count_envelopes(self) -> int:
         def read(connection: sqlite3.Connection) -> int:
@@ -263,7 +340,7 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def save_raw(self, raw: RawTransaction) -> None:
+    async def save_raw(self, raw: Raw) -> None:
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(
                 "INSERT OR REPLACE INTO raw_transactions (hash, data) VALUES (?, ?)",
@@ -272,15 +349,14 @@ class SqliteStore:
 
         await self._write(write)
 
-    async def find_raw(self, tx_hash: bytes) -> RawTransaction | None:
-        def read(connection: sqlite3.Connection) -> bytes | None:
+    async def find_raw(self, tx_hash: bytes) -> Raw | None:
+        def read(connection: sqlite3.Connection) -> Raw | None:
             row = connection.execute(
                 "SELECT data FROM raw_transactions WHERE hash = ?", (tx_hash,)
             ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else decode_raw(bytes(row[0]))
 
-        data = await self._read(read)
-        return None if data is None else RawTransaction.from_bytes(data)
+        return await self._read(read)
 
     async def delete_raw(self, tx_hash: bytes) -> bool:
         def write(connection: sqlite3.Connection) -> bool:
@@ -290,8 +366,47 @@ class SqliteStore:
         return await self._write(write)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
         for connection in self._reader_connections:
             connection.close()
+
+
+def _claim_body(connection: sqlite3.Connection, envelope: Envelope) -> None:
+    """Record a new envelope's sealed payload; refuse it if stored under another hash."""
+    body_id = envelope.body_id
+    if body_id is None:
+        return
+    claimed = connection.execute(
+        "INSERT INTO envelope_bodies (body_id, hash) VALUES (?, ?)"
+        " ON CONFLICT (body_id) DO NOTHING",
+        (body_id, envelope.hash),
+    ).rowcount
+    if claimed:
+        return
+    row = connection.execute(
+        "SELECT hash FROM envelope_bodies WHERE body_id = ?", (body_id,)
+    ).fetchone()
+    if bytes(row[0]) != envelope.hash:
+        raise EnvelopeConflict(
+            b64encode(bytes(row[0])),
+            "the same sealed payload arrives under another header "
+            f"(hash {b64encode(envelope.hash)})",
+        )
+
+
+def _job_error(exc: Exception, what: str) -> BaseException:
+    """What a waiter gets: our own errors as they are, SQLite's as StoreError (503).
+
+    Anything else is unexpected and reaches the HTTP edge unchanged, which logs
+    it with its traceback and answers 500.
+    """
+    if isinstance(exc, TxManagerError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(f"{what}: {exc}")
+    return exc

@@ -1,4 +1,4 @@
-"""SSL contexts for the P2P API and the certificate fingerprint allow-list.
+"""SSL contexts for the P2P and Q2T APIs and the certificate fingerprint allow-list.
 
 Python's ``ssl`` module has no per-certificate verification callback, so the
 handshake always verifies against ``ca`` (a CA, or a bundle of self-signed peer
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 
-from tx_manager.config import TlsConfig
-from tx_manager.errors import ConfigError
+from tx_manager.config import Q2tTlsConfig, TlsConfig
+from tx_manager.errors import ManagerConfigError
 
 
 def fingerprint(der_certificate: bytes) -> str:
@@ -39,7 +40,7 @@ def _load(context: ssl.SSLContext, tls: TlsConfig) -> ssl.SSLContext:
         if tls.ca is not None:
             context.load_verify_locations(cafile=str(tls.ca))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
+        raise ManagerConfigError(
             f"cannot load TLS files ({tls.cert}, {tls.key}, {tls.ca}): {exc}"
         ) from exc
     return context
@@ -61,6 +62,25 @@ def client_context(tls: TlsConfig) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = tls.verify_hostname
     context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def q2t_server_context(tls: Q2tTlsConfig | None) -> ssl.SSLContext | None:
+    """Mutual TLS for Q2T: every client must present a certificate that chains to ``ca``."""
+    if tls is None:
+        return None
+    return server_context(TlsConfig(mode="ca", cert=tls.cert, key=tls.key, ca=tls.ca))
+
+
+def q2t_client_context(
+    cert: Path, key: Path, ca: Path, check_hostname: bool = True
+) -> ssl.SSLContext:
+    """What a node or an app passes to ``Q2TClient(ssl_context=...)`` for a TLS Q2T API."""
+    context = client_context(
+        TlsConfig(mode="ca", cert=cert, key=key, ca=ca, verify_hostname=check_hostname)
+    )
+    if context is None:  # mode "ca" always gives a context
+        raise ManagerConfigError("no TLS context")
     return context
 
 

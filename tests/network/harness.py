@@ -23,7 +23,8 @@ from typing import Any
 from eth_account import Account
 
 from quorum_node.p2p.identity import NodeKey
-from tests.support.node_process import rpc, wait_until
+from tests.support.node_process import rpc
+from tests.support.waiting import wait_until
 
 QNET = [sys.executable, "-m", "quorum_node.qnet.cli"]
 BURN_ADDRESS = "0x" + "11" * 20

@@ -11,31 +11,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.waiting import wait_until
+
+__all__ = ["TEST_KEYS", "WEB3_TEST_KEY", "NodeProcess", "rpc", "wait_until"]
 
 # Fixed development keys so tests can sign locally; the node also creates its own dev key.
 TEST_KEYS = [bytes([index + 1]) * 32 for index in range(8)]
 # The key of web3.py's keyfile account 0xdC544d1AA88Ff8bbd2F2AeC754B1F1e99e1812fd, which its
 # integration tests send from (web3.py tests/integration/generate_fixtures/common.py).
 WEB3_TEST_KEY = bytes.fromhex("58d23b55bc9cdce1f18c2500f40ff4ab7245df9a89505e9b1fa4851f623d241d")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 30.0) -> Any:

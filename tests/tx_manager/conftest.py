@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tx_manager.localnet import Manager, ManagerFactory, http, post_json, wait_until
+from tests.support.localnet import Manager, ManagerFactory, http, post_json
+from tests.support.waiting import wait_until
 
 __all__ = ["Manager", "ManagerFactory", "http", "post_json", "wait_until", "envelope_count"]
 

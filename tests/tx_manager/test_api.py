@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
 
 from tests.tx_manager.conftest import (
+    Manager,
     ManagerFactory,
     Trio,
     envelope_count,
@@ -20,7 +22,16 @@ from tests.tx_manager.conftest import (
 )
 from tx_manager.client import ManagerRequestFailed, ManagerUnavailable, Q2TClient, SyncQ2TClient
 from tx_manager.enclave import Enclave, generate_keypair
-from tx_manager.payload import EncodedPayload, b64encode, privacy_group_id
+from tx_manager.messages import EnvelopeBatch
+from tx_manager.payload import (
+    EncodedPayload,
+    ExecutionTerms,
+    HeaderBinding,
+    PrivacyMode,
+    b64encode,
+    decode_envelope,
+    privacy_group_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +205,8 @@ def _envelope_for_b(trio: Trio) -> EncodedPayload:
         {"Content-Type": "application/json"},
     )
     assert status == 200
-    envelope = EncodedPayload.from_bytes(raw)
+    envelope = decode_envelope(raw)
+    assert isinstance(envelope, EncodedPayload)
     assert envelope.recipient_keys == (base64.b64decode(trio.b.public_key),)
     return envelope
 
@@ -223,16 +235,169 @@ def test_tampered_pushes_are_rejected(trio: Trio) -> None:
 def test_forged_push_is_rejected(trio: Trio) -> None:
     forger = generate_keypair()
     recipient = base64.b64decode(trio.b.public_key)
+    victim = base64.b64decode(trio.a.public_key)
     forged = Enclave([forger]).encrypt(b"evil", forger.public, [recipient])
+    pushed = forged.for_recipients({recipient})
     claimed = replace(
-        forged.for_recipients({recipient}), sender_key=base64.b64decode(trio.a.public_key)
+        pushed,
+        header=replace(
+            pushed.header, sender_key=victim, terms=ExecutionTerms.build(victim, [recipient])
+        ),
     )
     status, body = _push(trio.b.p2p, claimed.to_bytes())
-    assert status == 422
+    assert status == 422, body
     # An envelope with no box for any of B's keys is refused too.
     unrelated = Enclave([forger]).encrypt(b"x", forger.public, [generate_keypair().public])
     assert _push(trio.b.p2p, unrelated.to_bytes())[0] == 422
     assert http("GET", f"{trio.b.q2t}/transaction/{claimed.hash.hex()}")[0] == 404
+
+
+def _parties(manager: Manager, tx_hash: bytes) -> list[str]:
+    status, raw, _ = http("GET", f"{manager.q2t}/transaction/{tx_hash.hex()}")
+    assert status == 200, raw
+    received = json.loads(raw)
+    return sorted(received["parties"])
+
+
+def test_forged_group_flag_or_mandatory_push_is_a_409_and_changes_nothing(trio: Trio) -> None:
+    """Someone on the path replays B's copy with another header: B refuses it and logs it."""
+    envelope = _envelope_for_b(trio)
+    original = _parties(trio.b, envelope.hash)
+    terms = envelope.header.terms
+    assert terms is not None
+    c_key = base64.b64decode(trio.c.public_key)
+    forgeries = {
+        "extra group key": replace(terms, group_keys=tuple(sorted({*terms.group_keys, c_key}))),
+        "changed flag": replace(terms, privacy_mode=PrivacyMode.PRIVATE_STATE_VALIDATION),
+        "changed mandatory recipients": replace(
+            terms,
+            privacy_mode=PrivacyMode.MANDATORY_RECIPIENTS,
+            mandatory_recipients=(base64.b64decode(trio.b.public_key),),
+        ),
+    }
+    log_before = len(trio.b.log_path.read_text())
+    for what, forged_terms in forgeries.items():
+        forged = replace(envelope, header=replace(envelope.header, terms=forged_terms))
+        status, body = _push(trio.b.p2p, forged.to_bytes())
+        assert status == 409, (what, body)
+        assert b64encode(envelope.hash).encode() in body, what
+        assert http("GET", f"{trio.b.q2t}/transaction/{forged.hash.hex()}")[0] == 404
+        # With the original hash announced, the envelope contradicts it: refused before anything.
+        status, body = _push(trio.b.p2p, forged.to_bytes(), {"c11n-key": b64encode(envelope.hash)})
+        assert status == 422 and b"announced hash" in body, (what, body)
+    # The same through /pushBatch: the whole batch is refused, nothing of it stored.
+    other_sender, b_key = generate_keypair(), base64.b64decode(trio.b.public_key)
+    fresh = Enclave([other_sender]).encrypt(b"fresh", other_sender.public, [b_key])
+    fresh = fresh.for_recipients({b_key})  # valid on its own
+    forged = replace(envelope, header=replace(envelope.header, terms=forgeries["changed flag"]))
+    status, body, _ = http(
+        "POST",
+        trio.b.p2p + "/pushBatch",
+        EnvelopeBatch((fresh, forged)).to_bytes(),
+        {"Content-Type": "application/octet-stream"},
+    )
+    assert status == 409, body
+    assert http("GET", f"{trio.b.q2t}/transaction/{fresh.hash.hex()}")[0] == 404
+    # A merge may only add boxes for keys of the group.
+    outsider = generate_keypair().public
+    boxed_outside = replace(
+        envelope,
+        recipient_keys=(*envelope.recipient_keys, outsider),
+        recipient_boxes=(*envelope.recipient_boxes, os.urandom(48)),
+    )
+    status, body = _push(trio.b.p2p, boxed_outside.to_bytes())
+    assert status == 409 and b"outside the authenticated group" in body, body
+    assert _parties(trio.b, envelope.hash) == original
+    warnings = trio.b.log_path.read_text()[log_before:]
+    assert warnings.count("refused a push") >= len(forgeries) + 1
+
+
+def test_push_whose_box_does_not_open_is_refused(trio: Trio) -> None:
+    envelope = _envelope_for_b(trio)
+    garbled = replace(envelope, recipient_boxes=(os.urandom(48),))
+    status, body = _push(trio.b.p2p, garbled.to_bytes(), {"c11n-key": b64encode(envelope.hash)})
+    assert status == 422 and b"did not open" in body, body
+    # A copy carrying only the sender's own box: a group member's, but nothing B holds opens it.
+    status, raw, _ = http(
+        "POST",
+        trio.a.p2p + "/resend",
+        json.dumps(
+            {"type": "INDIVIDUAL", "publicKey": trio.a.public_key, "key": b64encode(envelope.hash)}
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 200
+    full = decode_envelope(raw)
+    sender_only = full.for_recipients({base64.b64decode(trio.a.public_key)})
+    status, body = _push(trio.b.p2p, sender_only.to_bytes())
+    assert status == 422 and b"not for a key held here" in body, body
+    assert _parties(trio.b, envelope.hash) == sorted([trio.a.public_key, trio.b.public_key])
+
+
+def test_storeraw_with_recipients_fixes_the_group(trio: Trio) -> None:
+    status, stored = post_json(
+        trio.a.q2t + "/storeraw",
+        {"payload": b64encode(b"fixed group"), "to": [trio.c.public_key], "privacyFlag": 1},
+    )
+    assert status == 200, stored
+    raw_key = stored["key"]
+    status, refused = post_json(
+        trio.a.q2t + "/sendsignedtx",
+        {"hash": raw_key, "to": [trio.b.public_key], "privacyFlag": 1},
+    )
+    assert status == 400, refused
+    assert trio.b.public_key in refused["error"] and trio.c.public_key in refused["error"]
+    status, refused = post_json(
+        trio.a.q2t + "/sendsignedtx", {"hash": raw_key, "to": [trio.c.public_key]}
+    )
+    assert status == 400 and "privacyFlag" in refused["error"], refused
+    status, sent = post_json(
+        trio.a.q2t + "/sendsignedtx",
+        {"hash": raw_key, "to": [trio.c.public_key], "privacyFlag": 1},
+    )
+    assert status == 201, sent
+    assert sent["key"] == raw_key
+    received = json.loads(http("GET", f"{trio.c.q2t}/transaction/{path_hash(raw_key)}")[1])
+    assert base64.b64decode(received["payload"]) == b"fixed group"
+    assert received["privacyFlag"] == 1
+    assert sorted(received["parties"]) == sorted([trio.a.public_key, trio.c.public_key])
+    status, _ = post_json(trio.a.q2t + "/storeraw", {"payload": "AA==", "privacyFlag": 1})
+    assert status == 400  # options without recipients fix nothing
+
+
+def test_keyed_raw_cannot_be_moved_to_another_group(trio: Trio) -> None:
+    """Tessera-style /storeraw: the group is chosen at /sendsignedtx, then bound by the MAC."""
+    status, stored = post_json(trio.a.q2t + "/storeraw", {"payload": b64encode(b"keyed")})
+    assert status == 200
+    raw_key = stored["key"]
+    status, sent = post_json(
+        trio.a.q2t + "/sendsignedtx", {"hash": raw_key, "to": [trio.b.public_key]}
+    )
+    assert status == 201, sent
+    status, again = post_json(
+        trio.a.q2t + "/sendsignedtx",
+        {"hash": raw_key, "to": [trio.b.public_key, trio.c.public_key]},
+    )
+    assert status == 409, again  # its own manager never re-sends it to another group
+    assert http("GET", f"{trio.c.q2t}/transaction/{path_hash(raw_key)}")[0] == 404
+    status, raw, _ = http(
+        "POST",
+        trio.a.p2p + "/resend",
+        json.dumps({"type": "INDIVIDUAL", "publicKey": trio.b.public_key, "key": raw_key}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 200
+    copy = decode_envelope(raw)
+    assert isinstance(copy, EncodedPayload) and copy.keyed_terms is not None
+    assert copy.header_binding is HeaderBinding.KEYED
+    wider = ExecutionTerms.build(
+        copy.sender_key, [*copy.group_keys, base64.b64decode(trio.c.public_key)]
+    )
+    forged = replace(copy, keyed_terms=wider)
+    assert forged.hash == copy.hash
+    status, body = _push(trio.b.p2p, forged.to_bytes(), {"c11n-key": raw_key})
+    assert status == 409 and b"header MAC" in body, body
+    assert _parties(trio.b, copy.hash) == sorted([trio.a.public_key, trio.b.public_key])
 
 
 def test_hijacked_key_route_is_not_accepted(trio: Trio) -> None:
@@ -268,6 +433,13 @@ async def test_async_client(trio: Trio) -> None:
         signed = await a.send_signed_tx(raw_hash, [trio.c.public_key])
         assert signed.key == raw_hash
         assert (await c.receive(raw_hash)) is not None
+        fixed_hash = await a.store_raw(b"fixed", None, to=[trio.c.public_key], privacy_flag=1)
+        with pytest.raises(ManagerRequestFailed) as refused:
+            await a.send_signed_tx(fixed_hash, [trio.b.public_key], privacy_flag=1)
+        assert refused.value.status == 400
+        assert (await a.send_signed_tx(fixed_hash, [trio.c.public_key], 1)).key == fixed_hash
+        fixed = await c.receive(fixed_hash)
+        assert fixed is not None and fixed.privacy_flag == 1
         assert await b.delete(sent.key) is True
         assert await b.delete(sent.key) is False
         with pytest.raises(ManagerRequestFailed) as failed:
@@ -284,3 +456,33 @@ def test_sync_client(trio: Trio) -> None:
         sent = a.send(b"sync", None, [trio.b.public_key])
         assert a.receive(sent.key) is not None
         assert a.is_sender(sent.key)
+        raw_hash = a.store_raw(b"sync raw", to=[trio.b.public_key])
+        assert a.send_signed_tx(raw_hash, [trio.b.public_key]).key == raw_hash
+
+
+def test_an_unexpected_store_fault_answers_500_and_the_writer_goes_on(trio: Trio) -> None:
+    """A row that is TEXT where a BLOB belongs makes decoding raise TypeError inside the
+    writer thread (no test hook: the fault is in the data). The push gets a 500, the
+    log says why, and the next writes are served."""
+    envelope = _envelope_for_b(trio)
+    assert http("DELETE", f"{trio.b.q2t}/transaction/{envelope.hash.hex()}")[0] == 204
+    database = sqlite3.connect(trio.b.db_path, timeout=10)
+    try:
+        database.execute(
+            "INSERT INTO envelopes (hash, data) VALUES (?, ?)", (envelope.hash, "not a blob")
+        )
+        database.commit()
+        log_before = len(trio.b.log_path.read_text())
+        status, body = _push(trio.b.p2p, envelope.to_bytes())
+        assert status == 500, body
+        assert "TypeError" in trio.b.log_path.read_text()[log_before:]
+        # The writer thread is alive: a new send to B commits on both sides.
+        status, sent = trio.a.send(b"after the fault", [trio.b.public_key])
+        assert status == 201, sent
+        assert http("GET", f"{trio.b.q2t}/transaction/{path_hash(sent['key'])}")[0] == 200
+    finally:
+        database.execute("DELETE FROM envelopes WHERE hash = ?", (envelope.hash,))
+        database.commit()
+        database.close()
+    status, _ = _push(trio.b.p2p, envelope.to_bytes())
+    assert status == 201

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import ssl
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.support.pki import make_ca, make_cert
 from tests.tx_manager.conftest import Manager, ManagerFactory, http, wait_until
 from tx_manager.client import ClientError, Q2TClient
 from tx_manager.tls import PinningConnector
@@ -111,78 +111,14 @@ async def test_wiped_database_is_recovered_from_peers(managers: ManagerFactory) 
     await _readable_everywhere(hashes, a)
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
-
-
-def _make_ca(directory: Path, name: str) -> Path:
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        str(directory / f"{name}.key"),
-        "-out",
-        str(directory / f"{name}.pem"),
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-    )
-    return directory / f"{name}.pem"
-
-
-def _make_cert(directory: Path, name: str, ca: str) -> tuple[Path, Path, str]:
-    key, csr, pem = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
-    ext = directory / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
-    _openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
-        f"/CN={name}",
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(directory / f"{ca}.pem"),
-        "-CAkey",
-        str(directory / f"{ca}.key"),
-        "-CAcreateserial",
-        "-out",
-        str(pem),
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-    )
-    der = ssl.PEM_cert_to_DER_cert(pem.read_text())
-    return pem, key, hashlib.sha256(der).hexdigest()
-
-
 @pytest.fixture
 def certificates(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     directory = tmp_path / "pki"
     directory.mkdir()
-    _make_ca(directory, "ca")
-    _make_ca(directory, "rogue-ca")
-    certs = {name: _make_cert(directory, name, "ca") for name in ("a", "b", "c")}
-    certs["rogue"] = _make_cert(directory, "rogue", "rogue-ca")
+    make_ca(directory, "ca")
+    make_ca(directory, "rogue-ca")
+    certs = {name: make_cert(directory, name, "ca") for name in ("a", "b", "c")}
+    certs["rogue"] = make_cert(directory, "rogue", "rogue-ca")
     certs["ca"] = (directory / "ca.pem", directory / "ca.key", "")
     return certs
 

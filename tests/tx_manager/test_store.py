@@ -1,13 +1,19 @@
-"""SqliteStore: durability contract, merging pushes, raw separation, paging, concurrency."""
+"""SqliteStore: durability, merge rules, raw separation, paging, concurrency, faults."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tx_manager.enclave import Enclave, generate_keypair
-from tx_manager.payload import EncodedPayload
+from tx_manager.errors import EnvelopeConflict, StoreError
+from tx_manager.payload import EncodedPayload, ExecutionTerms, PrivacyMode
 from tx_manager.store import SqliteStore
 
 
@@ -84,8 +90,6 @@ async def test_writes_survive_reopen_and_group_commit(tmp_path: Path) -> None:
 
 
 async def test_corrupt_row_fails_only_its_own_write(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "tm.db"
     store = SqliteStore(path)
     try:
@@ -103,3 +107,135 @@ async def test_corrupt_row_fails_only_its_own_write(tmp_path: Path) -> None:
         assert await store.find_envelope(good.hash) == good
     finally:
         await store.close()
+
+
+async def test_conflicting_copies_change_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "tm.db")
+    try:
+        envelope, (first, _) = _envelope()
+        mine = envelope.for_recipients({first})
+        await store.save_envelopes([mine])
+        outsider = generate_keypair().public
+        variants = {
+            "recipient nonce": replace(mine, recipient_nonce=os.urandom(24)),
+            "outside the authenticated group": replace(mine, recipient_keys=(outsider,)),
+        }
+        assert mine.header.terms is not None
+        reflagged = replace(mine.header.terms, privacy_mode=PrivacyMode.PARTY_PROTECTION)
+        widened = ExecutionTerms.build(
+            mine.sender_key, [*mine.group_keys, outsider], mine.privacy_mode
+        )
+        # Same sealed payload (sender, nonce, key commitment) under another header: a new
+        # hash, found through its body id.
+        variants["privacyFlag"] = replace(mine, header=replace(mine.header, terms=reflagged))
+        variants["parties"] = replace(mine, header=replace(mine.header, terms=widened))
+        for reason, variant in variants.items():
+            with pytest.raises(EnvelopeConflict) as conflict:
+                await store.save_envelopes([variant])
+            if variant.hash != mine.hash:
+                assert "another header" in conflict.value.message
+                stored_copy = await store.find_stored_copy(variant)
+                assert stored_copy == mine
+                assert reason in (stored_copy.conflict_with(variant) or "")
+            else:
+                assert reason in conflict.value.message
+            assert await store.find_envelope(variant.hash) in (None, mine)
+        assert await store.count_envelopes() == 1
+        assert await store.find_envelope(mine.hash) == mine
+        # A batch holding one conflicting envelope stores none of it.
+        fresh, _ = _envelope()
+        with pytest.raises(EnvelopeConflict):
+            await store.save_envelopes([fresh, variants["privacyFlag"]])
+        assert await store.find_envelope(fresh.hash) is None
+        # Deleting a transaction frees its body for a later, different header.
+        assert await store.delete_envelope(mine.hash)
+        await store.save_envelopes([variants["privacyFlag"]])
+        assert await store.find_stored_copy(mine) == variants["privacyFlag"]
+    finally:
+        await store.close()
+
+
+@dataclass(frozen=True)
+class FailsOnce(EncodedPayload):
+    """An envelope whose encoding raises a non-SQLite exception the first time."""
+
+    failures: list[int] | None = None
+
+    def to_bytes(self) -> bytes:
+        if self.failures is not None and not self.failures:
+            self.failures.append(1)
+            raise RuntimeError("injected fault inside the writer thread")
+        return super().to_bytes()
+
+
+async def test_unexpected_error_in_a_write_answers_it_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "tm.db")
+    try:
+        faulty_source, _ = _envelope()
+        faulty = FailsOnce(**{f: getattr(faulty_source, f) for f in _fields()}, failures=[])
+        others = [_envelope()[0] for _ in range(5)]
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                store.save_envelopes([faulty]),
+                *(store.save_envelopes([e]) for e in others),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert isinstance(results[0], RuntimeError)
+        assert results[1:] == [None] * 5
+        assert await store.find_envelope(faulty.hash) is None
+        await asyncio.wait_for(store.save_envelopes([faulty]), 10)  # writer still serving
+        assert await store.count_envelopes() == 6
+    finally:
+        await store.close()
+
+
+async def test_unexpected_error_in_a_whole_batch_answers_every_waiter(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "tm.db")
+    try:
+        run_batch = store._run_batch
+        calls: list[int] = []
+
+        def failing_once(connection: sqlite3.Connection, batch: list[Any]) -> Any:
+            if not calls:
+                calls.append(len(batch))
+                connection.execute("BEGIN IMMEDIATE")
+                raise MemoryError("injected fault at commit")
+            return run_batch(connection, batch)
+
+        store._run_batch = failing_once  # type: ignore[method-assign]
+        first = [_envelope()[0] for _ in range(4)]
+        results = await asyncio.wait_for(
+            asyncio.gather(*(store.save_envelopes([e]) for e in first), return_exceptions=True),
+            10,
+        )
+        failed = [r for r in results if isinstance(r, MemoryError)]
+        assert len(failed) == calls[0] >= 1
+        assert all(r is None or isinstance(r, MemoryError) for r in results)
+        later, _ = _envelope()
+        await asyncio.wait_for(store.save_envelopes([later]), 10)
+        assert await store.find_envelope(later.hash) == later
+    finally:
+        await store.close()
+
+
+async def test_a_closed_store_refuses_writes_at_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "tm.db")
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(store.save_envelopes([_envelope()[0]]), 5)
+
+
+def _fields() -> list[str]:
+    return [
+        "header",
+        "cipher_text",
+        "recipient_nonce",
+        "recipient_keys",
+        "recipient_boxes",
+        "keyed_terms",
+        "terms_mac",
+    ]

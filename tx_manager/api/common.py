@@ -1,9 +1,16 @@
-"""What both HTTP edges share: error mapping, body reading, hash parsing.
+"""What both HTTP edges share: error mapping, body limits, body reading, hash parsing.
 
 Handlers raise ``TxManagerError`` subclasses; ``error_middleware`` turns them
 into ``{"error": message}`` with the class's HTTP status. Anything unexpected
 is logged with its traceback and answered 500 without details, and the server
 keeps serving.
+
+Every request body is capped (``body_limit_middleware``): a declared
+Content-Length over the cap is refused before the handler runs, and a body
+streamed without one is cut off by aiohttp's ``client_max_size`` when a
+handler reads it (handlers read bodies only through ``read_json`` and
+``read_binary``). Either way the answer is 413 with the limit in the message,
+and the connection is closed rather than drained.
 """
 
 from __future__ import annotations
@@ -12,12 +19,20 @@ import base64
 import binascii
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from tx_manager.errors import InvalidRequest, TxManagerError, UnsupportedMediaType
+from tx_manager.errors import (
+    BadRequest,
+    RateLimited,
+    RequestTooLarge,
+    TxManagerError,
+    UnsupportedMediaType,
+)
 from tx_manager.payload import HASH_SIZE
 
 log = logging.getLogger(__name__)
@@ -36,7 +51,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except TxManagerError as exc:
         if exc.http_status >= 500:
             log.warning("%s %s failed: %s", request.method, request.path, exc.message)
-        return error_body(exc.http_status, exc.message)
+        response = error_body(exc.http_status, exc.message)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, RequestTooLarge):
+            response.force_close()  # do not read on through the rest of a huge body
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -44,6 +64,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return error_body(500, "internal error (see the manager's log)")
+
+
+def body_limit_middleware(max_body_bytes: int) -> Middleware:
+    """Refuse (413) any request body over ``max_body_bytes``, on every route."""
+
+    def too_large(size: str) -> RequestTooLarge:
+        return RequestTooLarge(
+            f"request body of {size} exceeds the limit of {max_body_bytes} bytes (max_body_bytes)"
+        )
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise too_large(f"{length} bytes")
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise too_large("more bytes") from exc
+
+    return limit
 
 
 async def read_json(request: web.Request) -> Any:
@@ -55,7 +96,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("body is not valid JSON") from exc
+        raise BadRequest("body is not valid JSON") from exc
 
 
 async def read_binary(request: web.Request) -> bytes:
@@ -82,7 +123,7 @@ def parse_hash(text: str, what: str = "hash") -> bytes:
             continue
         if len(value) == HASH_SIZE:
             return value
-    raise InvalidRequest(f"{what} must be a 64-byte hash in base64, URL-safe base64 or hex")
+    raise BadRequest(f"{what} must be a 64-byte hash in base64, URL-safe base64 or hex")
 
 
 def text_response(text: str, status: int = 200) -> web.Response:

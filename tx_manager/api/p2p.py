@@ -3,14 +3,24 @@
 Nothing here decrypts for the caller: pushes are verified and stored, resends
 go back to the URL that proved it holds the key, and a validation challenge
 only opens values sealed under the separate challenge key (see ``enclave``).
+
+Anyone who can reach this port can call it, so ``/partyinfo``,
+``/partyinfo/validate`` and ``/resend`` are rate-limited per caller address
+(429 with ``Retry-After``), and every body is capped (413).
 """
 
 from __future__ import annotations
+
+import logging
+import math
+import time
 
 from aiohttp import web
 
 from tx_manager.api.common import (
     Handler,
+    Middleware,
+    body_limit_middleware,
     error_body,
     error_middleware,
     json_response,
@@ -19,7 +29,9 @@ from tx_manager.api.common import (
     read_json,
     text_response,
 )
+from tx_manager.config import LimitsConfig
 from tx_manager.discovery import Discovery
+from tx_manager.errors import RateLimited
 from tx_manager.messages import (
     EnvelopeBatch,
     KeysResponse,
@@ -27,9 +39,14 @@ from tx_manager.messages import (
     ResendRequest,
     ValidationRequest,
 )
-from tx_manager.payload import EncodedPayload, b64encode
+from tx_manager.payload import b64encode, decode_envelope
+from tx_manager.ratelimit import RateLimit, TokenBuckets
 from tx_manager.service import TransactionManager
 from tx_manager.tls import peer_fingerprint
+
+log = logging.getLogger(__name__)
+
+_LOG_REFUSALS_EVERY = 60.0
 
 SERVICE_KEY = web.AppKey("service", TransactionManager)
 DISCOVERY_KEY = web.AppKey("discovery", Discovery)
@@ -44,7 +61,7 @@ async def upcheck(request: web.Request) -> web.Response:
 
 
 async def push(request: web.Request) -> web.Response:
-    envelope = EncodedPayload.from_bytes(await read_binary(request))
+    envelope = decode_envelope(await read_binary(request))
     claimed = request.headers.get("c11n-key")
     claimed_hash = None if claimed is None else parse_hash(claimed, "c11n-key")
     (tx_hash,) = await _service(request).accept_push([envelope], claimed_hash)
@@ -86,7 +103,41 @@ async def resend(request: web.Request) -> web.Response:
     return json_response({"pushed": await service.resend_all(body.public_key)})
 
 
-def fingerprint_middleware(allowed: frozenset[str]) -> object:
+def rate_limit_middleware(limits: LimitsConfig) -> Middleware:
+    """Token buckets per caller address for the endpoints that cost work or memory."""
+    partyinfo = TokenBuckets(RateLimit(limits.partyinfo_rate, limits.partyinfo_burst))
+    resend = TokenBuckets(RateLimit(limits.resend_rate, limits.resend_burst))
+    limited = {"/partyinfo": partyinfo, "/partyinfo/validate": partyinfo, "/resend": resend}
+    last_logged: dict[str, float] = {}
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        buckets = limited.get(request.path)
+        if buckets is not None:
+            caller = request.remote or "unknown"
+            wait = buckets.acquire(caller)
+            if wait > 0:
+                now = time.monotonic()
+                if now - last_logged.get(request.path, -_LOG_REFUSALS_EVERY) >= _LOG_REFUSALS_EVERY:
+                    last_logged[request.path] = now
+                    log.warning(
+                        "rate limit: refused %s from %s (%d refused so far on this endpoint)",
+                        request.path,
+                        caller,
+                        buckets.refused,
+                    )
+                raise RateLimited(
+                    f"too many requests to {request.path} from {caller} (limit "
+                    f"{buckets.limit.rate:g}/s, burst {buckets.limit.burst:g}); retry after "
+                    f"{max(1, math.ceil(wait))} s",
+                    wait,
+                )
+        return await handler(request)
+
+    return limit
+
+
+def fingerprint_middleware(allowed: frozenset[str]) -> Middleware:
     """Refuse (403) any request whose TLS client certificate is not on the allow-list."""
 
     @web.middleware
@@ -105,11 +156,16 @@ def build_p2p_app(
     discovery: Discovery,
     max_body_bytes: int,
     allowed_fingerprints: frozenset[str] | None = None,
+    limits: LimitsConfig | None = None,
 ) -> web.Application:
-    middlewares: list[object] = [error_middleware]
+    middlewares: list[Middleware] = [
+        error_middleware,
+        rate_limit_middleware(limits or LimitsConfig()),
+        body_limit_middleware(max_body_bytes),
+    ]
     if allowed_fingerprints is not None:
         middlewares.insert(0, fingerprint_middleware(allowed_fingerprints))
-    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)  # type: ignore[arg-type]
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[SERVICE_KEY] = service
     app[DISCOVERY_KEY] = discovery
     app.router.add_get("/upcheck", upcheck)

@@ -8,13 +8,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from tx_manager.api.common import (
+    body_limit_middleware,
     error_middleware,
     json_response,
     parse_hash,
     read_json,
     text_response,
 )
-from tx_manager.errors import InvalidRequest
+from tx_manager.errors import BadRequest
 from tx_manager.messages import (
     API_VERSION,
     KeysResponse,
@@ -78,7 +79,7 @@ async def receive(request: web.Request) -> web.Response:
 async def receive_raw(request: web.Request) -> web.Response:
     key_header = request.headers.get("c11n-key")
     if key_header is None:
-        raise InvalidRequest("header c11n-key is missing")
+        raise BadRequest("header c11n-key is missing")
     tx_hash = parse_hash(key_header, "c11n-key")
     to = _optional_key(request.headers.get("c11n-to"), "c11n-to")
     result = await _service(request).receive(tx_hash, to)
@@ -110,7 +111,10 @@ async def admin_recover(request: web.Request) -> web.Response:
 
 
 def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[error_middleware, body_limit_middleware(max_body_bytes)],
+    )
     app[SERVICE_KEY] = service
     app.router.add_get("/upcheck", upcheck)
     app.router.add_get("/version", version)

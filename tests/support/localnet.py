@@ -1,4 +1,4 @@
-"""Run local managers as subprocesses: for tests, benchmarks and demos.
+"""Run local managers as subprocesses: for tests and benchmarks (not shipped).
 
 Each manager gets its own folder with an unlocked key pair and a JSON config
 on OS-chosen ports; ``start`` waits (with a deadline) for the ports file the
@@ -12,30 +12,16 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.waiting import wait_until
 from tx_manager.keyfile import read_public_key, write_keypair
 from tx_manager.payload import b64encode
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it is truthy; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 def http(

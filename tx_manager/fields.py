@@ -1,0 +1,94 @@
+"""Field types shared by every version of the stored and pushed formats.
+
+Sizes, strict base64, privacy flags and the privacy group id. Both the frozen
+version-1 codec (``payload_v1``) and the current one (``payload``) build on
+these, so neither imports the other's types.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from enum import IntEnum
+
+from tx_manager.errors import BadRequest, EnvelopeDecodeError
+
+KEY_SIZE = 32
+NONCE_SIZE = 24
+TAG_SIZE = 16
+BOX_SIZE = KEY_SIZE + TAG_SIZE
+HASH_SIZE = 64
+MASTER_KEY_SIZE = 32
+
+ENVELOPE_MAGIC = b"QTME"
+RAW_MAGIC = b"QTMR"
+
+
+class PrivacyMode(IntEnum):
+    """GoQuorum's privacyFlag values; any other value is refused."""
+
+    STANDARD = 0
+    PARTY_PROTECTION = 1
+    MANDATORY_RECIPIENTS = 2
+    PRIVATE_STATE_VALIDATION = 3
+
+
+def b64encode(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def b64decode(value: object, what: str) -> bytes:
+    """Strict standard base64 (as Tessera's JSON uses); typed error on anything else."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"{what} is not valid base64") from exc
+
+
+def b64_list(value: object, what: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise BadRequest(f"{what} must be a list of base64 strings")
+    return tuple(b64decode(item, what) for item in value)
+
+
+def parse_privacy_mode(value: object) -> PrivacyMode:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("privacyFlag must be an integer 0..3")
+    try:
+        return PrivacyMode(value)
+    except ValueError as exc:
+        raise BadRequest(f"privacyFlag {value} is not one of 0, 1, 2, 3") from exc
+
+
+def privacy_group_id(keys: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """Id of the party group privateFrom ∪ privateFor: SHA3-256 of the sorted, deduplicated keys.
+
+    The node uses this same function, so both sides agree on group ids.
+    """
+    return hashlib.sha3_256(b"".join(sorted(set(keys)))).digest()
+
+
+def check_key(key: bytes, what: str) -> None:
+    if len(key) != KEY_SIZE:
+        raise EnvelopeDecodeError(f"{what} must be {KEY_SIZE} bytes, got {len(key)}")
+
+
+def check_nonce(nonce: bytes, what: str) -> None:
+    if len(nonce) != NONCE_SIZE:
+        raise EnvelopeDecodeError(f"{what} nonce must be {NONCE_SIZE} bytes")
+
+
+def check_boxes(keys: tuple[bytes, ...], boxes: tuple[bytes, ...]) -> None:
+    """One 48-byte box per recipient key, keys 32 bytes and unique."""
+    if len(boxes) != len(keys):
+        raise EnvelopeDecodeError(f"{len(boxes)} boxes for {len(keys)} recipient keys")
+    if len(set(keys)) != len(keys):
+        raise EnvelopeDecodeError("recipient keys repeat")
+    for key in keys:
+        check_key(key, "recipient key")
+    for box in boxes:
+        if len(box) != BOX_SIZE:
+            raise EnvelopeDecodeError(f"recipient box must be {BOX_SIZE} bytes")

@@ -393,7 +393,9 @@ async def store_and_sign(calls: Sequence[PrivateCall]) -> float:
 
         async def one(call: PrivateCall) -> None:
             async with semaphore:
-                payload_hash = await clients[call.party.tm_url].store_raw(call.payload)
+                payload_hash = await clients[call.party.tm_url].store_raw(
+                    call.payload, to=[call.counterparty.tm_key]
+                )
             call.raw = sign_private_raw(call.key, call.nonce, call.to, payload_hash, call.gas)
             call.transaction_hash = hex_of(QuorumTransactionBuilder.decode(call.raw).hash)
 
@@ -474,7 +476,9 @@ async def paced_private(calls: Sequence[PrivateCall], rate: float) -> dict[str, 
 
             async def one(call: PrivateCall) -> None:
                 stored = time.perf_counter()
-                payload_hash = await clients[call.party.tm_url].store_raw(call.payload)
+                payload_hash = await clients[call.party.tm_url].store_raw(
+                    call.payload, to=[call.counterparty.tm_key]
+                )
                 raw = sign_private_raw(call.key, call.nonce, call.to, payload_hash, call.gas)
                 sent = time.perf_counter()
                 answer = await _post(

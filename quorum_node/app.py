@@ -141,7 +141,10 @@ async def start_node(config: NodeConfig) -> RunningNode:
         private_store = PrivateStore(db)
         chain = ChainService(db, genesis, private_view=private_store)
         # One client to this node's manager, for reading payloads and for sending.
-        manager = Q2TClient(config.tm_url) if config.tm_url else None
+        manager = None
+        if config.tm_url:
+            tls = config.tm_tls.client_context() if config.tm_tls is not None else None
+            manager = Q2TClient(config.tm_url, ssl_context=tls)
         if manager is not None:
             started.push_async_callback(manager.close)
         private_blocks = PrivateBlocks(

@@ -25,6 +25,7 @@ from quorum_node.config import (
     DEFAULT_WS_MAX_QUEUED_BYTES,
     DEFAULT_WS_ORIGINS,
     DEV_APIS,
+    ManagerTls,
     NodeConfig,
     RpcConfig,
     load_node_config,
@@ -163,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID)
     dev.add_argument("--tm-url", help="Q2T URL of a transaction manager (enables privateFor)")
+    dev.add_argument(
+        "--tm-tls",
+        nargs=3,
+        type=Path,
+        metavar=("CERT", "KEY", "CA"),
+        help="client certificate, key and CA for a manager whose Q2T requires mutual TLS",
+    )
 
     run = commands.add_parser("run", help="run a node from a config file, or from flags")
     _add_rpc_options(run, DEFAULT_APIS)
@@ -236,6 +244,7 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
         block_period_ms=args.block_period,
         extra_keys=tuple(args.dev_account_key),
         tm_url=args.tm_url,
+        tm_tls=ManagerTls(*args.tm_tls) if args.tm_tls else None,
     )
 
 

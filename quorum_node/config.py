@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,26 @@ def check_insecure_unlock(rpc: RpcConfig, held_accounts: int) -> None:
 
 
 @dataclass(frozen=True)
+class ManagerTls:
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """The TLS client side of the node's Q2T connection: the manager's certificate
+        must chain to ``ca``, and the node presents ``cert``."""
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca))
+            context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"cannot load the manager TLS files ({self.cert}, {self.key}, {self.ca}): {exc}"
+            ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     datadir: Path
     genesis_file: Path
@@ -111,6 +132,9 @@ class NodeConfig:
     raft_password_file: Path | None = None
     permissioned_nodes_file: Path | None = None
     tm_url: str | None = None  # the transaction manager's Q2T URL; None: no private transactions
+    #: Client certificate, key and CA for a manager whose Q2T API requires mutual TLS
+    #: (``tm_url`` https://...): a manager's Q2T beyond loopback always does.
+    tm_tls: ManagerTls | None = None
     #: A follower that hears nothing from the leader for this long (up to 3 times as
     #: long, at random) stands for election. Raise it on a loaded or distant network.
     raft_election_timeout_ms: int = 400
@@ -183,6 +207,15 @@ def load_node_config(path: Path) -> NodeConfig:
             raise ConfigError(f"config {path}: {key!r} must be a positive integer")
         return value
 
+    def a_manager_tls(value: Any) -> ManagerTls | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(
+            isinstance(value.get(k), str) for k in ("cert", "key", "ca")
+        ):
+            raise ConfigError(f"config {path}: 'tm_tls' needs cert, key and ca paths")
+        return ManagerTls(base / value["cert"], base / value["key"], base / value["ca"])
+
     insecure_unlock = raw.get("allow_insecure_unlock", False)
     if not isinstance(insecure_unlock, bool):
         raise ConfigError(f"config {path}: 'allow_insecure_unlock' must be true or false")
@@ -222,5 +255,6 @@ def load_node_config(path: Path) -> NodeConfig:
         raft_password_file=a_path("raft_password_file"),
         permissioned_nodes_file=a_path("permissioned_nodes"),
         tm_url=raw.get("tm_url"),
+        tm_tls=a_manager_tls(raw.get("tm_tls")),
         raft_election_timeout_ms=a_duration_ms("raft_election_timeout_ms", 400),
     )

@@ -85,7 +85,9 @@ class QuorumModule(Module):  # type: ignore[misc]
         ``transaction`` takes ``to`` (absent for a creation), ``data``, and optionally
         ``nonce``, ``gas`` and ``gasPrice`` (0 by default); a missing nonce is read from
         the node, a missing gas is estimated against the private state when
-        ``privateFor`` is given in ``transaction``. Returns the raw signed transaction.
+        ``privateFor`` is given in ``transaction``. With ``privateFor`` the manager also
+        fixes the party group under the payload's hash (``send_raw_private_transaction``
+        must then name the same parties). Returns the raw signed transaction.
         """
         key = _private_key(account)
         sender = key.public_key.to_checksum_address()
@@ -106,8 +108,12 @@ class QuorumModule(Module):  # type: ignore[misc]
             if "privateFor" in transaction:
                 estimate_request["privateFor"] = transaction["privateFor"]
             gas = private_gas_limit(int(self._call("eth_estimateGas", [estimate_request]), 16))
+        private_for = transaction.get("privateFor")
         with SyncQ2TClient(manager_url) as manager:
-            payload_hash = manager.store_raw(payload, private_from)
+            # With the parties named now, the manager puts the group under the hash.
+            payload_hash = manager.store_raw(
+                payload, private_from, to=None if private_for is None else list(private_for)
+            )
         unsigned = unsigned_private_transaction(
             nonce=int(nonce),
             gas=max(int(gas), PRIVATE_MIN_GAS),

@@ -87,7 +87,7 @@ class RecordingEnclave(Enclave):
         super().verify_incoming(envelope)
 
 
-async def test_receive_and_heavy_push_verification_run_off_the_loop(tmp_path: Path) -> None:
+async def test_heavy_decryption_and_push_verification_run_off_the_loop(tmp_path: Path) -> None:
     sender, recipient = generate_keypair(), generate_keypair()
     enclave = RecordingEnclave([recipient])
     store = SqliteStore(tmp_path / "tm.db")
@@ -119,10 +119,17 @@ async def test_receive_and_heavy_push_verification_run_off_the_loop(tmp_path: Pa
         enclave.threads.clear()
         await service.accept_push(envelopes(1, 100))
         assert enclave.threads == [("verify", loop_thread)]
-        # Every read decrypts off the loop.
+        # A small payload decrypts inline (the hop would cost more than the work)...
         enclave.threads.clear()
         received = await service.receive(batch[0].hash, None)
         assert received.payload == Enclave([sender]).decrypt(batch[0])
+        assert enclave.threads == [("decrypt", loop_thread)]
+        # ...a large one off the loop.
+        large = envelopes(1, 300 * 1024)
+        await service.accept_push(large)
+        enclave.threads.clear()
+        received = await service.receive(large[0].hash, None)
+        assert received.payload == Enclave([sender]).decrypt(large[0])
         assert [kind for kind, _ in enclave.threads] == ["decrypt"]
         assert enclave.threads[0][1] != loop_thread
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import ssl
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quorum_node.errors import ConfigError
+from quorum_shared.addresses import is_loopback_host
 
 # geth's limits (--rpc.batch-request-limit, --rpc.batch-response-max-size).
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -58,17 +58,6 @@ class RpcConfig:
     @property
     def listens_beyond_loopback(self) -> bool:
         return not is_loopback_host(self.host)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals; any other name or address (a
-    wildcard such as 0.0.0.0 included) counts as reachable from elsewhere."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_apis(names: Iterable[str], what: str) -> frozenset[str]:

@@ -6,7 +6,6 @@ clear line instead of a failure later. See docs/tx-manager.md for an example.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import tomllib
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quorum_shared.addresses import is_loopback_host
 from tx_manager.errors import ManagerConfigError
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
@@ -144,16 +144,6 @@ def _listen(base: Path, table: Any, name: str) -> ListenConfig:
     )
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1); no name lookup."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _q2t_tls(base: Path, table: Any) -> Q2tTlsConfig | None:
     if not isinstance(table, dict) or table.get("tls") is None:
         return None
@@ -171,7 +161,7 @@ def _q2t_tls(base: Path, table: Any) -> Q2tTlsConfig | None:
 
 
 def _check_q2t_exposure(q2t: ListenConfig, tls: Q2tTlsConfig | None) -> None:
-    if q2t.unix_socket is not None or is_loopback(q2t.host) or tls is not None:
+    if q2t.unix_socket is not None or is_loopback_host(q2t.host) or tls is not None:
         return
     raise ManagerConfigError(
         f"q2t.host {q2t.host!r} is not a loopback address and the Q2T API decrypts for "

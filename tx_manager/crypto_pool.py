@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from tx_manager.futures import settle
+
 T = TypeVar("T")
 
 _Outcome = tuple[Any, BaseException | None]
@@ -71,10 +73,10 @@ class CryptoPool:
                 self._executor, _run_batch, [call for call, _ in live]
             )
             for (_, future), (result, error) in zip(live, outcomes, strict=True):
-                _settle(future, result, error)
+                settle(future, result, error)
         except BaseException as exc:
             for _, future in batch:
-                _settle(future, None, exc if isinstance(exc, Exception) else _closing())
+                settle(future, None, exc if isinstance(exc, Exception) else _closing())
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -85,7 +87,7 @@ class CryptoPool:
         """Finish the batches in flight, fail the waiting calls, stop the threads."""
         self._closed = True
         for _, future in self._pending:
-            _settle(future, None, _closing())
+            settle(future, None, _closing())
         self._pending.clear()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._executor.shutdown(wait=True)
@@ -93,12 +95,3 @@ class CryptoPool:
 
 def _closing() -> RuntimeError:
     return RuntimeError("the crypto pool is closing")
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)

@@ -13,6 +13,7 @@ import aiohttp
 
 from tx_manager.config import TlsConfig
 from tx_manager.errors import PeerRequestFailed, TxManagerError
+from tx_manager.futures import settle
 from tx_manager.messages import (
     EnvelopeBatch,
     JsonMessage,
@@ -173,20 +174,20 @@ class PushCoalescer:
                 try:
                     await self._peers.push_batch(url, [e for e, _ in live])
                     for _, future in live:
-                        _resolve(future, None)
+                        settle(future, None, None)
                 except PeerRequestFailed as exc:
                     if exc.status is None:  # unreachable: every envelope shares the fate
                         for _, future in live:
-                            _resolve(future, exc)
+                            settle(future, None, exc)
                     else:
                         await asyncio.gather(*(self._deliver_one(url, e, f) for e, f in live))
                 except Exception as exc:  # a bug, not the peer: still answer every caller
                     for _, future in live:
-                        _resolve(future, exc)
+                        settle(future, None, exc)
         finally:
             for _, future in batch:  # cancelled (close) or anything missed above
                 if not future.done():
-                    _resolve(future, PeerRequestFailed(url, "the push was abandoned"))
+                    settle(future, None, PeerRequestFailed(url, "the push was abandoned"))
             self._in_flight[url] -= 1
             self._maybe_flush(url)
 
@@ -195,9 +196,9 @@ class PushCoalescer:
     ) -> None:
         try:
             await self._peers.push(url, envelope)
-            _resolve(future, None)
+            settle(future, None, None)
         except Exception as exc:
-            _resolve(future, exc)
+            settle(future, None, exc)
 
     async def close(self) -> None:
         """Stop pushing: in-flight pushes are cancelled and every waiting caller fails."""
@@ -207,14 +208,5 @@ class PushCoalescer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for url, waiting in self._pending.items():
             for _, future in waiting:
-                _resolve(future, PeerRequestFailed(url, "the manager is shutting down"))
+                settle(future, None, PeerRequestFailed(url, "the manager is shutting down"))
         self._pending.clear()
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from tx_manager.errors import EnvelopeConflict, EnvelopeDecodeError, StoreError, TxManagerError
+from tx_manager.futures import settle
 from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
 
 log = logging.getLogger(__name__)
@@ -94,15 +95,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class SqliteStore:
@@ -194,7 +186,7 @@ class SqliteStore:
         finally:
             for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
                 try:
-                    loop.call_soon_threadsafe(_settle, future, result, error)
+                    loop.call_soon_threadsafe(settle, future, result, error)
                 except RuntimeError:
                     pass  # the loop that waited is gone; nothing is left to answer
 

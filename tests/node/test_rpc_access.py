@@ -16,7 +16,6 @@ from quorum_node.config import (
     DEFAULT_APIS,
     RpcConfig,
     check_insecure_unlock,
-    is_loopback_host,
     load_node_config,
     parse_apis,
 )
@@ -24,6 +23,7 @@ from quorum_node.errors import ConfigError
 from quorum_node.rpc.access import content_type_is_json, host_allowed, origin_allowed
 from quorum_node.rpc.dispatcher import CallContext, Dispatcher, namespace_of, rpc_method
 from quorum_node.rpc.outbox import Outbox
+from quorum_shared.addresses import is_loopback_host
 
 # --- Host ------------------------------------------------------------------------------
 

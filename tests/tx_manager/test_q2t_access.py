@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from quorum_shared.addresses import is_loopback_host as is_loopback
 from tests.support.pki import make_ca, make_cert
 from tests.tx_manager.conftest import ManagerFactory
 from tests.tx_manager.test_cli import assert_one_line_failure, cli
 from tx_manager.client import ManagerUnavailable, SyncQ2TClient
-from tx_manager.config import is_loopback, parse_config
+from tx_manager.config import parse_config
 from tx_manager.errors import ManagerConfigError
 from tx_manager.tls import q2t_client_context
 

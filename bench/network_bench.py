@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import SignedTransactionAPI
 from eth_abi import encode
@@ -74,15 +75,12 @@ from bench.node_bench import (
     sender_keys,
     transfer_workload,
 )
-from quorum_node.chain.db import SqliteDB
 from quorum_node.chain.genesis import Genesis, GenesisAccount
-from quorum_node.chain.service import ChainService
 from quorum_node.chain.transactions import (
     QuorumTransactionBuilder,
     sign_private,
     unsigned_private_transaction,
 )
-from quorum_node.chain.vm import QuorumVM
 from tx_manager.client import Q2TClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -286,54 +284,41 @@ async def send_public(
     }
 
 
-async def replay_builder(
-    genesis: Genesis,
+def replay_builder(
+    directory: Path,
     url: str,
     first: int,
     last: int,
     known: Sequence[SignedTransactionAPI],
-    directory: Path,
 ) -> dict[str, Any]:
-    """Rebuild the network's blocks 1..``last`` with the node's own builder
-    (``ChainService.seal_block`` on SQLite, as a node stores them) from fresh copies of the
-    same transactions, in the same order, with the same timestamps; the CPU time per
-    transaction of blocks ``first``..``last``, and whether every rebuilt block is identical
-    to the network's (same hash)."""
-    by_hash = {hex_of(transaction.hash): transaction for transaction in known}
-    builder = QuorumVM.get_transaction_builder()
-    database = SqliteDB(directory / "builder-replay.sqlite")
-    service = ChainService(database, genesis)
-    cpu = 0.0
-    counted = 0
-    identical = True
-    try:
-        async with aiohttp.ClientSession() as session:
-            for number in range(1, last + 1):
-                block = await _rpc(session, url, "eth_getBlockByNumber", [hex(number), False])
-                transactions = [
-                    builder.decode(by_hash[tx_hash].encode()) for tx_hash in block["transactions"]
-                ]
-                started = time.process_time()
-                committed = service.seal_block(
-                    transactions,
-                    timestamp=int(block["timestamp"], 16),
-                    coinbase=bytes.fromhex(block["miner"][2:]),
-                )
-                spent = time.process_time() - started
-                identical = identical and hex_of(committed.block.hash) == block["hash"]
-                if number >= first:
-                    cpu += spent
-                    counted += len(transactions)
-    finally:
-        database.close()
-    return {
-        "baseline": "quorum_node ChainService.seal_block (QuorumVM) on SQLite, replaying the "
-        "network's own blocks of the measured phase",
-        "transactions": counted,
-        "blocks": last - first + 1,
-        "cpu_ms_per_tx": round(1000 * cpu / max(counted, 1), 3),
-        "identical_blocks": identical,
-    }
+    """``bench.builder_replay`` in a fresh process (a node's own is lean too: the bench
+    process holds every workload, which slows py-evm's garbage collection)."""
+    transactions_file = directory / "replay-transactions.rlp"
+    transactions_file.write_bytes(rlp.encode([transaction.encode() for transaction in known]))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.builder_replay",
+            "--url",
+            url,
+            "--genesis",
+            str(directory / "genesis.json"),
+            "--transactions",
+            str(transactions_file),
+            "--first",
+            str(first),
+            "--last",
+            str(last),
+            "--database",
+            str(directory / "builder-replay.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    return dict(json.loads(completed.stdout))
 
 
 async def _poll_receipt(
@@ -756,15 +741,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if kind == "erc20_transfers":
                 # The builder on exactly the blocks the network made (same transactions,
                 # order, timestamps, SQLite): what one node must spend at the least.
-                in_network = asyncio.run(
-                    replay_builder(
-                        network_genesis,
-                        urls[0],
-                        measured["first_block"] + 1,
-                        measured["first_block"] + measured["blocks"],
-                        [*funded, *erc20.setup, *erc20.measured],
-                        directory,
-                    )
+                in_network = replay_builder(
+                    directory,
+                    urls[0],
+                    measured["first_block"] + 1,
+                    measured["first_block"] + measured["blocks"],
+                    [*funded, *erc20.setup, *erc20.measured],
                 )
                 log(
                     f"builder replaying the network's blocks: {in_network['cpu_ms_per_tx']} "

@@ -28,7 +28,7 @@ from quorum_node.accounts import AccountStore
 from quorum_node.chain.blocks import decode_block, encode_block
 from quorum_node.chain.executor import ChainExecutor
 from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock, PrivateBlock
-from quorum_node.chain.transactions import check_private_shape, is_private
+from quorum_node.chain.transactions import check_private_shape, is_private, mark_validated
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.errors import PrivateDataUnavailable, TransactionRejected
 from quorum_node.txpool import AccountView, TransactionPool
@@ -260,6 +260,10 @@ class Node:
 
     async def import_block(self, block: BlockAPI) -> CommittedBlock:
         """Execute and commit a block another node made (re-execution checks it)."""
+        for transaction in block.transactions:
+            admitted = self.pool.lookup(transaction.hash)
+            if admitted is not None:  # the same bytes, already validated at admission
+                mark_validated(transaction, admitted[1])
         private = await self._private_half(block.transactions, patient=True)
         committed = await self.executor.run(self.chain.import_block, block, private)
         self.on_committed(committed)

@@ -166,21 +166,18 @@ class QuorumVM(PragueVM):  # type: ignore[misc]
         return tuple(block.get_receipts(self.chaindb))
 
     def validate_block(self, block: BlockAPI) -> None:
-        """py-evm's checks of a block (header against its parent, transaction root,
-        uncles, state root present), with the transaction root from the one-pass trie
-        builder: py-trie's inserts were a tenth of a follower's import."""
+        """py-evm's checks of an imported block that re-execution does not make itself:
+        the header against its parent, no uncles, the state root stored.
+
+        The transaction root is not built a third time here: executing the block rooted
+        its transactions with the one-pass trie builder, and the import compared the
+        resulting header, roots included, with the proposed one
+        (``ChainService._execute_import``).
+        """
         if not isinstance(block, self.get_block_class()):
             raise ValidationError(f"{self!r} cannot validate a block of type {block!r}")
         parent_header = self.chaindb.get_block_header_by_hash(block.header.parent_hash)
         self.validate_header(block.header, parent_header)
-        transaction_root, _ = ordered_trie_root_and_nodes(
-            [transaction.encode() for transaction in block.transactions]
-        )
-        if transaction_root != block.header.transaction_root:
-            raise ValidationError(
-                f"transaction root {block.header.transaction_root.hex()} does not match "
-                f"the transactions ({transaction_root.hex()})"
-            )
         if block.uncles or block.header.uncles_hash != POST_MERGE_OMMERS_HASH:
             raise ValidationError("blocks carry no uncles")
         if not self.chaindb.exists(block.header.state_root):

@@ -24,6 +24,8 @@ from tx_manager.errors import TxManagerError
 from tx_manager.messages import (
     KeysResponse,
     PrivacyOptions,
+    ReceiveManyRequest,
+    ReceiveManyResponse,
     ReceiveResponse,
     SendRequest,
     SendResponse,
@@ -282,16 +284,24 @@ class Q2TClient:
             response = ReceiveResponse.from_bytes(result[1])
         except TxManagerError as exc:
             raise ClientError(f"malformed receive response: {exc.message}") from exc
-        return ReceiveResult(
-            payload=response.payload,
-            privacy_flag=int(response.privacy_flag),
-            affected_contract_transactions=list(response.affected_contract_transactions),
-            exec_hash=response.exec_hash,
-            managed_parties=[b64encode(k) for k in response.managed_parties],
-            sender_key=b64encode(response.sender_key),
-            parties=[b64encode(k) for k in response.parties],
-            privacy_group_id=response.privacy_group_id,
-        )
+        return _receive_result(response)
+
+    async def receive_many(
+        self, tx_hashes: list[bytes], to: str | None = None
+    ) -> list[ReceiveResult | None]:
+        """``receive`` of several hashes in one request (``POST /transactions``), in
+        order; None where the manager holds no such transaction for its keys."""
+        request = ReceiveManyRequest(keys=tuple(tx_hashes), to=parse_key(to, "to") if to else None)
+        body = await self._body("POST", "/transactions", json_body=request.to_json())
+        try:
+            response = ReceiveManyResponse.from_bytes(body)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed receive response: {exc.message}") from exc
+        if len(response.found) != len(tx_hashes):
+            raise ClientError(
+                f"asked for {len(tx_hashes)} transactions, got {len(response.found)} answers"
+            )
+        return [None if found is None else _receive_result(found) for found in response.found]
 
     async def receive_raw(self, tx_hash: bytes, to: str | None = None) -> bytes | None:
         headers = {"c11n-key": b64encode(tx_hash)}
@@ -325,6 +335,19 @@ class Q2TClient:
         """Ask the manager to request resend ALL from its peers; returns envelopes received."""
         body = await self._body("POST", "/admin/recover")
         return int(json.loads(body)["received"])
+
+
+def _receive_result(response: ReceiveResponse) -> ReceiveResult:
+    return ReceiveResult(
+        payload=response.payload,
+        privacy_flag=int(response.privacy_flag),
+        affected_contract_transactions=list(response.affected_contract_transactions),
+        exec_hash=response.exec_hash,
+        managed_parties=[b64encode(k) for k in response.managed_parties],
+        sender_key=b64encode(response.sender_key),
+        parties=[b64encode(k) for k in response.parties],
+        privacy_group_id=response.privacy_group_id,
+    )
 
 
 def _send_result(response: SendResponse) -> SendResult:

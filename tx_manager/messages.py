@@ -327,6 +327,54 @@ class KeysResponse(JsonMessage):
 
 
 @dataclass(frozen=True)
+class ReceiveManyRequest(JsonMessage):
+    """``POST /transactions``: several ``GET /transaction/{hash}`` in one request (our
+    extension; a node asks for every private payload of a block at once)."""
+
+    keys: tuple[bytes, ...]
+    to: bytes | None = None
+
+    MAX_KEYS = 1000
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"keys": [b64encode(key) for key in self.keys]}
+        if self.to is not None:
+            body["to"] = b64encode(self.to)
+        return body
+
+    @classmethod
+    def from_json(cls, obj: object) -> ReceiveManyRequest:
+        body = _object(obj, "receive request")
+        keys = body.get("keys")
+        if not isinstance(keys, list):
+            raise BadRequest("keys must be a list of base64 hashes")
+        if len(keys) > cls.MAX_KEYS:
+            raise BadRequest(f"at most {cls.MAX_KEYS} keys per request, got {len(keys)}")
+        return cls(keys=tuple(_hash(key, "keys") for key in keys), to=_optional_key(body, "to"))
+
+
+@dataclass(frozen=True)
+class ReceiveManyResponse(JsonMessage):
+    """One answer per key, in order: the receive response, or null where this manager
+    holds no such transaction for a local key (the 404 of the single read)."""
+
+    found: tuple[ReceiveResponse | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"transactions": [None if r is None else r.to_json() for r in self.found]}
+
+    @classmethod
+    def from_json(cls, obj: object) -> ReceiveManyResponse:
+        body = _object(obj, "receive response")
+        items = body.get("transactions")
+        if not isinstance(items, list):
+            raise BadRequest("transactions must be a list")
+        return cls(
+            found=tuple(None if item is None else ReceiveResponse.from_json(item) for item in items)
+        )
+
+
+@dataclass(frozen=True)
 class PartyInfo(JsonMessage):
     """What one manager tells another: its URL, the peers it knows, who holds which key."""
 

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -221,6 +221,20 @@ class TransactionManager:
         if envelope is None:
             raise NotFound(f"transaction {b64encode(tx_hash)} not found")
         return envelope
+
+    async def receive_many(
+        self, tx_hashes: Sequence[bytes], to: bytes | None
+    ) -> list[ReceiveResponse | None]:
+        """``receive`` of each hash, None where it answers "not found" (any other
+        failure fails the whole request: the node retries the block, never guesses)."""
+
+        async def one(tx_hash: bytes) -> ReceiveResponse | None:
+            try:
+                return await self.receive(tx_hash, to)
+            except NotFound:
+                return None
+
+        return list(await asyncio.gather(*(one(tx_hash) for tx_hash in tx_hashes)))
 
     async def receive(self, tx_hash: bytes, to: bytes | None, raw: bool = False) -> ReceiveResponse:
         if raw:

@@ -65,6 +65,22 @@ class FakeManager:
             raise answer
         return answer
 
+    async def receive_many(
+        self, tx_hashes: list[bytes], to: str | None = None
+    ) -> list[ReceiveResult | None]:
+        """As the manager's ``POST /transactions``: one answer per hash, or the whole
+        request fails with the first failure."""
+        answers: list[ReceiveResult | None] = []
+        failure: Exception | None = None
+        for tx_hash in tx_hashes:
+            try:
+                answers.append(await self.receive(tx_hash, to))
+            except Exception as exc:  # noqa: BLE001 - the fake's scripted failures
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return answers
+
     async def keys(self) -> list[str]:
         return [self.own_key]
 

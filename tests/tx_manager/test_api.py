@@ -22,7 +22,8 @@ from tests.tx_manager.conftest import (
 )
 from tx_manager.client import ManagerRequestFailed, ManagerUnavailable, Q2TClient, SyncQ2TClient
 from tx_manager.enclave import Enclave, generate_keypair
-from tx_manager.messages import EnvelopeBatch
+from tx_manager.errors import BadRequest
+from tx_manager.messages import EnvelopeBatch, ReceiveManyRequest
 from tx_manager.payload import (
     EncodedPayload,
     ExecutionTerms,
@@ -486,3 +487,35 @@ def test_an_unexpected_store_fault_answers_500_and_the_writer_goes_on(trio: Trio
         database.close()
     status, _ = _push(trio.b.p2p, envelope.to_bytes())
     assert status == 201
+
+
+async def test_several_transactions_are_read_in_one_request(trio: Trio) -> None:
+    """``POST /transactions`` (a node reads a block's payloads at once): one answer per
+    key, in order, null where the manager holds none for its keys; bad bodies are 400."""
+    async with Q2TClient(trio.a.q2t) as a, Q2TClient(trio.b.q2t) as b:
+        for_b = [await a.send(f"to b {i}".encode(), None, [trio.b.public_key]) for i in range(3)]
+        for_c = await a.send(b"to c only", None, [trio.c.public_key])
+        unknown = os.urandom(64)
+        asked = [for_b[0].key, for_c.key, for_b[1].key, unknown, for_b[2].key]
+        answers = await b.receive_many(asked)
+        assert [None if r is None else r.payload for r in answers] == [
+            b"to b 0",
+            None,
+            b"to b 1",
+            None,
+            b"to b 2",
+        ]
+        single = await b.receive(for_b[1].key)
+        assert answers[2] == single
+        assert await b.receive_many([]) == []
+    for body, message in (
+        ({"keys": "abc"}, "keys must be a list"),
+        ({"keys": ["not base64!"]}, "keys"),
+        ({"keys": [base64.b64encode(b"short").decode()]}, "64-byte"),
+    ):
+        status, raw = post_json(f"{trio.b.q2t}/transactions", body)
+        assert status == 400, (body, raw)
+        assert message in raw["error"], raw
+    too_many = {"keys": [base64.b64encode(os.urandom(64)).decode()] * 1001}
+    with pytest.raises(BadRequest, match="at most 1000 keys"):
+        ReceiveManyRequest.from_json(too_many)

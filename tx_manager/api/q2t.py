@@ -19,6 +19,8 @@ from tx_manager.errors import BadRequest
 from tx_manager.messages import (
     API_VERSION,
     KeysResponse,
+    ReceiveManyRequest,
+    ReceiveManyResponse,
     SendRequest,
     SendSignedRequest,
     StoreRawRequest,
@@ -76,6 +78,12 @@ async def receive(request: web.Request) -> web.Response:
     return json_response(result.to_json())
 
 
+async def receive_many(request: web.Request) -> web.Response:
+    body = ReceiveManyRequest.from_json(await read_json(request))
+    found = await _service(request).receive_many(body.keys, body.to)
+    return json_response(ReceiveManyResponse(tuple(found)).to_json())
+
+
 async def receive_raw(request: web.Request) -> web.Response:
     key_header = request.headers.get("c11n-key")
     if key_header is None:
@@ -123,6 +131,7 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app.router.add_post("/sendsignedtx", send_signed)
     app.router.add_get("/receiveraw", receive_raw)
     app.router.add_get("/transaction/{hash}", receive)
+    app.router.add_post("/transactions", receive_many)
     app.router.add_delete("/transaction/{hash}", delete)
     app.router.add_get("/transaction/{hash}/participants", participants)
     app.router.add_get("/transaction/{hash}/isSender", is_sender)

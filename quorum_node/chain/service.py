@@ -49,6 +49,7 @@ from quorum_node.chain.blocks import encode_block
 from quorum_node.chain.builder import BuiltBlock, build_block, make_records
 from quorum_node.chain.genesis import Genesis
 from quorum_node.chain.records import TransactionRecord, record_key
+from quorum_node.chain.transactions import is_private
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.errors import ChainError, ConfigError
 
@@ -290,8 +291,13 @@ class ChainService:
         self.head = block.header
         self._head_state = None
         # Filters and subscriptions see what this node sees: private results where it is
-        # a party, the public side elsewhere.
-        visible = tuple(self.private_view.record(r.transaction_hash) or r for r in records)
+        # a party, the public side elsewhere (only a private transaction can have one).
+        visible = tuple(
+            (self.private_view.record(record.transaction_hash) or record)
+            if is_private(transaction)
+            else record
+            for transaction, record in zip(block.transactions, records, strict=True)
+        )
         return CommittedBlock(block, visible, rejected, deferred)
 
     def _write_records(self, records: Sequence[TransactionRecord]) -> None:
@@ -326,6 +332,9 @@ class ChainService:
         private = self.private_view.record(transaction_hash)
         if private is not None:
             return private
+        return self._public_record(transaction_hash)
+
+    def _public_record(self, transaction_hash: bytes) -> TransactionRecord | None:
         key = record_key(transaction_hash)
         try:
             encoded = self.db[key]
@@ -334,9 +343,14 @@ class ChainService:
         return TransactionRecord.from_bytes(encoded)
 
     def records_of(self, block: BlockAPI) -> list[TransactionRecord]:
+        """The block's records as this node sees them (see ``record``); only a private
+        transaction can have a private record, so only those are looked up there."""
         records = []
         for transaction in block.transactions:
-            record = self.record(transaction.hash)
+            if is_private(transaction):
+                record = self.record(transaction.hash)
+            else:
+                record = self._public_record(transaction.hash)
             if record is None:
                 raise ChainError(f"record of {encode_hex(transaction.hash)} is missing")
             records.append(record)

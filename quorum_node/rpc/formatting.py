@@ -6,6 +6,7 @@ field geth sends is sent, with geth's names and hex encodings.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from eth.abc import (
@@ -30,8 +31,11 @@ def hex_data(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
+@functools.lru_cache(maxsize=65_536)
 def checksum(address: bytes) -> str:
-    return to_checksum_address(address)
+    """EIP-55 form of ``address``. Kept for the addresses seen most (senders, contracts):
+    each costs a keccak, and every receipt and log names several."""
+    return str(to_checksum_address(address))
 
 
 def format_header(header: BlockHeaderAPI, size: int | None = None) -> dict[str, Any]:

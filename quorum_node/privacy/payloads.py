@@ -81,10 +81,7 @@ class PayloadResolver:
             except ClientError as exc:
                 last_error = exc
                 logger.warning(
-                    "transaction manager did not answer for %d payloads (%s…): %s",
-                    len(payload_hashes),
-                    payload_hashes[0][:8].hex(),
-                    exc,
+                    "transaction manager did not answer for %s: %s", _named(payload_hashes), exc
                 )
                 continue
             return [
@@ -100,5 +97,11 @@ class PayloadResolver:
             ]
         raise PrivateDataUnavailable(
             f"the transaction manager at {manager.base_url} did not answer for "
-            f"{len(payload_hashes)} payloads ({payload_hashes[0][:8].hex()}…): {last_error}"
+            f"{_named(payload_hashes)}: {last_error}"
         )
+
+
+def _named(payload_hashes: list[bytes]) -> str:
+    """``payload 1a2b3c4d…``, with how many more were asked for at once."""
+    more = len(payload_hashes) - 1
+    return f"payload {payload_hashes[0][:8].hex()}…" + (f" and {more} more" if more else "")

@@ -92,3 +92,23 @@ def check_boxes(keys: tuple[bytes, ...], boxes: tuple[bytes, ...]) -> None:
     for box in boxes:
         if len(box) != BOX_SIZE:
             raise EnvelopeDecodeError(f"recipient box must be {BOX_SIZE} bytes")
+
+
+def boxes_added(
+    keys: tuple[bytes, ...],
+    boxes: tuple[bytes, ...],
+    other_keys: tuple[bytes, ...],
+    other_boxes: tuple[bytes, ...],
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
+    """``keys``/``boxes`` plus the boxes of ``other_keys`` they lack (a second push of
+    the same transaction to a manager that holds several keys); None if nothing is new.
+    Whether the merge is allowed at all is each envelope version's own check."""
+    merged_keys = list(keys)
+    merged_boxes = list(boxes)
+    for key, box in zip(other_keys, other_boxes, strict=True):
+        if key not in merged_keys:
+            merged_keys.append(key)
+            merged_boxes.append(box)
+    if len(merged_keys) == len(keys):
+        return None
+    return tuple(merged_keys), tuple(merged_boxes)

@@ -59,6 +59,7 @@ from tx_manager.fields import (
     b64_list,
     b64decode,
     b64encode,
+    boxes_added,
     check_boxes,
     check_key,
     check_nonce,
@@ -565,15 +566,12 @@ class EncodedPayload:
         reason = self.conflict_with(other)
         if reason is not None or not isinstance(other, EncodedPayload):
             raise EnvelopeConflict(b64encode(self.hash), reason or "not a version-2 envelope")
-        keys = list(self.recipient_keys)
-        boxes = list(self.recipient_boxes)
-        for key, box in zip(other.recipient_keys, other.recipient_boxes, strict=True):
-            if key not in keys:
-                keys.append(key)
-                boxes.append(box)
-        if len(keys) == len(self.recipient_keys):
+        added = boxes_added(
+            self.recipient_keys, self.recipient_boxes, other.recipient_keys, other.recipient_boxes
+        )
+        if added is None:
             return self
-        return replace(self, recipient_keys=tuple(keys), recipient_boxes=tuple(boxes))
+        return replace(self, recipient_keys=added[0], recipient_boxes=added[1])
 
     # -- encodings -------------------------------------------------------------------
     def to_bytes(self) -> bytes:

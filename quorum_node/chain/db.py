@@ -299,14 +299,20 @@ DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 
 class _ReadCache:
     """Committed values by key (None: absent), least recently used first, bounded in
-    bytes. Commits write through; a read that raced a commit is not kept (the
-    generation moved), so the cache never holds an older value than the database."""
+    bytes, never older than the database.
+
+    A commit drops its keys before it becomes visible and writes their new values
+    after (``commit_started`` / ``commit_ended``); while one is under way, and for a read
+    that began before it ended (the generation moved), nothing read from the database is
+    kept. So a reader never finds a cached value older than one the database already
+    showed it: readers in other threads see whole batches only."""
 
     def __init__(self, limit_bytes: int) -> None:
         self._entries: OrderedDict[bytes, bytes | None] = OrderedDict()
         self._bytes = 0
         self._limit = limit_bytes
         self._lock = threading.Lock()
+        self._committing = 0
         self.generation = 0
 
     def get(self, key: bytes) -> tuple[bool, bytes | None]:
@@ -318,14 +324,25 @@ class _ReadCache:
 
     def put_read(self, key: bytes, value: bytes | None, generation: int) -> None:
         with self._lock:
-            if generation == self.generation:
+            if generation == self.generation and not self._committing:
                 self._put(key, value)
 
-    def put_committed(self, writes: PendingWrites) -> None:
+    def commit_started(self, writes: PendingWrites) -> None:
+        with self._lock:
+            self._committing += 1
+            self.generation += 1
+            for key in writes:
+                old = self._entries.pop(key, _MISSING)
+                if old is not _MISSING:
+                    self._bytes -= _entry_size(key, old)  # type: ignore[arg-type]
+
+    def commit_ended(self, writes: PendingWrites, committed: bool) -> None:
         with self._lock:
             self.generation += 1
-            for key, value in writes.items():
-                self._put(key, value)
+            if committed:
+                for key, value in writes.items():
+                    self._put(key, value)
+            self._committing -= 1
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         old = self._entries.pop(key, _MISSING)
@@ -417,19 +434,24 @@ class SqliteDB(OverlayAtomicDB):
         connection = self._connection()
         upserts = [(key, value) for key, value in writes.items() if value is not None]
         deletes = [(key,) for key, value in writes.items() if value is None]
-        # IMMEDIATE takes the write lock up front, so a second writer waits on
-        # busy_timeout instead of failing halfway through with SQLITE_BUSY.
-        connection.execute("BEGIN IMMEDIATE")
+        committed = False
+        self._cache.commit_started(writes)
         try:
-            if upserts:
-                connection.executemany(_UPSERT, upserts)
-            if deletes:
-                connection.executemany(_DELETE, deletes)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        self._cache.put_committed(writes)
+            # IMMEDIATE takes the write lock up front, so a second writer waits on
+            # busy_timeout instead of failing halfway through with SQLITE_BUSY.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if upserts:
+                    connection.executemany(_UPSERT, upserts)
+                if deletes:
+                    connection.executemany(_DELETE, deletes)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            committed = True
+        finally:
+            self._cache.commit_ended(writes, committed)
 
     def close(self) -> None:
         """Close every thread's connection; later use raises an error.

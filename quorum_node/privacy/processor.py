@@ -92,6 +92,7 @@ class PrivacyProcessor:
             return
         public_vm = chain.get_vm(block.header)
         states: dict[bytes, StateAPI] = {}
+        created_in: dict[bytes, list[Address]] = {}
         bloom = BloomFilter()
         next_log_index = sum(len(record.logs) for record in public_records)
         for transaction, public_record in private_txs:
@@ -136,6 +137,9 @@ class PrivacyProcessor:
                 )
                 for created in created_contracts(outcome.computation):
                     self.store.set_contract(created, contract)
+                    created_in.setdefault(found.group_id, []).append(created)
+        for group_id, addresses in created_in.items():
+            self.store.add_group_contracts(group_id, addresses)
         for group_id, state in states.items():
             state.persist()
             roots[group_id] = Hash32(state.state_root)

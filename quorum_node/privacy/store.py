@@ -6,7 +6,9 @@ crash never leaves a block without its private roots or receipts:
 * per public block, the private state root of every party group this node belongs to;
 * per private transaction this node is party to, its private ``TransactionRecord``;
 * per private contract, the group it lives in, its creation transaction and privacy flag;
-* per public block with private logs, a bloom filter of them (for eth_getLogs).
+* per public block with private logs, a bloom filter of them (for eth_getLogs);
+* per party group, its members and the contracts created in it (for
+  ``quorum_groupContracts``; contracts created before this index existed are not listed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _RECORD = b"quorum-py:private-record:"
 _CONTRACT = b"quorum-py:private-contract:"
 _BLOOM = b"quorum-py:private-bloom:"
 _GROUP = b"quorum-py:private-group:"
+_GROUP_CONTRACTS = b"quorum-py:group-contracts:"
 
 
 @dataclass(frozen=True)
@@ -92,3 +95,13 @@ class PrivateStore:
 
     def set_group_members(self, group_id: bytes, members: list[str]) -> None:
         self._db[_GROUP + group_id] = bytes(rlp.encode([key.encode() for key in sorted(members)]))
+
+    def group_contracts(self, group_id: bytes) -> list[Address]:
+        encoded = self._get(_GROUP_CONTRACTS + group_id)
+        return [Address(address) for address in rlp.decode(encoded)] if encoded else []
+
+    def add_group_contracts(self, group_id: bytes, addresses: list[Address]) -> None:
+        known = self.group_contracts(group_id)
+        added = [address for address in addresses if address not in set(known)]
+        if added:
+            self._db[_GROUP_CONTRACTS + group_id] = bytes(rlp.encode(known + added))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-import re
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, cast
 

@@ -25,6 +25,8 @@ from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_node.p2p.network import PeerNetwork
 from quorum_node.p2p.permissions import PermissionedNodes
+from quorum_node.privacy.audit_service import AuditService
+from quorum_node.privacy.audit_store import AlarmStore
 from quorum_node.privacy.payloads import PayloadResolver
 from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.service import PrivacyService
@@ -170,12 +172,21 @@ async def start_node(config: NodeConfig) -> RunningNode:
             raise ConfigError(f"unknown consensus engine {config.consensus!r} (solo or raft)")
         node.engine = engine
 
-        filters = FilterNamespace(node)
+        audit: AuditService | None = None
+        if manager is not None:
+            audit = AuditService(
+                node,
+                private_store,
+                manager,
+                AlarmStore(config.datadir / "audit.sqlite"),
+                config.commitment_interval,
+            )
+        filters = FilterNamespace(node, audit)
         peers = network
         live_peers = (lambda: len(peers.live_peers())) if peers is not None else (lambda: 0)
         for namespace in (
             EthNamespace(node, privacy, sender),
-            QuorumNamespace(privacy),
+            QuorumNamespace(privacy, audit),
             filters,
             NetNamespace(chain.chain_id, live_peers),
             Web3Namespace(config.client_version),
@@ -192,11 +203,16 @@ async def start_node(config: NodeConfig) -> RunningNode:
             ) from None
         started.push_async_callback(server.stop)
         await engine.start()
+        if audit is not None:
+            await audit.start()
+            started.push_async_callback(audit.stop)
     except BaseException:
         await started.aclose()
         raise
     started.pop_all()  # from here on, RunningNode.stop stops them in its own order
     running = RunningNode(node, server, db, server_host=config.rpc.host, network=network)
+    if audit is not None:
+        running.on_stop.append(audit.stop)
     if manager is not None:
         running.on_stop.append(manager.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}

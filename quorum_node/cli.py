@@ -9,6 +9,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from eth_keys import keys
@@ -19,6 +20,7 @@ from quorum_node.app import serve
 from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
 from quorum_node.config import (
     DEFAULT_APIS,
+    DEFAULT_COMMITMENT_INTERVAL,
     DEFAULT_MAX_BATCH_RESPONSE_BYTES,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_VHOSTS,
@@ -46,6 +48,16 @@ def _hex_key(text: str) -> bytes:
     if len(key) != 32:
         raise argparse.ArgumentTypeError("expected a 32-byte hex private key")
     return key
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected 0 or more")
+    return value
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -141,6 +153,14 @@ def _add_rpc_options(parser: argparse.ArgumentParser, default_apis: frozenset[st
         metavar="BYTES",
         help="outgoing backlog at which a WebSocket client that reads too slowly is "
         "disconnected (default 16 MB)",
+    )
+    parser.add_argument(
+        "--commitment-interval",
+        type=_whole_number,
+        default=None,
+        metavar="BLOCKS",
+        help="sign and exchange each party group's private state root every this many "
+        f"blocks (default {DEFAULT_COMMITMENT_INTERVAL}, or the config's; 0: off)",
     )
     parser.add_argument("--log-level", default="INFO")
 
@@ -281,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                 block_period_ms=args.block_period,
                 password_file=args.password_file,
             )
+        if args.commitment_interval is not None:
+            config = replace(config, commitment_interval=args.commitment_interval)
         asyncio.run(serve(config))
         return 0
     except ConfigError as exc:

@@ -19,6 +19,7 @@ DEFAULT_MAX_BATCH_RESPONSE_BYTES = 25 * 1024 * 1024
 # What one WebSocket connection may have waiting to be sent before it counts as a reader
 # that cannot keep up and is disconnected: a few hundred blocks' worth of notifications.
 DEFAULT_WS_MAX_QUEUED_BYTES = 16 * 1024 * 1024
+DEFAULT_COMMITMENT_INTERVAL = 10
 
 #: Every namespace a method can belong to (the text before a method's first ``_``).
 KNOWN_APIS = frozenset(
@@ -127,6 +128,10 @@ class NodeConfig:
     #: A follower that hears nothing from the leader for this long (up to 3 times as
     #: long, at random) stands for election. Raise it on a loaded or distant network.
     raft_election_timeout_ms: int = 400
+    #: Every this many blocks (and at the head once the chain has been idle for a second)
+    #: the node signs, through its manager, one commitment per party group it belongs to
+    #: and sends it to the group's other members (docs/audit.md). 0 turns it off.
+    commitment_interval: int = DEFAULT_COMMITMENT_INTERVAL
 
     @property
     def node_key_path(self) -> Path:
@@ -196,6 +201,12 @@ def load_node_config(path: Path) -> NodeConfig:
             raise ConfigError(f"config {path}: {key!r} must be a positive integer")
         return value
 
+    def a_count(key: str, default: int) -> int:
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"config {path}: {key!r} must be a whole number (0 or more)")
+        return value
+
     def a_manager_tls(value: Any) -> ManagerTls | None:
         if value is None:
             return None
@@ -246,4 +257,5 @@ def load_node_config(path: Path) -> NodeConfig:
         tm_url=raw.get("tm_url"),
         tm_tls=a_manager_tls(raw.get("tm_tls")),
         raft_election_timeout_ms=a_duration_ms("raft_election_timeout_ms", 400),
+        commitment_interval=a_count("commitment_interval", DEFAULT_COMMITMENT_INTERVAL),
     )

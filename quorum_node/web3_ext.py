@@ -37,6 +37,7 @@ from quorum_node.chain.transactions import (
     sign_private,
     unsigned_private_transaction,
 )
+from quorum_shared.commitments import verify_json
 from tx_manager.client import SyncQ2TClient
 
 
@@ -146,6 +147,23 @@ class QuorumModule(Module):  # type: ignore[misc]
 
     def privacy_precompile_address(self) -> str:
         return str(self._call("eth_getPrivacyPrecompileAddress", []))
+
+    def audit_status(self) -> list[dict[str, Any]]:
+        """``quorum_auditStatus``: per party group, whether its members' signed roots agree."""
+        return list(self._call("quorum_auditStatus", []))
+
+    def group_contracts(self, group_id: str, block: str | int = "latest") -> list[dict[str, Any]]:
+        """``quorum_groupContracts``: the accounts of a party group's private state."""
+        block_param = hex(block) if isinstance(block, int) else block
+        return list(self._call("quorum_groupContracts", [group_id, block_param]))
+
+    @staticmethod
+    def verify_commitment(commitment: dict[str, Any]) -> bool:
+        """Whether a signed group-root commitment (from an alarm's evidence, or anyone's)
+        carries a valid signature by its ``signer`` over exactly its fields. Offline: no
+        node is asked. Which manager key the signer belongs to is what the group's
+        members established when they exchanged commitments (docs/audit.md)."""
+        return verify_json(commitment)
 
     def wait_for_private_receipt(
         self, transaction_hash: bytes | str, timeout: float = 30.0, poll_latency: float = 0.05

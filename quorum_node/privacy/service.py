@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from eth.abc import BlockHeaderAPI, StateAPI
@@ -53,6 +54,17 @@ from tx_manager.client import ClientError, Q2TClient
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GroupAccount:
+    """One account of a party group's private state, as ``quorum_groupContracts`` lists it."""
+
+    address: Address
+    nonce: int
+    balance: int
+    code_hash: bytes
+    storage_root: bytes
 
 
 class PrivacyService:
@@ -288,5 +300,32 @@ class PrivacyService:
         def read() -> dict[bytes, bytes]:
             header = state_header(self._node.chain, block)
             return dict(self._store.roots_after(header.hash))
+
+        return await self._node.executor.run(read)
+
+    async def group_contracts(self, group_id: bytes, block: BlockId) -> list[GroupAccount]:
+        """``quorum_groupContracts``: each account of a party group's private state after
+        ``block``, so that two members can find which contract their roots differ in."""
+
+        def read() -> list[GroupAccount]:
+            header = state_header(self._node.chain, block)
+            root = self._store.roots_after(header.hash).get(group_id)
+            if root is None:
+                raise PrivacyError(
+                    f"this node holds no private state of group 0x{group_id.hex()} "
+                    f"at block {header.block_number}"
+                )
+            accounts = AccountDB(self._node.chain.db, root)
+            return [
+                GroupAccount(
+                    address=address,
+                    nonce=int(accounts.get_nonce(address)),
+                    balance=int(accounts.get_balance(address)),
+                    code_hash=bytes(accounts.get_code_hash(address)),
+                    storage_root=bytes(accounts._get_storage_root(address)),  # noqa: SLF001
+                )
+                for address in self._store.group_contracts(group_id)
+                if accounts.account_exists(address)
+            ]
 
         return await self._node.executor.run(read)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from quorum_node.errors import ConfigError
+from quorum_node.qnet import audit as network_audit
 from quorum_node.qnet import processes
 from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
 from quorum_shared.secret_files import write_secret
@@ -190,6 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stop":
             sub.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
         sub.set_defaults(handler=handler)
+    p_audit = commands.add_parser(
+        "audit", help="each party group's members: signed heights, roots and alarms"
+    )
+    p_audit.add_argument("--dir", type=Path, required=True)
+    p_audit.set_defaults(handler=lambda args: network_audit.audit(args.dir))
+    p_recover = commands.add_parser(
+        "recover",
+        help="recover a participant's payloads and private state from its peers, then check "
+        "each group's root against the other members' signed roots",
+    )
+    p_recover.add_argument("--dir", type=Path, required=True)
+    p_recover.add_argument("name")
+    p_recover.add_argument(
+        "--wipe",
+        action="store_true",
+        help="first delete its chain and manager store (its keys are kept)",
+    )
+    p_recover.add_argument("--json", action="store_true", help="print the result as JSON")
+    p_recover.set_defaults(
+        handler=lambda args: network_audit.recover(args.dir, args.name, args.wipe, args.json)
+    )
     p_down = commands.add_parser("down", help="stop every process of the network")
     p_down.add_argument("--dir", type=Path, required=True)
     p_down.set_defaults(handler=down)

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,13 @@ def running_pid(directory: Path, name: str, kind: str) -> int | None:
     return pid
 
 
-def command_for(directory: Path, participant: ParticipantLayout, kind: str) -> list[str]:
+def command_for(
+    directory: Path, participant: ParticipantLayout, kind: str, flags: Sequence[str] = ()
+) -> list[str]:
+    return [*_base_command(directory, participant, kind), *flags]
+
+
+def _base_command(directory: Path, participant: ParticipantLayout, kind: str) -> list[str]:
     if kind == "node":
         return [
             sys.executable,
@@ -84,13 +90,16 @@ def command_for(directory: Path, participant: ParticipantLayout, kind: str) -> l
     ]
 
 
-def start_process(directory: Path, participant: ParticipantLayout, kind: str) -> int:
+def start_process(
+    directory: Path, participant: ParticipantLayout, kind: str, flags: Sequence[str] = ()
+) -> int:
+    """Start one process (``flags`` added to its command line) unless it runs already."""
     existing = running_pid(directory, participant.name, kind)
     if existing is not None:
         return existing
     log = open(log_path(directory, participant.name, kind), "ab")  # noqa: SIM115 - child owns it
     process = subprocess.Popen(
-        command_for(directory, participant, kind),
+        command_for(directory, participant, kind, flags),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -20,6 +20,8 @@ from eth_typing import Hash32
 from quorum_node.chain.logs import LogCriteria, TooManyLogs, find_logs, matching_logs
 from quorum_node.chain.service import CommittedBlock
 from quorum_node.node import Node
+from quorum_node.privacy.audit import Alarm
+from quorum_node.privacy.audit_service import AuditService
 from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
@@ -111,12 +113,14 @@ def _block_number_of(node: Node, block: p.BlockId) -> int:
 
 
 class FilterNamespace:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, audit: AuditService | None = None) -> None:
         self.node = node
         self._filters: dict[str, _Filter] = {}
         self._subscriptions: dict[str, tuple[str, LogCriteria | None, CallContext]] = {}
         node.block_listeners.append(self._on_block)
         node.pending_listeners.append(self._on_pending)
+        if audit is not None:
+            audit.alarm_listeners.append(self._on_alarm)
 
     # --- logs ----------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class FilterNamespace:
         criteria = None
         if kind == "logs":
             criteria = parse_log_query(options).criteria
-        elif kind not in ("newHeads", "newPendingTransactions"):
+        elif kind not in ("newHeads", "newPendingTransactions", "quorumAudit"):
             raise InvalidParams(f"no such subscription: {kind!r}")
         if len(context.subscriptions) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
             raise ServerError(
@@ -264,6 +268,12 @@ class FilterNamespace:
         context.send_notification(message)
 
     # --- feeding -------------------------------------------------------------------
+
+    def _on_alarm(self, alarm: Alarm) -> None:
+        """``eth_subscribe("quorumAudit")``: each new audit alarm, as it is raised."""
+        for subscription_id, (kind, _, context) in list(self._subscriptions.items()):
+            if kind == "quorumAudit":
+                self._notify(subscription_id, context, alarm.to_json())
 
     def _on_block(self, committed: CommittedBlock) -> None:
         block_hash = fmt.hex_data(committed.block.hash)

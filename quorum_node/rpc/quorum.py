@@ -1,7 +1,9 @@
 """GoQuorum's privacy methods: eth_sendRawPrivateTransaction, eth_getQuorumPayload,
 eth_storageRoot, eth_getContractPrivacyMetadata, eth_getPrivacyPrecompileAddress and
-debug_privateStateRoot(s). (Sending with ``privateFor`` is eth_sendTransaction's.) Each
-translates JSON to a ``PrivacyService`` call and back."""
+debug_privateStateRoot(s); and the audit of party groups: quorum_auditStatus and
+quorum_groupContracts (docs/audit.md). (Sending with ``privateFor`` is
+eth_sendTransaction's.) Each translates JSON to a ``PrivacyService`` or ``AuditService``
+call and back."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from quorum_node.chain.transactions import PRIVATE_PAYLOAD_HASH_SIZE
+from quorum_node.privacy.audit_service import AuditService
 from quorum_node.privacy.service import PrivacyService
 from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
@@ -21,8 +24,32 @@ PRIVACY_PRECOMPILE_ADDRESS = "0x000000000000000000000000000000000000007a"
 
 
 class QuorumNamespace:
-    def __init__(self, privacy: PrivacyService) -> None:
+    def __init__(self, privacy: PrivacyService, audit: AuditService | None = None) -> None:
         self.privacy = privacy
+        self.audit = audit
+
+    @rpc_method("quorum_auditStatus")
+    async def audit_status(self, params: Any, context: CallContext) -> list[dict[str, Any]]:
+        p.expect_params(params, 0, 0)
+        return [] if self.audit is None else await self.audit.status()
+
+    @rpc_method("quorum_groupContracts")
+    async def group_contracts(self, params: Any, context: CallContext) -> list[dict[str, Any]]:
+        group_raw, block_raw = p.expect_params(params, 1, 2)
+        group_id = p.data(group_raw, "group id")
+        if len(group_id) != 32:
+            raise InvalidParams(f"group id: expected 32 bytes, got {len(group_id)}")
+        accounts = await self.privacy.group_contracts(group_id, p.block_id(block_raw))
+        return [
+            {
+                "address": fmt.checksum(account.address),
+                "nonce": fmt.hex_quantity(account.nonce),
+                "balance": fmt.hex_quantity(account.balance),
+                "codeHash": fmt.hex_data(account.code_hash),
+                "storageRoot": fmt.hex_data(account.storage_root),
+            }
+            for account in accounts
+        ]
 
     @rpc_method("eth_sendRawPrivateTransaction")
     async def send_raw_private_transaction(self, params: Any, context: CallContext) -> str:

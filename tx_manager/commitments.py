@@ -42,7 +42,6 @@ from tx_manager.errors import (
     CommitmentConflict,
     PeerRequestFailed,
     RequestTooLarge,
-    TxManagerError,
 )
 from tx_manager.fields import privacy_group_id
 from tx_manager.payload import b64encode
@@ -58,6 +57,10 @@ MAX_QUEUED_PUSHES = 10_000
 _OFFLOAD_ITEMS = 16
 # Bytes one pushed item takes in JSON (a commitment, its tag and a few member keys).
 _ITEM_BYTES_ESTIMATE = 900
+
+
+_Push = tuple[bytes, CommitmentPushItem]
+"""A commitment on its way to the manager of one receiver key."""
 
 
 class CommitmentPeers(Protocol):
@@ -147,9 +150,9 @@ class CommitmentService:
     def _sign_all(self, claims: list[commitments.CommitmentClaim]) -> list[GroupCommitment]:
         return [self.enclave.sign_claim(claim) for claim in claims]
 
-    def _pushes(self, records: list[StoredCommitment]) -> list[tuple[bytes, CommitmentPushItem]]:
+    def _pushes(self, records: list[StoredCommitment]) -> list[_Push]:
         """(receiver key, item) for every other member of each commitment's group."""
-        pushes: list[tuple[bytes, CommitmentPushItem]] = []
+        pushes: list[_Push] = []
         for record in records:
             signed = record.commitment
             for key in member_keys(record.members):
@@ -226,10 +229,12 @@ class CommitmentPusher:
     """Delivers commitments to the other members' managers in the background, batched
     per URL and receiver key, retrying every ``RETRY_INTERVAL`` until acknowledged.
 
-    At most ``MAX_QUEUED_PUSHES`` items wait; beyond that the oldest are dropped (with a
-    warning): a member that stays away for long misses them, which its node's lag alarm
-    shows. A key with no known URL waits too (discovery may find it later). A push the
-    receiver refuses with a 4xx other than 408 or 429 is dropped, with a warning:
+    One request at a time per URL, and URLs independent of each other: a member whose
+    manager hangs until the peer timeout delays no one else's commitments. At most
+    ``MAX_QUEUED_PUSHES`` items wait; beyond that the oldest are dropped (with a
+    warning): a member that stays away that long misses them, which its node's lag
+    alarm shows. A key with no known URL waits too (discovery may find it later). A push
+    the receiver refuses with a 4xx other than 408 or 429 is dropped, with a warning:
     sending it again would be refused again. The queue lives in memory only.
     """
 
@@ -246,18 +251,22 @@ class CommitmentPusher:
         self._max_items = max(1, min(MAX_COMMITMENTS, max_push_bytes // _ITEM_BYTES_ESTIMATE))
         self._max_queued = max_queued
         self._retry_interval = retry_interval
-        self._fresh: deque[tuple[bytes, CommitmentPushItem]] = deque()
-        self._waiting: deque[tuple[bytes, CommitmentPushItem]] = deque()
+        self._fresh: deque[_Push] = deque()
+        self._waiting: deque[_Push] = deque()
+        self._next_retry = 0.0
+        self._sending: dict[str, int] = {}  # URL -> items in its request under way
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self.delivered = 0
 
     @property
     def queued(self) -> int:
-        return len(self._fresh) + len(self._waiting)
+        """Items not yet acknowledged (waiting, or in a request under way)."""
+        return len(self._fresh) + len(self._waiting) + sum(self._sending.values())
 
-    def enqueue(self, pushes: list[tuple[bytes, CommitmentPushItem]]) -> None:
+    def enqueue(self, pushes: list[_Push]) -> None:
         if not pushes:
             return
         self._fresh.extend(pushes)
@@ -267,7 +276,7 @@ class CommitmentPusher:
             self._task = asyncio.create_task(self._run(), name="tm-commitment-pusher")
 
     def _trim(self) -> None:
-        excess = self.queued - self._max_queued
+        excess = len(self._fresh) + len(self._waiting) - self._max_queued
         if excess <= 0:
             return
         for _ in range(excess):
@@ -280,11 +289,18 @@ class CommitmentPusher:
             self.dropped,
         )
 
+    def _retry_later(self, pushes: list[_Push]) -> None:
+        if not self._waiting:
+            self._next_retry = asyncio.get_running_loop().time() + self._retry_interval
+        self._waiting.extend(pushes)
+        self._trim()
+        self._wake.set()  # the loop's timer may need to start
+
     async def _run(self) -> None:
+        """Hand whatever is due to one delivery task per idle URL; sleep until more is."""
         loop = asyncio.get_running_loop()
-        next_retry = 0.0
         while True:
-            timeout = None if not self._waiting else max(0.0, next_retry - loop.time())
+            timeout = None if not self._waiting else max(0.0, self._next_retry - loop.time())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -292,65 +308,75 @@ class CommitmentPusher:
             self._wake.clear()
             due = list(self._fresh)
             self._fresh.clear()
-            if self._waiting and loop.time() >= next_retry:
+            if self._waiting and loop.time() >= self._next_retry:
                 due = list(self._waiting) + due
                 self._waiting.clear()
-            failed = await self._deliver(due)
-            if failed:
-                if not self._waiting:
-                    next_retry = loop.time() + self._retry_interval
-                self._waiting.extend(failed)
-                self._trim()
+            self._dispatch(due)
 
-    async def _deliver(
-        self, pushes: list[tuple[bytes, CommitmentPushItem]]
-    ) -> list[tuple[bytes, CommitmentPushItem]]:
-        """Push everything due, concurrently per URL; what must be tried again."""
-        failed: list[tuple[bytes, CommitmentPushItem]] = []
-        batches: dict[tuple[str, bytes], list[CommitmentPushItem]] = defaultdict(list)
-        for key, item in pushes:
+    def _dispatch(self, due: list[_Push]) -> None:
+        by_url: dict[str, list[_Push]] = defaultdict(list)
+        unrouted: list[_Push] = []
+        for key, item in due:
             url = self._routes.url_for(key)
             if url is None:
-                failed.append((key, item))
+                unrouted.append((key, item))
             else:
-                batches[(url, key)].append(item)
-        calls = [
-            (url, key, items[start : start + self._max_items])
-            for (url, key), items in batches.items()
+                by_url[url].append((key, item))
+        if unrouted:
+            self._retry_later(unrouted)
+        for url, pushes in by_url.items():
+            if url in self._sending:  # its delivery wakes the loop when it ends
+                self._fresh.extend(pushes)
+                continue
+            self._sending[url] = len(pushes)
+            task = asyncio.create_task(self._deliver(url, pushes))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, url: str, pushes: list[_Push]) -> None:
+        """Push to one URL, a request per receiver key and chunk; requeue what failed."""
+        by_key: dict[bytes, list[CommitmentPushItem]] = defaultdict(list)
+        for key, item in pushes:
+            by_key[key].append(item)
+        chunks = [
+            (key, items[start : start + self._max_items])
+            for key, items in by_key.items()
             for start in range(0, len(items), self._max_items)
         ]
-        results = await asyncio.gather(
-            *(
-                self._peers.push_commitments(url, CommitmentPush(key, tuple(part)))
-                for url, key, part in calls
-            ),
-            return_exceptions=True,
-        )
-        for (url, key, part), result in zip(calls, results, strict=True):
-            if not isinstance(result, BaseException):
-                self.delivered += len(part)
-            elif isinstance(result, PeerRequestFailed) and _final_refusal(result.status):
-                log.warning(
-                    "%s refused %d commitments for %s; dropped: %s",
-                    url,
-                    len(part),
-                    b64encode(key),
-                    result.message,
-                )
-            else:
-                if not isinstance(result, TxManagerError):
-                    log.error("pushing commitments to %s failed unexpectedly: %r", url, result)
-                failed.extend((key, item) for item in part)
-        return failed
+        failed: list[_Push] = []
+        try:
+            for index, (key, chunk) in enumerate(chunks):
+                try:
+                    await self._peers.push_commitments(url, CommitmentPush(key, tuple(chunk)))
+                    self.delivered += len(chunk)
+                except PeerRequestFailed as exc:
+                    if _final_refusal(exc.status):
+                        log.warning(
+                            "%s refused %d commitments for %s; dropped: %s",
+                            url,
+                            len(chunk),
+                            b64encode(key),
+                            exc.message,
+                        )
+                        continue
+                    failed = [(k, item) for k, part in chunks[index:] for item in part]
+                    break
+                except Exception as exc:  # a bug, not the peer: keep the items, say so
+                    log.error("pushing commitments to %s failed unexpectedly: %r", url, exc)
+                    failed = [(k, item) for k, part in chunks[index:] for item in part]
+                    break
+        finally:
+            del self._sending[url]
+            if failed:
+                self._retry_later(failed)
+            self._wake.set()  # items held back while this URL was busy
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        tasks = [t for t in (self._task, *self._deliveries) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
 
 
 def _final_refusal(status: int | None) -> bool:

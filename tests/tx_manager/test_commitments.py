@@ -225,6 +225,7 @@ class Network:
         self.services: dict[str, CommitmentService] = {}
         self.routes: dict[bytes, str] = {}
         self.down: set[str] = set()
+        self.hanging: set[str] = set()
         self.pushes: list[tuple[str, int]] = []
 
     def url_for(self, key: bytes) -> str | None:
@@ -233,6 +234,8 @@ class Network:
     async def push_commitments(self, url: str, push: CommitmentPush) -> int:
         if url in self.down:
             raise PeerRequestFailed(url, "ClientConnectorError: connection refused")
+        if url in self.hanging:
+            await asyncio.Event().wait()  # until the pusher is closed
         self.pushes.append((url, len(push.items)))
         wire = CommitmentPush.from_bytes(push.to_bytes())  # exactly what HTTP would carry
         stored = await self.services[url].accept(wire)
@@ -467,6 +470,27 @@ async def test_a_member_that_is_down_receives_after_it_comes_back(
 
     await _eventually(b_has_it, "the retry to reach b")
     assert p["a"].service.pusher.queued == 0
+
+
+async def test_a_hanging_member_delays_no_other(
+    network: tuple[Network, dict[str, Party]],
+) -> None:
+    net, p = network
+    net.hanging.add("b")
+    await p["a"].service.commit((_request([p["a"].key, p["b"].key, p["c"].key]),))
+
+    async def c_has_it() -> bool:
+        return len(await p["c"].stored()) == 1
+
+    await _eventually(c_has_it, "c to receive while b hangs")
+    await p["a"].service.commit((_request([p["a"].key, p["c"].key], number=8),))
+
+    async def c_has_both() -> bool:
+        return len(await p["c"].stored()) == 2
+
+    await _eventually(c_has_both, "c to receive a second commitment while b hangs")
+    assert await p["b"].stored() == []
+    assert p["a"].service.pusher.queued == 1  # b's, in a request under way
 
 
 async def test_a_member_with_no_known_url_is_retried_until_discovered(

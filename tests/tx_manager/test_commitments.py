@@ -4,6 +4,7 @@ service's refusals, and pushes between services over an in-memory network."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -530,3 +531,47 @@ async def test_the_push_queue_is_bounded_and_drops_the_oldest() -> None:
         assert pusher.dropped == 2
     finally:
         await pusher.close()
+
+
+# A commitment row as this version writes it: never edit; a new format must keep reading it.
+_FROZEN_COMMITMENT = {
+    "chainId": 1337,
+    "groupId": "0x" + "01" * 32,
+    "blockNumber": 42,
+    "blockHash": "0x" + "02" * 32,
+    "root": "0x" + "03" * 32,
+    "member": "BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=",
+    "signer": "0x6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1",
+    "signature": "0x0f6390c6e77c16663aabd0eba0fd2c31a137f1ab306a08675a870967b225058e"
+    "845a1c9d721290572453ead61f0c78c71fc9da91e2d8806739b690714e5e6d06",
+}
+
+
+async def test_a_stored_commitment_row_of_this_version_stays_readable(tmp_path: Path) -> None:
+    claim = CommitmentClaim(1337, b"\x01" * 32, 42, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32)
+    assert commitments.sign(claim, b"\x05" * 32).to_json() == _FROZEN_COMMITMENT
+    await SqliteStore(tmp_path / "tm.db").close()  # creates the schema
+    connection = sqlite3.connect(tmp_path / "tm.db")
+    connection.execute(
+        "INSERT INTO commitments (group_id, block_number, member, root, signer, commitment,"
+        " own, members) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        (
+            b"\x01" * 32,
+            (42).to_bytes(8, "big"),
+            b"\x04" * 32,
+            b"\x03" * 32,
+            bytes.fromhex(_FROZEN_COMMITMENT["signer"][2:]),  # type: ignore[index]
+            json.dumps(_FROZEN_COMMITMENT),
+            json.dumps([_FROZEN_COMMITMENT["member"]]),
+        ),
+    )
+    connection.commit()
+    connection.close()
+    store = SqliteStore(tmp_path / "tm.db")
+    try:
+        (row,) = await store.page_commitments(0, 10)
+        assert row.own and row.members == (_FROZEN_COMMITMENT["member"],)
+        assert row.commitment.to_json() == _FROZEN_COMMITMENT
+        assert await store.find_own_commitment(b"\x01" * 32, 42, b"\x04" * 32) == row
+    finally:
+        await store.close()

@@ -39,7 +39,6 @@ from tx_manager.enclave import Enclave
 from tx_manager.errors import (
     BadRequest,
     BindingRejected,
-    CommitmentConflict,
     PeerRequestFailed,
     RequestTooLarge,
 )
@@ -113,8 +112,10 @@ class CommitmentService:
 
         Refuses the whole request, storing nothing, with 400 if a group id is not its
         members' or this manager holds no key of a group, and with 409
-        (``CommitmentConflict``) if it already signed another root for the same group,
-        height and member. Signing a root again answers the stored commitment.
+        (``CommitmentConflict``, checked by the store in the same transaction as the
+        insert, so two concurrent commits cannot both win) if it already signed another
+        root for the same group, height and member. Signing a root again answers the
+        stored commitment. Pushes start only after the commitments are durable.
         """
         if len(requests) > MAX_COMMITMENTS:
             raise RequestTooLarge(f"at most {MAX_COMMITMENTS} commitments in one request")
@@ -127,28 +128,25 @@ class CommitmentService:
                 raise BadRequest(f"this manager holds no key of group 0x{request.group_id.hex()}")
             wanted.extend((request, key, members) for key in local)
 
-        for request, member, _ in wanted:
-            stored = await self.store.find_own_commitment(
-                request.group_id, request.block_number, member
-            )
-            if stored is not None and stored.commitment.claim.root != request.root:
-                raise CommitmentConflict(
-                    f"this manager already signed root 0x{stored.commitment.claim.root.hex()}"
-                    f" for group 0x{request.group_id.hex()} at block {request.block_number} as"
-                    f" {b64encode(member)}; it never signs a second root"
-                )
-        claims = [request.claim_for(member) for request, member, _ in wanted]
-        signed = await self._crypto_work(len(claims), partial(self._sign_all, claims))
-        records = [
-            StoredCommitment(0, True, members, commitment)
-            for (_, _, members), commitment in zip(wanted, signed, strict=True)
-        ]
-        stored_records = await self.store.save_commitments(records)
-        self.pusher.enqueue(self._pushes(stored_records))
-        return [record.commitment for record in stored_records]
+        claims = [(request.claim_for(member), members) for request, member, members in wanted]
+        records, pushes = await self._crypto_work(len(claims), partial(self._sign, claims))
+        stored = await self.store.save_commitments(records)  # 409 on a second root
+        self.pusher.enqueue(pushes)
+        return [record.commitment for record in stored]
 
-    def _sign_all(self, claims: list[commitments.CommitmentClaim]) -> list[GroupCommitment]:
-        return [self.enclave.sign_claim(claim) for claim in claims]
+    def _sign(
+        self, claims: list[tuple[commitments.CommitmentClaim, tuple[str, ...]]]
+    ) -> tuple[list[StoredCommitment], list[_Push]]:
+        """Own records to store and their pushes (may run on a crypto thread).
+
+        Ed25519 is deterministic, so signing a stored claim again gives the stored
+        commitment, and its pushes are the same as the first time.
+        """
+        records = [
+            StoredCommitment(0, True, members, self.enclave.sign_claim(claim))
+            for claim, members in claims
+        ]
+        return records, self._pushes(records)
 
     def _pushes(self, records: list[StoredCommitment]) -> list[_Push]:
         """(receiver key, item) for every other member of each commitment's group."""

@@ -335,6 +335,15 @@ async def test_commit_refuses_a_wrong_group_id_and_a_foreign_group(
     assert await p["a"].stored() == [] and await p["c"].stored() == []
 
 
+async def test_commit_refuses_an_invalid_member_key_before_storing(
+    network: tuple[Network, dict[str, Party]],
+) -> None:
+    _, p = network
+    with pytest.raises(BadRequest, match="X25519 key"):
+        await p["a"].service.commit((_request([p["a"].key, bytes(32)]),))
+    assert await p["a"].stored() == []
+
+
 async def test_commit_refuses_a_second_root_and_repeats_the_same_one(
     network: tuple[Network, dict[str, Party]],
 ) -> None:

@@ -11,6 +11,10 @@ Scheme (ours, not NaCl's; see docs/tx-manager.md):
 - The HKDF ``info`` binds both public keys and a purpose label, so a box made for
   envelopes can never be replayed as a key-validation challenge and vice versa.
 - keyed header binding: HMAC-SHA256 of (hash, terms) under HKDF-SHA256(master key).
+- group commitments: each local key signs with an Ed25519 identity derived from its
+  X25519 private key (``quorum_shared.commitments.identity_seed``); the binding tag
+  that vouches for that identity towards another member is a MAC under a pairwise
+  key of its own purpose label, derived and cached like box keys.
 
 Every method may run on a worker thread: the only shared state, the cache of
 derived pairwise keys, is a bounded LRU behind a lock.

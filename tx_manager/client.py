@@ -20,6 +20,15 @@ from urllib.parse import quote
 
 import aiohttp
 
+from quorum_shared.commitments import GroupCommitment
+from tx_manager.commitment_messages import (
+    CommitmentPage,
+    CommitmentRequest,
+    CommitRequest,
+    CommitResponse,
+    IdentityResponse,
+    StoredCommitment,
+)
 from tx_manager.errors import TxManagerError
 from tx_manager.messages import (
     KeysResponse,
@@ -40,6 +49,10 @@ from tx_manager.payload import b64encode, parse_privacy_mode, privacy_group_id
 # request must be the manager's own.
 __all__ = [
     "ClientError",
+    "CommitmentPage",
+    "CommitmentRequest",
+    "GroupCommitment",
+    "StoredCommitment",
     "ManagerRequestFailed",
     "ManagerUnavailable",
     "Q2TClient",
@@ -336,6 +349,40 @@ class Q2TClient:
         body = await self._body("POST", "/admin/recover")
         return int(json.loads(body)["received"])
 
+    async def commit(self, items: list[CommitmentRequest]) -> list[GroupCommitment]:
+        """Have the manager sign each item for every group key it holds (durably, then
+        pushed to the other members); the signed commitments, in order.
+
+        ``ManagerRequestFailed`` with status 409 if it already signed another root for
+        the same group, height and key; 400 if a group id is not its members' or the
+        manager holds none of a group's keys.
+        """
+        request = CommitRequest(tuple(items))
+        body = await self._body("POST", "/commitments", json_body=request.to_json())
+        try:
+            return list(CommitResponse.from_bytes(body).commitments)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed commit response: {exc.message}") from exc
+
+    async def commitments(self, after: int = 0, limit: int = 1000) -> CommitmentPage:
+        """Stored commitments (own and received) with seq > ``after``, oldest first; pass
+        the page's ``next`` as ``after`` to read on."""
+        params = {"after": str(after), "limit": str(limit)}
+        body = await self._body("GET", "/commitments", params=params)
+        try:
+            return CommitmentPage.from_bytes(body)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed commitment page: {exc.message}") from exc
+
+    async def identity(self) -> dict[str, bytes]:
+        """Each manager key (base64) and the Ed25519 key its commitments are signed with."""
+        body = await self._body("GET", "/identity")
+        try:
+            response = IdentityResponse.from_bytes(body)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed identity response: {exc.message}") from exc
+        return {b64encode(key): signer for key, signer in response.identities}
+
 
 def _receive_result(response: ReceiveResponse) -> ReceiveResult:
     return ReceiveResult(
@@ -444,3 +491,13 @@ class SyncQ2TClient:
 
     def delete(self, tx_hash: bytes) -> bool:
         return bool(self._run(self._client.delete(tx_hash)))
+
+    def commit(self, items: list[CommitmentRequest]) -> list[GroupCommitment]:
+        return list(self._run(self._client.commit(items)))
+
+    def commitments(self, after: int = 0, limit: int = 1000) -> CommitmentPage:
+        page: CommitmentPage = self._run(self._client.commitments(after, limit))
+        return page
+
+    def identity(self) -> dict[str, bytes]:
+        return dict(self._run(self._client.identity()))

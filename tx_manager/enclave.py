@@ -11,6 +11,10 @@ Scheme (ours, not NaCl's; see docs/tx-manager.md):
 - The HKDF ``info`` binds both public keys and a purpose label, so a box made for
   envelopes can never be replayed as a key-validation challenge and vice versa.
 - keyed header binding: HMAC-SHA256 of (hash, terms) under HKDF-SHA256(master key).
+- group commitments: each local key signs with an Ed25519 identity derived from its
+  X25519 private key (``quorum_shared.commitments.identity_seed``); the binding tag
+  that vouches for that identity towards another member is a MAC under a pairwise
+  key of its own purpose label, derived and cached like box keys.
 
 Every method may run on a worker thread: the only shared state, the cache of
 derived pairwise keys, is a bounded LRU behind a lock.
@@ -30,6 +34,8 @@ from Crypto.Hash import HMAC, SHA256
 from Crypto.Protocol import DH
 from Crypto.Protocol.KDF import HKDF
 
+from quorum_shared import commitments
+from quorum_shared.commitments import CommitmentClaim, GroupCommitment
 from tx_manager.errors import BadRequest, DecryptionFailed, EnvelopeRejected, NotFound
 from tx_manager.payload import (
     KEY_SIZE,
@@ -53,6 +59,7 @@ from tx_manager.payload import (
 _BOX_INFO = b"quorum-py/tx-manager/box/v1"
 _CHALLENGE_INFO = b"quorum-py/tx-manager/validate/v1"
 _TERMS_MAC_INFO = b"quorum-py/tx-manager/terms-mac/v2"
+_BINDING_INFO = b"quorum-py/tx-manager/identity-binding/v1"
 MASTER_KEY_SIZE = 32
 DEFAULT_DERIVED_KEY_CACHE = 4096
 
@@ -154,6 +161,11 @@ class Enclave:
         self._derived: OrderedDict[tuple[bytes, bytes, bytes], bytes] = OrderedDict()
         self._derived_limit = derived_key_cache
         self._derived_lock = threading.Lock()
+        # Identity seeds of the group commitments: one HKDF each, derived once here.
+        self._identity_seeds = {kp.public: commitments.identity_seed(kp.private) for kp in keypairs}
+        self._identities = {
+            key: commitments.identity_public(seed) for key, seed in self._identity_seeds.items()
+        }
 
     @property
     def public_keys(self) -> tuple[bytes, ...]:
@@ -428,6 +440,37 @@ class Enclave:
         if len(nonce) != NONCE_SIZE:
             raise BadRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
         return unseal(self._derive(local, remote, _CHALLENGE_INFO), nonce, sealed)
+
+    # -- group commitments ----------------------------------------------------------------
+    @property
+    def identities(self) -> dict[bytes, bytes]:
+        """Each local manager key's Ed25519 identity (signer) public key."""
+        return dict(self._identities)
+
+    def sign_claim(self, claim: CommitmentClaim) -> GroupCommitment:
+        """Sign ``claim`` with the identity of ``claim.member``, which must be a local key.
+
+        Ed25519 is deterministic: the same claim always gives the same commitment.
+        """
+        seed = self._identity_seeds.get(claim.member)
+        if seed is None:
+            raise NotFound(f"key {b64encode(claim.member)} is not held by this manager")
+        return commitments.sign(claim, seed)
+
+    def binding_tag(self, local: bytes, remote: bytes, signer: bytes) -> bytes:
+        """The tag that tells ``remote``'s holder that ``local``'s holder uses ``signer``."""
+        shared = self._derive(local, remote, _BINDING_INFO)
+        return commitments.binding_tag(shared, local, signer)
+
+    def check_binding(self, local: bytes, remote_member: bytes, signer: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` proves that ``remote_member``'s holder vouches for ``signer``.
+
+        Only the holders of ``local`` and ``remote_member`` can compute it (X25519 is
+        symmetric), and this manager never makes tags for a remote member.
+        """
+        shared = self._derive(local, remote_member, _BINDING_INFO)
+        expected = commitments.binding_tag(shared, remote_member, signer)
+        return hmac.compare_digest(expected, tag)
 
 
 def _check_commitment(header: EnvelopeHeader, master_key: bytes, where: str) -> None:

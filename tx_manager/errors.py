@@ -134,3 +134,17 @@ class StoreError(TxManagerError):
     """The durable store failed; the operation was not acknowledged."""
 
     http_status = 503
+
+
+class CommitmentConflict(TxManagerError):
+    """A commitment for a root other than the one this manager already signed for the
+    same group, height and member: an honest manager never signs two (equivocation)."""
+
+    http_status = 409
+
+
+class BindingRejected(TxManagerError):
+    """A pushed commitment's binding tag does not prove that its member's holder vouches
+    for its signer; nothing was stored."""
+
+    http_status = 403

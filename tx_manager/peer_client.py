@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from tx_manager.commitment_messages import CommitmentPush, CommitmentPushResult
 from tx_manager.config import TlsConfig
 from tx_manager.errors import PeerRequestFailed, TxManagerError
 from tx_manager.futures import settle
@@ -94,6 +95,10 @@ class PeerClient:
     async def resend(self, url: str, request: ResendRequest) -> int:
         body = await self._post_json(url, "/resend", request, 200)
         return self._decode(url, ResendResponse, body).pushed
+
+    async def push_commitments(self, url: str, push: CommitmentPush) -> int:
+        body = await self._post_json(url, "/commitments/push", push, 200)
+        return self._decode(url, CommitmentPushResult, body).stored
 
     @staticmethod
     def _decode(url: str, kind: type[Any], body: bytes) -> Any:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TypeVar
 
+from tx_manager.commitments import CommitmentService
 from tx_manager.crypto_pool import CryptoPool
 from tx_manager.enclave import Enclave, SendMetadata
 from tx_manager.errors import (
@@ -90,6 +91,9 @@ class TransactionManager:
         self.batch_bytes = batch_bytes
         self.pushes = PushCoalescer(peers, max_bytes=batch_bytes)
         self._crypto = CryptoPool(workers=max(1, min(2, os.cpu_count() or 1)))
+        self.commitments = CommitmentService(
+            enclave, store, registry, peers, self._crypto, max_push_bytes=batch_bytes
+        )
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await self._crypto.run(partial(function, *args))
@@ -103,6 +107,7 @@ class TransactionManager:
     async def close(self) -> None:
         """Stop pushing and release the crypto threads (after the HTTP servers stopped)."""
         await self.pushes.close()
+        await self.commitments.close()
         await self._crypto.close()
 
     # -- Q2T ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Durable storage of envelopes and raw transactions.
+"""Durable storage of envelopes, raw transactions and signed group commitments.
 
 ``Store`` is the seam; ``SqliteStore`` the default. Its promise: when a write
 coroutine returns, the row is committed with ``synchronous=FULL`` in WAL mode,
@@ -21,6 +21,7 @@ their commit) and deletes empty it, so it never holds what the database does not
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import sqlite3
@@ -31,7 +32,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tx_manager.errors import EnvelopeConflict, EnvelopeDecodeError, StoreError, TxManagerError
+from quorum_shared.commitments import GroupCommitment
+from tx_manager.commitment_messages import StoredCommitment
+from tx_manager.errors import (
+    CommitmentConflict,
+    EnvelopeConflict,
+    EnvelopeDecodeError,
+    StoreError,
+    TxManagerError,
+)
 from tx_manager.futures import settle
 from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
 
@@ -39,8 +48,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Version 2 envelopes add the envelope_bodies table (created when missing); the
-# schema version stays 1 because older code reading the same file ignores it.
+# Version 2 envelopes add the envelope_bodies table, group commitments the commitments
+# table (each created when missing); the schema version stays 1 because older code
+# reading the same file ignores them. A block number is stored as 8 big-endian bytes:
+# SQLite's integers stop at 2^63 - 1, a claim's at 2^64 - 1.
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS envelopes (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
@@ -48,6 +59,20 @@ CREATE TABLE IF NOT EXISTS raw_transactions (hash BLOB PRIMARY KEY, data BLOB NO
 CREATE TABLE IF NOT EXISTS envelope_bodies (
     body_id BLOB PRIMARY KEY, hash BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commitments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id BLOB NOT NULL,
+    block_number BLOB NOT NULL,
+    member BLOB NOT NULL,
+    root BLOB NOT NULL,
+    signer BLOB NOT NULL,
+    commitment TEXT NOT NULL,
+    own INTEGER NOT NULL,
+    members TEXT NOT NULL,
+    UNIQUE (group_id, block_number, member, root, signer)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS commitments_own
+    ON commitments (group_id, block_number, member) WHERE own = 1;
 """
 _MAX_BATCH = 512
 _CACHE_BYTES = 64 * 1024 * 1024
@@ -82,6 +107,22 @@ class Store(Protocol):
     async def find_raw(self, tx_hash: bytes) -> Raw | None: ...
 
     async def delete_raw(self, tx_hash: bytes) -> bool: ...
+
+    async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
+        """Store commitments atomically (all or none); the stored records, with their seq.
+
+        A commitment already stored (same group, height, member, root and signer) is
+        not stored twice: its stored record is returned. An own commitment for a group,
+        height and member that already has an own commitment of another root raises
+        ``CommitmentConflict`` and stores nothing.
+        """
+
+    async def find_own_commitment(
+        self, group_id: bytes, block_number: int, member: bytes
+    ) -> StoredCommitment | None: ...
+
+    async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
+        """Commitments with seq > ``after_seq`` in seq (arrival) order."""
 
     async def close(self) -> None: ...
 
@@ -357,6 +398,35 @@ class SqliteStore:
 
         return await self._write(write)
 
+    async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
+        def write(connection: sqlite3.Connection) -> list[StoredCommitment]:
+            return [_insert_commitment(connection, record) for record in records]
+
+        return await self._write(write)
+
+    async def find_own_commitment(
+        self, group_id: bytes, block_number: int, member: bytes
+    ) -> StoredCommitment | None:
+        def read(connection: sqlite3.Connection) -> StoredCommitment | None:
+            row = connection.execute(
+                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
+                " WHERE group_id = ? AND block_number = ? AND member = ? AND own = 1",
+                (group_id, _height(block_number), member),
+            ).fetchone()
+            return None if row is None else _commitment_row(row)
+
+        return await self._read(read)
+
+    async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
+        def read(connection: sqlite3.Connection) -> list[StoredCommitment]:
+            rows = connection.execute(
+                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+            return [_commitment_row(row) for row in rows]
+
+        return await self._read(read)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -389,6 +459,67 @@ def _claim_body(connection: sqlite3.Connection, envelope: Envelope) -> None:
             "the same sealed payload arrives under another header "
             f"(hash {b64encode(envelope.hash)})",
         )
+
+
+_COMMITMENT_COLUMNS = "seq, own, members, commitment"
+
+
+def _height(block_number: int) -> bytes:
+    return block_number.to_bytes(8, "big")
+
+
+def _commitment_row(row: tuple[Any, ...]) -> StoredCommitment:
+    return StoredCommitment(
+        seq=int(row[0]),
+        own=bool(row[1]),
+        members=tuple(json.loads(row[2])),
+        commitment=GroupCommitment.from_json(json.loads(row[3])),
+    )
+
+
+def _insert_commitment(
+    connection: sqlite3.Connection, record: StoredCommitment
+) -> StoredCommitment:
+    """Insert one commitment unless stored already; the stored record either way."""
+    claim = record.commitment.claim
+    height = _height(claim.block_number)
+    if record.own:
+        row = connection.execute(
+            f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
+            " WHERE group_id = ? AND block_number = ? AND member = ? AND own = 1",
+            (claim.group_id, height, claim.member),
+        ).fetchone()
+        if row is not None:
+            stored = _commitment_row(row)
+            if stored.commitment.claim.root != claim.root:
+                raise CommitmentConflict(
+                    f"this manager already signed root 0x{stored.commitment.claim.root.hex()}"
+                    f" for group 0x{claim.group_id.hex()} at block {claim.block_number}"
+                    f" as {b64encode(claim.member)}; it never signs a second root"
+                )
+            return stored
+    key = (claim.group_id, height, claim.member, claim.root, record.commitment.signer)
+    cursor = connection.execute(
+        "INSERT INTO commitments (group_id, block_number, member, root, signer, commitment,"
+        " own, members) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (group_id, block_number, member, root, signer) DO NOTHING",
+        (
+            *key,
+            json.dumps(record.commitment.to_json(), separators=(",", ":")),
+            int(record.own),
+            json.dumps(list(record.members)),
+        ),
+    )
+    if cursor.rowcount:
+        return StoredCommitment(
+            int(cursor.lastrowid or 0), record.own, record.members, record.commitment
+        )
+    row = connection.execute(
+        f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE group_id = ? AND block_number = ?"
+        " AND member = ? AND root = ? AND signer = ?",
+        key,
+    ).fetchone()
+    return _commitment_row(row)
 
 
 def _job_error(exc: Exception, what: str) -> BaseException:

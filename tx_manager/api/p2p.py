@@ -29,6 +29,7 @@ from tx_manager.api.common import (
     read_json,
     text_response,
 )
+from tx_manager.commitment_messages import CommitmentPush, CommitmentPushResult
 from tx_manager.config import LimitsConfig
 from tx_manager.discovery import Discovery
 from tx_manager.errors import RateLimited
@@ -101,6 +102,12 @@ async def resend(request: web.Request) -> web.Response:
         envelope = await service.resend_individual(body)
         return web.Response(body=envelope.to_bytes(), content_type="application/octet-stream")
     return json_response({"pushed": await service.resend_all(body.public_key)})
+
+
+async def push_commitments(request: web.Request) -> web.Response:
+    body = CommitmentPush.from_json(await read_json(request))
+    stored = await _service(request).commitments.accept(body)
+    return json_response(CommitmentPushResult(stored).to_json())
 
 
 def rate_limit_middleware(limits: LimitsConfig) -> Middleware:
@@ -176,4 +183,5 @@ def build_p2p_app(
     app.router.add_post("/partyinfo/validate", validate)
     app.router.add_get("/partyinfo/keys", partyinfo_keys)
     app.router.add_post("/resend", resend)
+    app.router.add_post("/commitments/push", push_commitments)
     return app

@@ -15,6 +15,12 @@ from tx_manager.api.common import (
     read_json,
     text_response,
 )
+from tx_manager.commitment_messages import (
+    MAX_COMMITMENTS,
+    CommitRequest,
+    CommitResponse,
+    IdentityResponse,
+)
 from tx_manager.errors import BadRequest
 from tx_manager.messages import (
     API_VERSION,
@@ -118,6 +124,33 @@ async def admin_recover(request: web.Request) -> web.Response:
     return json_response({"received": received})
 
 
+def _query_int(request: web.Request, name: str, default: int) -> int:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or len(value) > 20:
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+async def commit(request: web.Request) -> web.Response:
+    body = CommitRequest.from_json(await read_json(request))
+    signed = await _service(request).commitments.commit(body.commitments)
+    return json_response(CommitResponse(tuple(signed)).to_json())
+
+
+async def list_commitments(request: web.Request) -> web.Response:
+    after = _query_int(request, "after", 0)
+    limit = _query_int(request, "limit", MAX_COMMITMENTS)
+    page = await _service(request).commitments.page(after, limit)
+    return json_response(page.to_json())
+
+
+async def identity(request: web.Request) -> web.Response:
+    identities = _service(request).commitments.identities()
+    return json_response(IdentityResponse(identities).to_json())
+
+
 def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
@@ -138,4 +171,7 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app.router.add_get("/keys", keys)
     app.router.add_get("/partyinfo/keys", keys)
     app.router.add_post("/admin/recover", admin_recover)
+    app.router.add_post("/commitments", commit)
+    app.router.add_get("/commitments", list_commitments)
+    app.router.add_get("/identity", identity)
     return app

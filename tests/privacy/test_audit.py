@@ -174,8 +174,12 @@ def test_a_member_that_executes_a_different_payload_is_caught_by_every_member(
 
         # quorum_groupContracts pinpoints the contract
         height = hex(alarm["height"])
-        on_1 = {a["address"]: a for a in net.call("node1", "quorum_groupContracts", [group, height])}
-        on_3 = {a["address"]: a for a in net.call("node3", "quorum_groupContracts", [group, height])}
+        on_1 = {
+            a["address"]: a for a in net.call("node1", "quorum_groupContracts", [group, height])
+        }
+        on_3 = {
+            a["address"]: a for a in net.call("node3", "quorum_groupContracts", [group, height])
+        }
         assert contract in on_1 and contract in on_3
         assert on_1[contract]["storageRoot"] != on_3[contract]["storageRoot"]
         assert on_1[contract]["codeHash"] == on_3[contract]["codeHash"]
@@ -216,8 +220,10 @@ def _forged_push(
     enclave = Enclave([keypair])
     commitment = enclave.sign_claim(claim)
     receiver_key = base64.b64decode(net.key(receiver))
-    binding = tag if tag is not None else enclave.binding_tag(
-        keypair.public, receiver_key, commitment.signer
+    binding = (
+        tag
+        if tag is not None
+        else enclave.binding_tag(keypair.public, receiver_key, commitment.signer)
     )
     body = {
         "to": net.key(receiver),

@@ -53,7 +53,11 @@ class TamperingManager:
         self._stop = asyncio.Event()
         async with aiohttp.ClientSession() as session:
             app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_route("*", "/{tail:.*}", lambda request: self._forward(session, request))
+
+            async def forward(request: web.Request) -> web.Response:
+                return await self._forward(session, request)
+
+            app.router.add_route("*", "/{tail:.*}", forward)
             runner = web.AppRunner(app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -76,9 +80,7 @@ class TamperingManager:
             content_type = answer.headers.get("Content-Type", "application/octet-stream")
         if status == 200 and content_type.startswith("application/json"):
             content = self._tamper(content)
-        return web.Response(
-            body=content, status=status, headers={"Content-Type": content_type}
-        )
+        return web.Response(body=content, status=status, headers={"Content-Type": content_type})
 
     def _tamper(self, content: bytes) -> bytes:
         try:

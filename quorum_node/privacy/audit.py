@@ -113,6 +113,7 @@ class Auditor:
         if audit is None:
             audit = GroupAudit(group_id, tuple(sorted(set(members))), frozenset(own))
             self.groups[group_id] = audit
+            self._adopt_orphans(audit)
         return audit
 
     def restore(self, alarm: Alarm) -> None:
@@ -135,7 +136,6 @@ class Auditor:
         """Take one commitment (its signature already checked); the new alarms."""
         claim = commitment.claim
         audit = self.group(claim.group_id, members, own)
-        self._adopt_orphans(audit)
         if claim.member not in audit.members:
             return []
         height = claim.block_number

@@ -6,6 +6,7 @@ to how the suite waits (backoff, message) happens in one place.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,4 +31,19 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY)
+
+
+async def wait_until_async(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``wait_until`` for a test on an event loop: sleeps without blocking the loop, so
+    the code under test runs while the test waits."""
+    deadline = time.monotonic() + timeout
+    delay = _FIRST_DELAY
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(delay)
         delay = min(delay * 2, _MAX_DELAY)

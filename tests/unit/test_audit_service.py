@@ -19,7 +19,12 @@ from tests.support.fake_manager import KEY_A, KEY_B, group_of
 from tests.support.waiting import wait_until_async
 from tests.unit.conftest import NodeFactory
 from tests.unit.test_privacy_service import PrivateSetup, deploy, private_setup
-from tx_manager.client import CommitmentPage, CommitmentRequest, ManagerUnavailable, StoredCommitment
+from tx_manager.client import (
+    CommitmentPage,
+    CommitmentRequest,
+    ManagerUnavailable,
+    StoredCommitment,
+)
 
 pytestmark = pytest.mark.timeout(30)
 

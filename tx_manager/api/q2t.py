@@ -118,6 +118,12 @@ async def admin_recover(request: web.Request) -> web.Response:
     return json_response({"received": received})
 
 
+async def recovery(request: web.Request) -> web.Response:
+    """Whether a recovery is announced or running, and what it has received so far."""
+    service = _service(request)
+    return json_response({"recovering": service.recovering, "received": service.recovery_received})
+
+
 def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
@@ -138,4 +144,5 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app.router.add_get("/keys", keys)
     app.router.add_get("/partyinfo/keys", keys)
     app.router.add_post("/admin/recover", admin_recover)
+    app.router.add_get("/recovery", recovery)
     return app

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from quorum_node import cli as quorum_node_cli
 from quorum_node.config import NodeConfig
 from quorum_node.errors import ConfigError
 from quorum_node.wipe import wipe_chain_state
+from tx_manager import cli as tx_manager_cli
 from tx_manager.config import parse_config
 from tx_manager.errors import ManagerConfigError
 from tx_manager.wipe import wipe_store
@@ -161,3 +163,32 @@ def test_wipe_chain_state_refuses_a_missing_data_directory(tmp_path: Path) -> No
 
     with pytest.raises(ConfigError, match="does not exist"):
         wipe_chain_state(config)
+
+
+# -- the flags -----------------------------------------------------------------------
+
+
+def test_tx_manager_run_wipe_refuses_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, config_path = manager_folder(tmp_path, "tm.key")
+    before = files(folder)
+
+    assert tx_manager_cli.main(["run", "--config", str(config_path), "--wipe"]) == 2
+
+    assert "refusing" in capsys.readouterr().err
+    assert files(folder) == before
+
+
+def test_quorum_node_run_wipe_refuses_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = node_folder(tmp_path)
+    (config.raft_dir / "notes.txt").write_text("mine")
+    before = files(config.datadir)
+    args = ["run", "--datadir", str(config.datadir), "--genesis", str(config.genesis_file)]
+
+    assert quorum_node_cli.main([*args, "--wipe"]) == 2
+
+    assert "not Raft state" in capsys.readouterr().err
+    assert files(config.datadir) == before

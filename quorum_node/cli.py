@@ -34,6 +34,7 @@ from quorum_node.config import (
     parse_apis,
 )
 from quorum_node.errors import ConfigError
+from quorum_node.wipe import wipe_chain_state
 from quorum_shared.secret_files import secret_directory
 
 DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
@@ -203,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["solo"],
         help="solo here; raft takes a --config with the cluster",
     )
+    run.add_argument(
+        "--wipe",
+        action="store_true",
+        help="delete the chain database and the Raft state (never the node key, keystore, "
+        "password or config) before starting: the node resyncs from its peers and "
+        "replays its private transactions",
+    )
 
     account = commands.add_parser("account", help="manage keystore accounts")
     account_commands = account.add_subparsers(dest="account_command", required=True)
@@ -303,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.commitment_interval is not None:
             config = replace(config, commitment_interval=args.commitment_interval)
+        if getattr(args, "wipe", False):
+            deleted = wipe_chain_state(config)
+            print(f"quorum-node: wiped {', '.join(map(str, deleted)) or 'nothing'}", flush=True)
         asyncio.run(serve(config))
         return 0
     except ConfigError as exc:

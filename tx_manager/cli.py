@@ -20,6 +20,7 @@ from tx_manager.errors import ManagerConfigError, TxManagerError
 from tx_manager.keyfile import Argon2Params, write_keypair
 from tx_manager.server import ManagerServer, url_host
 from tx_manager.tls import q2t_client_context
+from tx_manager.wipe import wipe_store
 
 EXIT_USAGE = 2
 
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     recover = run.add_mutually_exclusive_group()
     recover.add_argument("--recover", dest="recover", action="store_const", const=True)
     recover.add_argument("--no-recover", dest="recover", action="store_const", const=False)
+    run.add_argument(
+        "--wipe",
+        action="store_true",
+        help="delete the store (the SQLite files; never keys or config) before starting, "
+        "then recover every payload from the peers (unless --no-recover)",
+    )
     run.add_argument("--log-level", default="INFO")
 
     resend = commands.add_parser("resend", help="ask a running manager to recover from its peers")
@@ -58,8 +65,14 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(config_path: Path, recover: bool | None) -> None:
-    server = ManagerServer(load_config(config_path), recover=recover)
+async def _run(config_path: Path, recover: bool | None, wipe: bool) -> None:
+    config = load_config(config_path)
+    if wipe:
+        deleted = wipe_store(config, config_path)
+        print(f"tx-manager: wiped {', '.join(map(str, deleted)) or 'nothing'}", flush=True)
+        if recover is None:
+            recover = True
+    server = ManagerServer(config, recover=recover)
     urls = await server.start()
     print(f"tx-manager Q2T listening on {urls.q2t}", flush=True)
     print(f"tx-manager P2P listening on {urls.p2p}", flush=True)
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        asyncio.run(_run(args.config, args.recover))
+        asyncio.run(_run(args.config, args.recover, args.wipe))
         return 0
     except TxManagerError as exc:
         print(f"tx-manager: {exc.message}", file=sys.stderr)

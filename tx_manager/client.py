@@ -3,7 +3,9 @@
 The contract the node relies on: ``receive`` returns None only on a 404 (this
 manager is not a party, or the hash is unknown). Every other failure, an
 unreachable manager, a 5xx, a malformed reply, raises ``ClientError``, so an
-outage is never mistaken for "not a party" (GoQuorum issue #1574).
+outage is never mistaken for "not a party" (GoQuorum issue #1574). A manager
+refilling its store from its peers answers a payload it does not hold yet with
+503 ``{"recovering": true}``: ``ManagerRecovering``.
 
 Keys are base64 strings, as everywhere in Tessera's API; hashes are 64 bytes.
 """
@@ -53,10 +55,12 @@ __all__ = [
     "CommitmentRequest",
     "GroupCommitment",
     "StoredCommitment",
+    "ManagerRecovering",
     "ManagerRequestFailed",
     "ManagerUnavailable",
     "Q2TClient",
     "ReceiveResult",
+    "RecoveryStatus",
     "SendResult",
     "SyncQ2TClient",
     "privacy_group_id",
@@ -81,6 +85,20 @@ class ManagerRequestFailed(ClientError):
         self.status = status
         self.http_status = status
         self.reason = message
+
+
+class ManagerRecovering(ManagerRequestFailed):
+    """The manager does not hold the payload yet and is recovering from its peers (503
+    with ``"recovering": true``): no answer to "is this key a party?"; ask again later."""
+
+
+@dataclass(frozen=True)
+class RecoveryStatus:
+    """``GET /recovery``: whether a recovery is announced or running, and how many
+    envelopes peers reported resent so far (in the last recovery once it ended)."""
+
+    recovering: bool
+    received: int
 
 
 @dataclass(frozen=True)
@@ -181,6 +199,8 @@ class Q2TClient:
             raise ManagerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
         if status == 404 and not_found_is_none:
             return None
+        if status == 503 and _is_recovering(body):
+            raise ManagerRecovering(status, _error_message(body))
         if status >= 400:
             raise ManagerRequestFailed(status, _error_message(body))
         return status, body
@@ -383,6 +403,14 @@ class Q2TClient:
             raise ClientError(f"malformed identity response: {exc.message}") from exc
         return {b64encode(key): signer for key, signer in response.identities}
 
+    async def recovery(self) -> RecoveryStatus:
+        """Whether the manager is recovering (``GET /recovery``), for tools that wait."""
+        try:
+            decoded = json.loads(await self._body("GET", "/recovery"))
+            return RecoveryStatus(bool(decoded["recovering"]), int(decoded["received"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ClientError(f"malformed recovery response: {exc}") from exc
+
 
 def _receive_result(response: ReceiveResponse) -> ReceiveResult:
     return ReceiveResult(
@@ -403,6 +431,14 @@ def _send_result(response: SendResponse) -> SendResult:
         managed_parties=[b64encode(k) for k in response.managed_parties],
         sender_key=b64encode(response.sender_key),
     )
+
+
+def _is_recovering(body: bytes) -> bool:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and decoded.get("recovering") is True
 
 
 def _error_message(body: bytes) -> str:
@@ -501,3 +537,7 @@ class SyncQ2TClient:
 
     def identity(self) -> dict[str, bytes]:
         return dict(self._run(self._client.identity()))
+
+    def recovery(self) -> RecoveryStatus:
+        result: RecoveryStatus = self._run(self._client.recovery())
+        return result

@@ -34,6 +34,14 @@ class NotFound(TxManagerError):
     http_status = 404
 
 
+class Recovering(TxManagerError):
+    """A payload is not held here while the store is being refilled from peers (a
+    resend ALL in progress): unlike a 404, this is no answer to "is this key a party?".
+    Answered 503 with ``"recovering": true``; the caller asks again later."""
+
+    http_status = 503
+
+
 class EnvelopeDecodeError(BadRequest):
     """Bytes that claim to be an envelope (or raw transaction) do not decode."""
 

@@ -107,6 +107,9 @@ class ManagerServer:
                 enclave, self._store, registry, self._peers, config.max_body_bytes // 2
             )
             self.discovery = Discovery(registry, enclave, self._peers, config.discovery_interval)
+            recover_at_start = await self._should_recover()
+            if recover_at_start:  # before listening: no window where a miss means 404
+                self.service.announce_recovery()
             allowed = (
                 frozenset(config.tls.allowed_fingerprints)
                 if config.tls.mode == "allowlist"
@@ -137,11 +140,12 @@ class ManagerServer:
         self.urls = ListeningUrls(q2t=q2t_url, p2p=p2p_url)
         if config.ports_file is not None:
             _write_atomically(config.ports_file, json.dumps(self.urls.to_json()))
-        self._tasks.append(asyncio.create_task(self._background()))
+        self._tasks.append(asyncio.create_task(self._background(recover_at_start)))
         return self.urls
 
-    async def _background(self) -> None:
-        """First discovery rounds, then recovery if wanted, then discovery forever."""
+    async def _background(self, recover_at_start: bool) -> None:
+        """First discovery rounds, then the announced recovery if any, then discovery
+        forever."""
         if self.discovery is None or self.service is None or self._store is None:
             return
         known = -1
@@ -150,12 +154,12 @@ class ManagerServer:
                 break
             known = len(self.discovery.registry.peers)
             await self._discovery_round()
-        try:
-            if await self._should_recover():
-                received = await self.service.recover()
+        if recover_at_start:
+            try:
+                received = await self.service.recover(announced=True)
                 log.info("recovery: received %d envelopes from peers", received)
-        except Exception:
-            log.exception("recovery at start failed; run 'tx-manager resend' to retry")
+            except Exception:
+                log.exception("recovery at start failed; run 'tx-manager resend' to retry")
         while True:
             await asyncio.sleep(self.discovery.interval)
             await self._discovery_round()

@@ -39,6 +39,7 @@ from tx_manager.errors import (
     NotFound,
     PeerRequestFailed,
     RecipientUnreachable,
+    Recovering,
     TxManagerError,
     UnknownRecipient,
 )
@@ -94,6 +95,8 @@ class TransactionManager:
         self.commitments = CommitmentService(
             enclave, store, registry, peers, self._crypto, max_push_bytes=batch_bytes
         )
+        self._recoveries = 0  # announced or running; > 0: a missing payload is no answer
+        self.recovery_received = 0  # envelopes peers reported resent in the last recovery
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await self._crypto.run(partial(function, *args))
@@ -242,12 +245,17 @@ class TransactionManager:
         return list(await asyncio.gather(*(one(tx_hash) for tx_hash in tx_hashes)))
 
     async def receive(self, tx_hash: bytes, to: bytes | None, raw: bool = False) -> ReceiveResponse:
+        """The payload for this manager's keys. A payload not held raises ``NotFound``
+        ("not a party"), or ``Recovering`` while a recovery may still bring it."""
+        recovering = self.recovering  # before the read: a recovery ending during it counts
         if raw:
             stored_raw = await self.store.find_raw(tx_hash)
             if stored_raw is None:
-                raise NotFound(f"raw transaction {b64encode(tx_hash)} not found")
+                raise _missing(f"raw transaction {b64encode(tx_hash)} not found", recovering)
             return await self._raw_response(stored_raw)
-        envelope = await self._find(tx_hash)
+        envelope = await self.store.find_envelope(tx_hash)
+        if envelope is None:
+            raise _missing(f"transaction {b64encode(tx_hash)} not found", recovering)
         if to is not None and not self.enclave.is_local(to):
             raise NotFound(f"key {b64encode(to)} is not held by this manager")
         payload = await self._decrypt(len(envelope.cipher_text), self.enclave.decrypt, envelope, to)
@@ -400,23 +408,57 @@ class TransactionManager:
             batches.append(current)
         return batches
 
-    async def recover(self) -> int:
-        """Ask every known peer to resend ALL for each local key; returns envelopes received."""
+    @property
+    def recovering(self) -> bool:
+        """True from ``announce_recovery`` (or the start of ``recover``) until every
+        peer's resend ALL has succeeded or failed."""
+        return self._recoveries > 0
+
+    def announce_recovery(self) -> None:
+        """A recovery will start soon (``recover(announced=True)``): from now on, a
+        payload not held is answered "recovering", not "not found"."""
+        if self._recoveries == 0:
+            self.recovery_received = 0
+        self._recoveries += 1
+
+    async def recover(self, *, announced: bool = False) -> int:
+        """Ask every known peer to resend ALL for each local key; returns envelopes received.
+
+        ``announced``: this is the recovery ``announce_recovery`` promised. Either way,
+        ``recovering`` holds until every peer has answered or failed."""
+        if not announced:
+            self.announce_recovery()
+        try:
+            requests = [
+                (url, ResendRequest(type="ALL", public_key=key))
+                for url in self.registry.peers
+                for key in self.enclave.public_keys
+            ]
+            results = await asyncio.gather(
+                *(self._resend_from(url, request) for url, request in requests),
+                return_exceptions=True,
+            )
+        finally:
+            self._recoveries -= 1
         total = 0
-        requests = [
-            (url, ResendRequest(type="ALL", public_key=key))
-            for url in self.registry.peers
-            for key in self.enclave.public_keys
-        ]
-        results = await asyncio.gather(
-            *(self.peers.resend(url, request) for url, request in requests), return_exceptions=True
-        )
         for (url, _), result in zip(requests, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("resend from %s failed: %s", url, result)
             else:
                 total += result
         return total
+
+    async def _resend_from(self, url: str, request: ResendRequest) -> int:
+        received = await self.peers.resend(url, request)
+        self.recovery_received += received
+        return received
+
+
+def _missing(message: str, recovering: bool) -> TxManagerError:
+    """``NotFound`` ("not a party"), or ``Recovering`` while a recovery may still bring it."""
+    if recovering:
+        return Recovering(f"{message} yet: this manager is recovering from its peers")
+    return NotFound(message)
 
 
 def _heavy(envelopes: list[Envelope]) -> bool:

@@ -6,6 +6,11 @@ treating it as "not a party" would silently fork this node's private state from 
 other parties' (GoQuorum issue #1574). So failures are retried, and if the manager still
 cannot answer, ``PrivateDataUnavailable`` stops the block from being built or imported;
 the caller logs why and tries again later.
+
+A manager refilling its store from its peers (``ManagerRecovering``, its 503 for a
+payload it does not hold yet) is no answer either, however long it takes: an import
+polls it quietly for up to ``RECOVERY_WAIT_SECONDS`` (one INFO line per wait), then
+gives up for now like any failure, and is tried again; nothing is cached meanwhile.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quorum_node.errors import PrivateDataUnavailable
-from tx_manager.client import ClientError, Q2TClient
+from tx_manager.client import ClientError, ManagerRecovering, Q2TClient, ReceiveResult
 
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 2.0, 4.0)
+RECOVERY_POLL_SECONDS = 0.5
+RECOVERY_WAIT_SECONDS = 60.0
 CACHE_SIZE = 20_000
 MAX_PER_REQUEST = 500  # the manager takes at most 1,000 keys per request
 
@@ -72,33 +79,60 @@ class PayloadResolver:
     ) -> list[PrivatePayload | None]:
         """Every payload of ``payload_hashes`` in one request to the manager (a block's
         payloads at once: one HTTP round trip instead of one per transaction)."""
+        loop = asyncio.get_running_loop()
+        delays = iter((0.0, *RETRY_DELAYS_SECONDS) if patient else (0.0,))
+        delay: float | None = next(delays)
         last_error: Exception | None = None
-        for delay in (0.0, *RETRY_DELAYS_SECONDS) if patient else (0.0,):
+        waiting_since: float | None = None  # the manager first said it was recovering
+        while delay is not None:
             if delay:
                 await asyncio.sleep(delay)
             try:
                 received = await manager.receive_many(payload_hashes)
+            except ManagerRecovering as exc:
+                last_error = exc
+                if patient:
+                    if waiting_since is None:
+                        waiting_since = loop.time()
+                        logger.info(
+                            "waiting for the transaction manager at %s to finish its "
+                            "recovery: it does not hold %s yet",
+                            manager.base_url,
+                            _named(payload_hashes),
+                        )
+                    if loop.time() - waiting_since < RECOVERY_WAIT_SECONDS:
+                        delay = RECOVERY_POLL_SECONDS
+                        continue
             except ClientError as exc:
                 last_error = exc
                 logger.warning(
                     "transaction manager did not answer for %s: %s", _named(payload_hashes), exc
                 )
-                continue
-            return [
-                None
-                if found is None
-                else PrivatePayload(
-                    payload=found.payload,
-                    group_id=found.privacy_group_id,
-                    parties=tuple(sorted(found.parties)),
-                    privacy_flag=found.privacy_flag,
-                )
-                for found in received
-            ]
+            else:
+                if waiting_since is not None:
+                    logger.info(
+                        "the transaction manager at %s answered for %s after %.1fs of recovery",
+                        manager.base_url,
+                        _named(payload_hashes),
+                        loop.time() - waiting_since,
+                    )
+                return [_private_payload(found) for found in received]
+            delay = next(delays, None)
         raise PrivateDataUnavailable(
             f"the transaction manager at {manager.base_url} did not answer for "
             f"{_named(payload_hashes)}: {last_error}"
         )
+
+
+def _private_payload(found: ReceiveResult | None) -> PrivatePayload | None:
+    if found is None:
+        return None
+    return PrivatePayload(
+        payload=found.payload,
+        group_id=found.privacy_group_id,
+        parties=tuple(sorted(found.parties)),
+        privacy_flag=found.privacy_flag,
+    )
 
 
 def _named(payload_hashes: list[bytes]) -> str:

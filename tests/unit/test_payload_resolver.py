@@ -1,8 +1,11 @@
 """``PayloadResolver`` and ``PrivateBlocks.for_block`` against a fake manager that answers
-404, 500, times out or recovers: only a 404 means "not a party", any other failure is
-retried when patient and never taken for an answer, and answers are cached."""
+404, 500, times out, recovers or says it is recovering from its peers (503): only a 404
+means "not a party", any other failure is retried when patient and never taken for an
+answer, and answers are cached."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -13,7 +16,13 @@ from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.store import PrivateStore
 from tests.support.fake_manager import KEY_A, KEY_B, FakeManager, group_of, receive_result
 from tests.support.inproc import KEYS, MemoryOverlayDB, private_transaction, transfer
-from tx_manager.client import ClientError, ManagerRequestFailed, ManagerUnavailable, ReceiveResult
+from tx_manager.client import (
+    ClientError,
+    ManagerRecovering,
+    ManagerRequestFailed,
+    ManagerUnavailable,
+    ReceiveResult,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -34,6 +43,10 @@ def timeout() -> ManagerUnavailable:
     return ManagerUnavailable("GET /transaction: TimeoutError: ")
 
 
+def recovering() -> ManagerRecovering:
+    return ManagerRecovering(503, "not found yet: this manager is recovering from its peers")
+
+
 def resolver_for(manager: FakeManager) -> PayloadResolver:
     return PayloadResolver(manager.as_client())
 
@@ -41,6 +54,7 @@ def resolver_for(manager: FakeManager) -> PayloadResolver:
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(payloads, "RETRY_DELAYS_SECONDS", (0.001, 0.002, 0.003))
+    monkeypatch.setattr(payloads, "RECOVERY_POLL_SECONDS", 0.001)
 
 
 async def test_a_404_means_not_a_party_and_is_not_retried() -> None:
@@ -102,6 +116,49 @@ async def test_a_patient_resolve_gives_up_after_the_last_retry() -> None:
         await resolver_for(manager).resolve([PARTY], patient=True)
 
     assert manager.asked == [PARTY] * (1 + len(payloads.RETRY_DELAYS_SECONDS))
+
+
+async def test_a_patient_resolve_waits_out_a_recovery_longer_than_its_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    waits = 5 * (1 + len(payloads.RETRY_DELAYS_SECONDS))  # far more than the retries
+    manager = FakeManager(answers={PARTY: [recovering()] * waits + [received(b"\x60\x09")]})
+    caplog.set_level(logging.INFO, logger=payloads.__name__)
+
+    found = await resolver_for(manager).resolve([PARTY], patient=True)
+
+    payload = found[PARTY]
+    assert payload is not None and payload.payload == b"\x60\x09"
+    assert manager.asked == [PARTY] * (waits + 1)
+    waiting = [r for r in caplog.records if "to finish its recovery" in r.getMessage()]
+    assert [r.levelno for r in waiting] == [logging.INFO]  # once per wait, not per poll
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_recovering_manager_is_never_taken_for_not_a_party() -> None:
+    manager = FakeManager(
+        answers={PARTY: [recovering(), received()], STRANGER: [recovering(), None]}
+    )
+    resolver = resolver_for(manager)
+    with pytest.raises(PrivateDataUnavailable, match="recovering"):
+        await resolver.resolve([PARTY, STRANGER], patient=False)  # a builder: no wait
+
+    found = await resolver.resolve([PARTY, STRANGER], patient=False)
+
+    assert found[STRANGER] is None
+    assert found[PARTY] is not None  # nothing from the recovering answer was cached
+
+
+async def test_a_recovery_past_the_wait_limit_gives_up_for_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The import fails with ``PrivateDataUnavailable`` and the Raft applier tries the
+    block again later (``RaftEngine._apply_forever``): never a permanent "not a party"."""
+    monkeypatch.setattr(payloads, "RECOVERY_WAIT_SECONDS", 0.05)
+    manager = FakeManager(answers={PARTY: [recovering()]})
+
+    with pytest.raises(PrivateDataUnavailable, match="recovering"):
+        await resolver_for(manager).resolve([PARTY], patient=True)
 
 
 async def test_answers_are_cached_failures_are_not() -> None:

@@ -29,6 +29,7 @@ from aiohttp.typedefs import Middleware
 from tx_manager.errors import (
     BadRequest,
     RateLimited,
+    Recovering,
     RequestTooLarge,
     TxManagerError,
     UnsupportedMediaType,
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_body(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def error_body(status: int, message: str, **fields: object) -> web.Response:
+    return web.json_response({**fields, "error": message}, status=status)
 
 
 @web.middleware
@@ -49,6 +50,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except TxManagerError as exc:
+        if isinstance(exc, Recovering):  # expected while recovering: no warning each time
+            return error_body(exc.http_status, exc.message, recovering=True)
         if exc.http_status >= 500:
             log.warning("%s %s failed: %s", request.method, request.path, exc.message)
         response = error_body(exc.http_status, exc.message)

@@ -151,6 +151,12 @@ async def identity(request: web.Request) -> web.Response:
     return json_response(IdentityResponse(identities).to_json())
 
 
+async def recovery(request: web.Request) -> web.Response:
+    """Whether a recovery is announced or running, and what it has received so far."""
+    service = _service(request)
+    return json_response({"recovering": service.recovering, "received": service.recovery_received})
+
+
 def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
@@ -174,4 +180,5 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app.router.add_post("/commitments", commit)
     app.router.add_get("/commitments", list_commitments)
     app.router.add_get("/identity", identity)
+    app.router.add_get("/recovery", recovery)
     return app

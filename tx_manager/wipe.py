@@ -1,0 +1,67 @@
+"""``tx-manager run --wipe``: delete the manager's store before it starts, so that it
+recovers every payload from its peers.
+
+Only the SQLite database (``storage_path``) and its WAL and shared-memory files are
+deleted; key files, password files, TLS files and the config are never touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tx_manager.config import Config
+from tx_manager.errors import ManagerConfigError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def wipe_store(config: Config, config_path: Path | None = None) -> list[Path]:
+    """Delete the store ``config`` names; returns what was deleted (nothing if the
+    store does not exist).
+
+    Refuses (``ManagerConfigError``, nothing deleted) when ``storage_path`` is a key,
+    password, TLS or config file, or is not an SQLite database. Run it only on a
+    stopped manager.
+    """
+    store = config.storage_path
+    protected = {
+        path.resolve()
+        for path in (*_key_files(config), *_tls_files(config), config_path)
+        if path is not None
+    }
+    if store.resolve() in protected:
+        raise ManagerConfigError(
+            f"--wipe: storage_path {store} is a key, password, TLS or config file; refusing"
+        )
+    if store.exists() and not _is_sqlite(store):
+        raise ManagerConfigError(
+            f"--wipe: storage_path {store} is not an SQLite database; refusing to delete it"
+        )
+    deleted = [
+        path
+        for path in (store, *(Path(f"{store}{suffix}") for suffix in SQLITE_COMPANIONS))
+        if path.is_file()
+    ]
+    for path in deleted:
+        path.unlink()
+    return deleted
+
+
+def _key_files(config: Config) -> list[Path | None]:
+    return [p for key in config.keys for p in (key.public_key, key.private_key, key.password_file)]
+
+
+def _tls_files(config: Config) -> list[Path | None]:
+    files: list[Path | None] = [config.tls.cert, config.tls.key, config.tls.ca]
+    if config.q2t_tls is not None:
+        files += [config.q2t_tls.cert, config.q2t_tls.key, config.q2t_tls.ca]
+    return files
+
+
+def _is_sqlite(path: Path) -> bool:
+    if not path.is_file() or path.is_symlink():
+        return False
+    with path.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    return header in (SQLITE_HEADER, b"")  # an empty file is a database not yet written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from quorum_node.config import (
     parse_apis,
 )
 from quorum_node.errors import ConfigError
+from quorum_node.qnet.audit import check_recovery
+from quorum_node.qnet.processes import rpc_call
 from quorum_node.wipe import wipe_chain_state
 from quorum_shared.secret_files import secret_directory
 
@@ -212,6 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
         "replays its private transactions",
     )
 
+    verify = commands.add_parser(
+        "verify-recovery",
+        help="after a --wipe and resync: make a commitment height happen and compare each "
+        "party group's root with the other members' signed roots (what qnet recover checks)",
+    )
+    verify.add_argument("--rpc", required=True, metavar="URL", help="the recovered node")
+    verify.add_argument(
+        "--tm-key", required=True, metavar="BASE64", help="this participant's manager key"
+    )
+    verify.add_argument(
+        "--account",
+        metavar="ADDRESS",
+        help="an account the node holds, to send the empty transfer from "
+        "(default: its first); its private transactions with no payload are unrecoverable",
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+
     account = commands.add_parser("account", help="manage keystore accounts")
     account_commands = account.add_subparsers(dest="account_command", required=True)
     new = account_commands.add_parser("new", help="create a keystore account")
@@ -276,6 +296,28 @@ def _prepare_dev(args: argparse.Namespace, datadir: Path) -> NodeConfig:
     )
 
 
+def _verify_recovery(args: argparse.Namespace) -> int:
+    try:
+        return _check_recovered(args)
+    except RuntimeError as exc:  # a JSON-RPC error from the node
+        raise ConfigError(f"{args.rpc}: {exc}") from None
+
+
+def _check_recovered(args: argparse.Namespace) -> int:
+    account = args.account
+    if account is None:
+        held = rpc_call(args.rpc, "eth_accounts")
+        if not held:
+            raise ConfigError(f"{args.rpc} holds no account: pass --account")
+        account = held[0]
+    report = check_recovery(args.rpc, {account.lower()}, args.tm_key)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        report.print_table({})
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -286,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     temporary: Path | None = None
     try:
+        if args.command == "verify-recovery":
+            return _verify_recovery(args)
         if args.command == "account":
             password = args.password_file.read_text().rstrip("\r\n")
             path = write_keystore_file(args.datadir / "keystore", secrets.token_bytes(32), password)

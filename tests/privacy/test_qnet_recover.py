@@ -108,6 +108,27 @@ def test_qnet_recover_brings_a_wiped_participant_back_and_proves_it(net: Private
     }
     assert after == before
 
+    # the same check for a participant on its own host
+    verified = subprocess.run(
+        [
+            *QNET[:2],
+            "quorum_node.cli",
+            "verify-recovery",
+            "--rpc",
+            net.qnet.url("node3"),
+            "--tm-key",
+            net.key("node3"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    again = json.loads(verified.stdout.strip().splitlines()[-1])
+    assert again["ok"] is True and again["unrecoverable"] == ALONE
+
     # the table form, and qnet audit agreeing afterwards
     table = subprocess.run(
         [*QNET, "audit", "--dir", str(net.qnet.directory)],

@@ -1,4 +1,7 @@
-"""Keys and crypto, pure: no I/O, no logging. The only module that touches private keys.
+"""Keys and crypto, pure: no I/O, no logging. The only module that touches the manager's
+private keys. The primitives it composes (X25519, HKDF, XChaCha20-Poly1305 and their
+purpose labels) are in ``tx_manager.primitives``, so that code without a manager (the
+node's offline check of a disclosure) derives exactly the same keys.
 
 Scheme (ours, not NaCl's; see docs/tx-manager.md):
 - payload: XChaCha20-Poly1305 under a fresh random 32-byte master key and
@@ -27,20 +30,15 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from Crypto.Cipher import ChaCha20_Poly1305
 from Crypto.Hash import HMAC, SHA256
-from Crypto.Protocol import DH
-from Crypto.Protocol.KDF import HKDF
 
 from quorum_shared import commitments
 from quorum_shared.commitments import CommitmentClaim, GroupCommitment
 from tx_manager.errors import BadRequest, DecryptionFailed, EnvelopeRejected, NotFound
 from tx_manager.payload import (
-    KEY_SIZE,
     NONCE_SIZE,
-    TAG_SIZE,
     EncodedPayload,
     EncodedPayloadV1,
     Envelope,
@@ -55,66 +53,41 @@ from tx_manager.payload import (
     key_commitment,
     transaction_hash,
 )
+from tx_manager.primitives import (
+    BINDING_INFO,
+    BOX_INFO,
+    CHALLENGE_INFO,
+    TERMS_MAC_INFO,
+    KeyPair,
+    generate_keypair,
+    hkdf,
+    keypair_from_private,
+    pairwise_key,
+    seal,
+    unseal,
+    x25519_shared,
+)
 
-_BOX_INFO = b"quorum-py/tx-manager/box/v1"
-_CHALLENGE_INFO = b"quorum-py/tx-manager/validate/v1"
-_TERMS_MAC_INFO = b"quorum-py/tx-manager/terms-mac/v2"
-_BINDING_INFO = b"quorum-py/tx-manager/identity-binding/v1"
+__all__ = [
+    "DEFAULT_DERIVED_KEY_CACHE",
+    "MASTER_KEY_SIZE",
+    "Enclave",
+    "KeyPair",
+    "SendMetadata",
+    "generate_keypair",
+    "keypair_from_private",
+    "seal",
+    "terms_mac",
+    "unseal",
+]
+
 MASTER_KEY_SIZE = 32
 DEFAULT_DERIVED_KEY_CACHE = 4096
 
 
-@dataclass(frozen=True)
-class KeyPair:
-    """An X25519 key pair as raw 32-byte strings; ``repr`` never shows the private half."""
-
-    public: bytes
-    private: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.public) != KEY_SIZE or len(self.private) != KEY_SIZE:
-            raise BadRequest("X25519 keys are 32 bytes")
-
-
-def generate_keypair() -> KeyPair:
-    return keypair_from_private(os.urandom(KEY_SIZE))
-
-
-def keypair_from_private(private: bytes) -> KeyPair:
-    key = DH.import_x25519_private_key(private)
-    return KeyPair(public=key.public_key().export_key(format="raw"), private=private)
-
-
-def seal(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
-    cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
-    if associated_data:
-        cipher.update(associated_data)
-    body, tag = cipher.encrypt_and_digest(plaintext)
-    return body + tag
-
-
-def unseal(key: bytes, nonce: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:
-    if len(sealed) < TAG_SIZE:
-        raise DecryptionFailed("sealed data is shorter than its tag")
-    cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
-    if associated_data:
-        cipher.update(associated_data)
-    try:
-        return cipher.decrypt_and_verify(sealed[:-TAG_SIZE], sealed[-TAG_SIZE:])
-    except ValueError as exc:
-        raise DecryptionFailed("authentication tag did not verify") from exc
-
-
-def _hkdf(secret: bytes, info: bytes) -> bytes:
-    key = HKDF(secret, 32, b"", SHA256, context=info)
-    if not isinstance(key, bytes):
-        raise TypeError("HKDF returned several keys")
-    return key
-
-
 def terms_mac(master_key: bytes, tx_hash: bytes, terms: ExecutionTerms) -> bytes:
     """The keyed binding: HMAC-SHA256(HKDF(master key), hash || encoded terms)."""
-    mac = HMAC.new(_hkdf(master_key, _TERMS_MAC_INFO), digestmod=SHA256)
+    mac = HMAC.new(hkdf(master_key, TERMS_MAC_INFO), digestmod=SHA256)
     mac.update(tx_hash)
     mac.update(terms.to_bytes())
     return mac.digest()
@@ -192,18 +165,7 @@ class Enclave:
         private = self._private.get(local)
         if private is None:
             raise NotFound(f"key {b64encode(local)} is not held by this manager")
-        try:
-            shared = DH.key_agreement(
-                static_priv=DH.import_x25519_private_key(private),
-                static_pub=DH.import_x25519_public_key(remote),
-                kdf=lambda secret: secret,
-            )
-        except ValueError as exc:
-            raise BadRequest(f"{b64encode(remote)} is not a valid X25519 key") from exc
-        if shared == bytes(len(shared)):
-            raise BadRequest(f"{b64encode(remote)} is a low-order X25519 key")
-        low, high = sorted((local, remote))
-        derived = _hkdf(bytes(shared), info + low + high)
+        derived = pairwise_key(x25519_shared(private, remote), info, local, remote)
         with self._derived_lock:
             self._derived[cache_key] = derived
             while len(self._derived) > self._derived_limit:
@@ -211,7 +173,7 @@ class Enclave:
         return derived
 
     def box_key(self, local: bytes, remote: bytes) -> bytes:
-        return self._derive(local, remote, _BOX_INFO)
+        return self._derive(local, remote, BOX_INFO)
 
     # -- sending ------------------------------------------------------------------------
     def encrypt(
@@ -434,12 +396,12 @@ class Enclave:
     def seal_challenge(self, local: bytes, remote: bytes, secret: bytes) -> tuple[bytes, bytes]:
         """Encrypt ``secret`` so that only the holder of ``remote``'s private key can read it."""
         nonce = os.urandom(NONCE_SIZE)
-        return nonce, seal(self._derive(local, remote, _CHALLENGE_INFO), nonce, secret)
+        return nonce, seal(self._derive(local, remote, CHALLENGE_INFO), nonce, secret)
 
     def open_challenge(self, local: bytes, remote: bytes, nonce: bytes, sealed: bytes) -> bytes:
         if len(nonce) != NONCE_SIZE:
             raise BadRequest(f"challenge nonce must be {NONCE_SIZE} bytes")
-        return unseal(self._derive(local, remote, _CHALLENGE_INFO), nonce, sealed)
+        return unseal(self._derive(local, remote, CHALLENGE_INFO), nonce, sealed)
 
     # -- group commitments ----------------------------------------------------------------
     @property
@@ -459,7 +421,7 @@ class Enclave:
 
     def binding_tag(self, local: bytes, remote: bytes, signer: bytes) -> bytes:
         """The tag that tells ``remote``'s holder that ``local``'s holder uses ``signer``."""
-        shared = self._derive(local, remote, _BINDING_INFO)
+        shared = self._derive(local, remote, BINDING_INFO)
         return commitments.binding_tag(shared, local, signer)
 
     def check_binding(self, local: bytes, remote_member: bytes, signer: bytes, tag: bytes) -> bool:
@@ -468,7 +430,7 @@ class Enclave:
         Only the holders of ``local`` and ``remote_member`` can compute it (X25519 is
         symmetric), and this manager never makes tags for a remote member.
         """
-        shared = self._derive(local, remote_member, _BINDING_INFO)
+        shared = self._derive(local, remote_member, BINDING_INFO)
         expected = commitments.binding_tag(shared, remote_member, signer)
         return hmac.compare_digest(expected, tag)
 

@@ -36,6 +36,13 @@ from Crypto.Hash import HMAC, SHA256
 
 from quorum_shared import commitments
 from quorum_shared.commitments import CommitmentClaim, GroupCommitment
+from tx_manager.disclosure import (
+    DISCLOSURE_INFO,
+    DisclosedEnvelope,
+    new_wrap_nonce,
+    sign_disclosure_digest,
+    wrap_key,
+)
 from tx_manager.errors import BadRequest, DecryptionFailed, EnvelopeRejected, NotFound
 from tx_manager.payload import (
     NONCE_SIZE,
@@ -433,6 +440,49 @@ class Enclave:
         shared = self._derive(local, remote_member, BINDING_INFO)
         expected = commitments.binding_tag(shared, remote_member, signer)
         return hmac.compare_digest(expected, tag)
+
+    # -- disclosure -----------------------------------------------------------------------
+    def disclose(self, envelope: Envelope, local_key: bytes, recipient: bytes) -> DisclosedEnvelope:
+        """What ``recipient`` (any X25519 key) needs to open ``envelope`` and check it
+        against its hash offline (``tx_manager.disclosure.open_disclosed``).
+
+        ``local_key`` must be a local key that is a party (``NotFound`` otherwise). Only a
+        version-2 envelope with hashed terms can be disclosed with proof (``BadRequest``
+        otherwise); a bad ``recipient`` key is a ``BadRequest``.
+        """
+        if isinstance(envelope, EncodedPayloadV1) or envelope.keyed_terms is not None:
+            raise BadRequest(
+                "this transaction's execution terms are not under its hash (stored with "
+                "/storeraw without recipients, or by a version-1 manager): it cannot be "
+                "disclosed with proof"
+            )
+        signer = self._identities.get(local_key)
+        if signer is None:
+            raise NotFound(f"key {b64encode(local_key)} is not held by this manager")
+        master_key = self.master_key(envelope, as_key=local_key)
+        _check_commitment(envelope.header, master_key, "the box")
+        nonce = new_wrap_nonce()
+        wrapped = wrap_key(
+            self._derive(local_key, recipient, DISCLOSURE_INFO), nonce, master_key, envelope.hash
+        )
+        return DisclosedEnvelope(
+            header=envelope.header_bytes,
+            cipher_text=envelope.cipher_text,
+            discloser=local_key,
+            recipient=recipient,
+            wrapped_nonce=nonce,
+            wrapped_key=wrapped,
+            signer=signer,
+            binding=self.binding_tag(local_key, recipient, signer),
+        )
+
+    def sign_disclosure(self, local_key: bytes, digest: bytes) -> tuple[bytes, bytes]:
+        """(signer, signature): ``local_key``'s identity signs a 32-byte disclosure digest
+        under ``tx_manager.disclosure.DISCLOSURE_DOMAIN``, never as a commitment."""
+        seed = self._identity_seeds.get(local_key)
+        if seed is None:
+            raise NotFound(f"key {b64encode(local_key)} is not held by this manager")
+        return sign_disclosure_digest(seed, digest)
 
 
 def _check_commitment(header: EnvelopeHeader, master_key: bytes, where: str) -> None:

@@ -156,3 +156,23 @@ class BindingRejected(TxManagerError):
     for its signer; nothing was stored."""
 
     http_status = 403
+
+
+class DisclosureFormatError(BadRequest):
+    """A disclosed envelope's JSON is not well formed (a field missing, mistyped or of the
+    wrong size)."""
+
+
+class DisclosureCheckFailed(TxManagerError):
+    """A disclosed payload failed one of the checks that tie it to its on-chain hash.
+
+    ``step`` names the check: ``"envelope-hash"``, ``"terms"``, ``"key-unwrap"``,
+    ``"key-commitment"`` or ``"decrypt"`` (see ``tx_manager.disclosure.open_disclosed``).
+    """
+
+    http_status = 422
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message

@@ -31,6 +31,12 @@ from tx_manager.commitment_messages import (
     IdentityResponse,
     StoredCommitment,
 )
+from tx_manager.disclosure import DisclosedEnvelope
+from tx_manager.disclosure_messages import (
+    DiscloseRequest,
+    SignDisclosureRequest,
+    SignDisclosureResponse,
+)
 from tx_manager.errors import TxManagerError
 from tx_manager.messages import (
     KeysResponse,
@@ -53,6 +59,8 @@ __all__ = [
     "ClientError",
     "CommitmentPage",
     "CommitmentRequest",
+    "DisclosedEnvelope",
+    "DisclosureSignature",
     "GroupCommitment",
     "StoredCommitment",
     "ManagerRecovering",
@@ -119,6 +127,17 @@ class ReceiveResult:
     parties: list[str]
     """Every key of the party group (privateFrom ∪ privateFor), sorted."""
     privacy_group_id: bytes
+
+
+@dataclass(frozen=True)
+class DisclosureSignature:
+    """``POST /disclosures/sign``: ``signer`` (the Ed25519 identity of manager key ``key``)
+    signed ``tx_manager.disclosure.disclosure_signed_bytes(digest)``; check it with
+    ``tx_manager.disclosure.verify_disclosure_signature(signer, signature, digest)``."""
+
+    key: str  # base64 X25519 manager key
+    signer: bytes  # 32 bytes
+    signature: bytes  # 64 bytes
 
 
 def _keys(values: list[str] | tuple[str, ...] | None, what: str) -> tuple[bytes, ...]:
@@ -403,6 +422,46 @@ class Q2TClient:
             raise ClientError(f"malformed identity response: {exc.message}") from exc
         return {b64encode(key): signer for key, signer in response.identities}
 
+    async def disclose(
+        self, tx_hash: bytes, recipient: str, from_key: str | None = None
+    ) -> DisclosedEnvelope:
+        """The transaction ``tx_hash`` disclosed to ``recipient`` (a base64 X25519 key,
+        party or not): check and open it offline with ``tx_manager.disclosure``.
+
+        ``ManagerRequestFailed`` with status 404 if no local key (``from_key``, if
+        given) is a party to a transaction the manager holds; 400 for a bad key, a
+        ``from_key`` it does not hold, or a transaction whose terms are not under its
+        hash (keyed ``/storeraw`` or version 1); ``ManagerRecovering`` while recovering.
+        """
+        request = DiscloseRequest(
+            hash=tx_hash,
+            recipient=parse_key(recipient, "recipient"),
+            from_key=parse_key(from_key, "from_key") if from_key else None,
+        )
+        body = await self._body("POST", "/disclose", json_body=request.to_json())
+        try:
+            disclosed = DisclosedEnvelope.from_bytes(body)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed disclosure: {exc.message}") from exc
+        if disclosed.payload_hash != tx_hash:
+            raise ClientError("the manager disclosed another transaction than the one asked")
+        return disclosed
+
+    async def sign_disclosure(
+        self, digest: bytes, from_key: str | None = None
+    ) -> DisclosureSignature:
+        """Have the identity of ``from_key`` (default: the manager's first key) sign a
+        32-byte disclosure digest under the disclosure domain (never as a commitment)."""
+        request = SignDisclosureRequest(
+            digest=digest, from_key=parse_key(from_key, "from_key") if from_key else None
+        )
+        body = await self._body("POST", "/disclosures/sign", json_body=request.to_json())
+        try:
+            response = SignDisclosureResponse.from_bytes(body)
+        except TxManagerError as exc:
+            raise ClientError(f"malformed disclosure signature: {exc.message}") from exc
+        return DisclosureSignature(b64encode(response.key), response.signer, response.signature)
+
     async def recovery(self) -> RecoveryStatus:
         """Whether the manager is recovering (``GET /recovery``), for tools that wait."""
         try:
@@ -540,4 +599,14 @@ class SyncQ2TClient:
 
     def recovery(self) -> RecoveryStatus:
         result: RecoveryStatus = self._run(self._client.recovery())
+        return result
+
+    def disclose(
+        self, tx_hash: bytes, recipient: str, from_key: str | None = None
+    ) -> DisclosedEnvelope:
+        result: DisclosedEnvelope = self._run(self._client.disclose(tx_hash, recipient, from_key))
+        return result
+
+    def sign_disclosure(self, digest: bytes, from_key: str | None = None) -> DisclosureSignature:
+        result: DisclosureSignature = self._run(self._client.sign_disclosure(digest, from_key))
         return result

@@ -31,6 +31,12 @@ from typing import TypeVar
 
 from tx_manager.commitments import CommitmentService
 from tx_manager.crypto_pool import CryptoPool
+from tx_manager.disclosure import DisclosedEnvelope
+from tx_manager.disclosure_messages import (
+    DiscloseRequest,
+    SignDisclosureRequest,
+    SignDisclosureResponse,
+)
 from tx_manager.enclave import Enclave, SendMetadata
 from tx_manager.errors import (
     BadRequest,
@@ -301,6 +307,51 @@ class TransactionManager:
         deleted_raw = await self.store.delete_raw(tx_hash)
         if not (deleted_envelope or deleted_raw):
             raise NotFound(f"transaction {b64encode(tx_hash)} not found")
+
+    # -- disclosure -----------------------------------------------------------------
+    async def disclose(self, request: DiscloseRequest) -> DisclosedEnvelope:
+        """Wrap a held transaction's master key for ``request.recipient`` (any key).
+
+        ``NotFound`` unless a local key (``from``, if given) is a party to a transaction
+        held here (``Recovering`` while a recovery may still bring it); ``BadRequest``
+        for a ``from`` that is not local, a bad recipient key, or a transaction whose
+        terms are not under its hash. Logged at INFO (hash, discloser, recipient): a
+        disclosure is worth an audit trail.
+        """
+        recovering = self.recovering
+        if request.from_key is not None:
+            self._sender(request.from_key)  # BadRequest if not a local key
+        envelope = await self.store.find_envelope(request.hash)
+        if envelope is None:
+            raise _missing(f"transaction {b64encode(request.hash)} not found", recovering)
+        discloser = request.from_key or self._party_key(envelope)
+        disclosed = await self._off_loop(
+            self.enclave.disclose, envelope, discloser, request.recipient
+        )
+        log.info(
+            "disclosed transaction %s by key %s to key %s",
+            b64encode(request.hash),
+            b64encode(discloser),
+            b64encode(request.recipient),
+        )
+        return disclosed
+
+    def _party_key(self, envelope: Envelope) -> bytes:
+        """The local key that speaks for this manager in ``envelope``: the sender's if
+        local, else the first local key with a box."""
+        if self.enclave.is_local(envelope.sender_key):
+            return envelope.sender_key
+        for key in envelope.recipient_keys:
+            if self.enclave.is_local(key):
+                return key
+        raise NotFound(f"no local key is a party to transaction {b64encode(envelope.hash)}")
+
+    async def sign_disclosure(self, request: SignDisclosureRequest) -> SignDisclosureResponse:
+        """A local key's identity signs a disclosure digest (the default key's if no
+        ``from``); ``BadRequest`` for a ``from`` that is not local."""
+        key = self._sender(request.from_key)
+        signer, signature = self.enclave.sign_disclosure(key, request.digest)
+        return SignDisclosureResponse(key=key, signer=signer, signature=signature)
 
     # -- P2P ------------------------------------------------------------------------
     async def accept_push(

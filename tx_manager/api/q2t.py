@@ -21,6 +21,7 @@ from tx_manager.commitment_messages import (
     CommitResponse,
     IdentityResponse,
 )
+from tx_manager.disclosure_messages import DiscloseRequest, SignDisclosureRequest
 from tx_manager.errors import BadRequest
 from tx_manager.messages import (
     API_VERSION,
@@ -151,6 +152,16 @@ async def identity(request: web.Request) -> web.Response:
     return json_response(IdentityResponse(identities).to_json())
 
 
+async def disclose(request: web.Request) -> web.Response:
+    body = DiscloseRequest.from_json(await read_json(request))
+    return json_response((await _service(request).disclose(body)).to_json())
+
+
+async def sign_disclosure(request: web.Request) -> web.Response:
+    body = SignDisclosureRequest.from_json(await read_json(request))
+    return json_response((await _service(request).sign_disclosure(body)).to_json())
+
+
 async def recovery(request: web.Request) -> web.Response:
     """Whether a recovery is announced or running, and what it has received so far."""
     service = _service(request)
@@ -181,4 +192,6 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app.router.add_get("/commitments", list_commitments)
     app.router.add_get("/identity", identity)
     app.router.add_get("/recovery", recovery)
+    app.router.add_post("/disclose", disclose)
+    app.router.add_post("/disclosures/sign", sign_disclosure)
     return app

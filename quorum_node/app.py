@@ -27,6 +27,7 @@ from quorum_node.p2p.network import PeerNetwork
 from quorum_node.p2p.permissions import PermissionedNodes
 from quorum_node.privacy.audit_service import AuditService
 from quorum_node.privacy.audit_store import AlarmStore
+from quorum_node.privacy.disclosure import DisclosureService
 from quorum_node.privacy.payloads import PayloadResolver
 from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.service import PrivacyService
@@ -186,7 +187,11 @@ async def start_node(config: NodeConfig) -> RunningNode:
         live_peers = (lambda: len(peers.live_peers())) if peers is not None else (lambda: 0)
         for namespace in (
             EthNamespace(node, privacy, sender),
-            QuorumNamespace(privacy, audit),
+            QuorumNamespace(
+                privacy,
+                audit,
+                DisclosureService(node, private_store, manager, audit) if manager else None,
+            ),
             filters,
             NetNamespace(chain.chain_id, live_peers),
             Web3Namespace(config.client_version),

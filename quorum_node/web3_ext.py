@@ -21,6 +21,7 @@ Offline signing follows web3js-quorum: the payload goes to the sender's manager 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -43,6 +44,15 @@ from tx_manager.client import SyncQ2TClient
 
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
+
+
+def _plain(value: Any) -> Any:
+    """web3.py's AttributeDicts as plain dicts and lists: a bundle is saved as JSON."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 class QuorumModule(Module):  # type: ignore[misc]
@@ -148,14 +158,25 @@ class QuorumModule(Module):  # type: ignore[misc]
     def privacy_precompile_address(self) -> str:
         return str(self._call("eth_getPrivacyPrecompileAddress", []))
 
-    def audit_status(self) -> list[dict[str, Any]]:
-        """``quorum_auditStatus``: per party group, whether its members' signed roots agree."""
-        return list(self._call("quorum_auditStatus", []))
-
     def group_contracts(self, group_id: str, block: str | int = "latest") -> list[dict[str, Any]]:
         """``quorum_groupContracts``: the accounts of a party group's private state."""
         block_param = hex(block) if isinstance(block, int) else block
-        return list(self._call("quorum_groupContracts", [group_id, block_param]))
+        return list(_plain(self._call("quorum_groupContracts", [group_id, block_param])))
+
+    def disclose_transaction(self, transaction_hash: bytes | str, recipient_key: str) -> Any:
+        """``quorum_discloseTransaction``: a signed bundle showing ``recipient_key``'s
+        holder one private transaction this node is party to (docs/disclosure.md)."""
+        as_hex = transaction_hash if isinstance(transaction_hash, str) else _hex(transaction_hash)
+        return _plain(self._call("quorum_discloseTransaction", [as_hex, recipient_key]))
+
+    def disclose_group(self, group_id: str, height: int, recipient_key: str) -> Any:
+        """``quorum_discloseGroup``: a party group's whole history up to ``height``, with
+        every member's signed root there."""
+        return _plain(self._call("quorum_discloseGroup", [group_id, hex(height), recipient_key]))
+
+    def audit_status(self) -> list[dict[str, Any]]:
+        """``quorum_auditStatus``: per party group, whether its members' signed roots agree."""
+        return list(_plain(self._call("quorum_auditStatus", [])))
 
     @staticmethod
     def verify_commitment(commitment: dict[str, Any]) -> bool:

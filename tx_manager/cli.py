@@ -53,6 +53,25 @@ def _parser() -> argparse.ArgumentParser:
 
     resend = commands.add_parser("resend", help="ask a running manager to recover from its peers")
     resend.add_argument("--config", required=True, type=Path)
+
+    verify = commands.add_parser(
+        "verify-disclosure",
+        help="check a disclosure bundle offline against any node's JSON-RPC (docs/disclosure.md)",
+    )
+    verify.add_argument("--bundle", type=Path, required=True, help="the bundle (JSON)")
+    verify.add_argument(
+        "--key", type=Path, required=True, help="the recipient's private key file (NAME.key)"
+    )
+    verify.add_argument("--password-file", type=Path, help="the key's password, if locked")
+    verify.add_argument("--rpc", required=True, help="any node's JSON-RPC URL")
+    verify.add_argument(
+        "--abi",
+        type=Path,
+        action="append",
+        default=[],
+        help="an ABI, or a solc artifact holding one, to decode calls with (repeatable)",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -121,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             return _keygen(args)
         if args.command == "resend":
             return asyncio.run(_resend(args.config))
+        if args.command == "verify-disclosure":
+            # An offline tool sharing this command, not part of the daemon: it replays
+            # private transactions with the node's EVM, so it is loaded only here.
+            from quorum_node.disclosure.verify import run as verify_disclosure
+
+            return verify_disclosure(args)
         logging.basicConfig(
             level=args.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

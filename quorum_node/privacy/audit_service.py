@@ -234,6 +234,29 @@ class AuditService:
             except Exception:
                 logger.exception("an audit listener failed")
 
+    # --- what disclosure needs -------------------------------------------------------------
+
+    def signed_at(self, group_id: bytes, height: int) -> list[GroupCommitment] | None:
+        """Every member's signed commitment of the group at ``height``, if this node holds
+        one from each member and they all name the same root; else None."""
+        audit = self.auditor.groups.get(group_id)
+        if audit is None:
+            return None
+        by_member = audit.heights.get(height, {})
+        found = []
+        for member in audit.members:
+            roots = by_member.get(member, {})
+            if len(roots) != 1:
+                return None
+            found.append(next(iter(roots.values())))
+        if len({c.claim.root for c in found}) != 1:
+            return None
+        return found
+
+    def agreed_height(self, group_id: bytes) -> int | None:
+        audit = self.auditor.groups.get(group_id)
+        return None if audit is None else audit.agreed_height
+
     # --- status ---------------------------------------------------------------------------
 
     async def status(self) -> list[dict[str, Any]]:

@@ -38,7 +38,8 @@ class PrivacyParams:
         return privacy_group_id([base64.b64decode(key) for key in self.parties(default_from)])
 
 
-def _manager_key(value: Any, what: str) -> str:
+def manager_key(value: Any, what: str) -> str:
+    """A base64 X25519 manager key, or ``InvalidPrivacyParams`` naming ``what``."""
     if not isinstance(value, str):
         raise InvalidPrivacyParams(f"{what}: expected a base64 manager public key")
     try:
@@ -71,8 +72,8 @@ def parse_privacy(fields: dict[str, Any] | None) -> PrivacyParams | None:
         )
     private_from = fields.get("privateFrom")
     return PrivacyParams(
-        private_for=tuple(_manager_key(k, f"privateFor[{i}]") for i, k in enumerate(private_for)),
-        private_from=None if private_from is None else _manager_key(private_from, "privateFrom"),
+        private_for=tuple(manager_key(k, f"privateFor[{i}]") for i, k in enumerate(private_for)),
+        private_from=None if private_from is None else manager_key(private_from, "privateFrom"),
         privacy_flag=flag,
     )
 

@@ -34,7 +34,7 @@ from quorum_node.chain.transactions import (
     private_payload_hashes,
 )
 from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
-from quorum_node.privacy.state import private_state, run_private_transaction
+from quorum_node.privacy.state import private_state, record_history, run_private_transaction
 from quorum_node.privacy.store import PrivateContract, PrivateStore
 
 
@@ -93,6 +93,7 @@ class PrivacyProcessor:
         public_vm = chain.get_vm(block.header)
         states: dict[bytes, StateAPI] = {}
         created_in: dict[bytes, list[Address]] = {}
+        executed: dict[bytes, list[tuple[Hash32, bytes]]] = {}
         bloom = BloomFilter()
         next_log_index = sum(len(record.logs) for record in public_records)
         for transaction, public_record in private_txs:
@@ -105,9 +106,13 @@ class PrivacyProcessor:
                 state = private_state(public_vm, self.db, root)
                 states[found.group_id] = state
                 self.store.set_group_members(found.group_id, list(found.parties))
+            executed.setdefault(found.group_id, []).append(
+                (public_record.transaction_hash, bytes(transaction.data))
+            )
             outcome = run_private_transaction(
                 state, transaction, public_record.sender, found.payload, QuorumTransactionBuilder
             )
+            record_history(state, public_record.transaction_hash, bytes(transaction.data))
             logs: tuple[LogEntry, ...] = ()
             if outcome.computation is not None and outcome.status == 1:
                 logs = tuple(
@@ -138,6 +143,7 @@ class PrivacyProcessor:
                 for created in created_contracts(outcome.computation):
                     self.store.set_contract(created, contract)
                     created_in.setdefault(found.group_id, []).append(created)
+        self.store.set_block_groups(block.hash, executed)
         for group_id, addresses in created_in.items():
             self.store.add_group_contracts(group_id, addresses)
         for group_id, state in states.items():

@@ -22,6 +22,7 @@ from eth.abc import (
     AccountDatabaseAPI,
     AtomicDatabaseAPI,
     ComputationAPI,
+    ExecutionContextAPI,
     SignedTransactionAPI,
     StateAPI,
     VirtualMachineAPI,
@@ -33,6 +34,7 @@ from eth.vm.forks.frontier.state import FrontierTransactionExecutor
 from eth.vm.message import Message
 from eth.vm.spoof import SpoofTransaction
 from eth.vm.state import BaseState
+from eth_hash.auto import keccak
 from eth_typing import Address, Hash32
 
 
@@ -149,9 +151,27 @@ def private_state(
 ) -> StateAPI:
     """A state over ``private_root`` in ``public_vm``'s block context, reading public
     accounts from ``public_vm.state``."""
-    state_class = public_vm.get_state_class()
-    state = cast(BaseState, state_class(db, public_vm.state.execution_context, private_root))
     public_accounts = cast(BaseState, public_vm.state)._account_db  # noqa: SLF001 - py-evm's seam
+    return private_state_in(
+        public_vm.get_state_class(),
+        public_vm.state.execution_context,
+        db,
+        private_root,
+        public_accounts,
+    )
+
+
+def private_state_in(
+    state_class: type[StateAPI],
+    execution_context: ExecutionContextAPI,
+    db: AtomicDatabaseAPI,
+    private_root: Hash32,
+    public_accounts: AccountDatabaseAPI,
+) -> StateAPI:
+    """A state over ``private_root`` in a block's ``execution_context``, reading public
+    accounts from ``public_accounts``: the node's own public state, or (a verifier
+    replaying a disclosed history) another node's, read over JSON-RPC."""
+    state = cast(BaseState, state_class(db, execution_context, private_root))
     state._account_db = RoutedAccountDB(db, private_root, public_accounts)  # noqa: SLF001
     return state
 
@@ -240,3 +260,22 @@ def run_private_message(
     gas_used = gas - computation.get_gas_remaining()
     gas_used -= executor.calculate_gas_refund(computation, gas_used)
     return PrivateOutcome(computation, contract_address, gas_used, 0 if computation.is_error else 1)
+
+
+#: The account in every party group's private state that records the group's history:
+#: storage slot 0 holds a hash chained over every private transaction the group
+#: executed (its hash and payload hash, in chain order). The group root then commits to
+#: the history, not only to its outcome: a member that skipped a transaction whose
+#: effect was later overwritten, or a disclosed history with one left out, no longer
+#: reaches the same root. Nonce 1 keeps the account from ever counting as empty.
+HISTORY_ADDRESS = Address(keccak(b"quorum-py/group-history/v1")[12:])
+
+
+def record_history(state: StateAPI, transaction_hash: bytes, payload_hash: bytes) -> None:
+    """Chain one executed private transaction into the group's history (after it ran,
+    whatever its status); the same on every member and in a disclosure's replay."""
+    previous = int(state.get_storage(HISTORY_ADDRESS, 0)).to_bytes(32, "big")
+    chained = keccak(previous + transaction_hash + payload_hash)
+    if state.get_nonce(HISTORY_ADDRESS) == 0:
+        state.set_nonce(HISTORY_ADDRESS, 1)
+    state.set_storage(HISTORY_ADDRESS, 0, int.from_bytes(chained, "big"))

@@ -7,6 +7,8 @@ crash never leaves a block without its private roots or receipts:
 * per private transaction this node is party to, its private ``TransactionRecord``;
 * per private contract, the group it lives in, its creation transaction and privacy flag;
 * per public block with private logs, a bloom filter of them (for eth_getLogs);
+* per public block with private transactions this node executed, which transactions
+  (and payload hashes) each group executed in it, in block order (for disclosure);
 * per party group, its members and the contracts created in it (for
   ``quorum_groupContracts``; contracts created before this index existed are not listed).
 """
@@ -27,6 +29,7 @@ _CONTRACT = b"quorum-py:private-contract:"
 _BLOOM = b"quorum-py:private-bloom:"
 _GROUP = b"quorum-py:private-group:"
 _GROUP_CONTRACTS = b"quorum-py:group-contracts:"
+_BLOCK_GROUPS = b"quorum-py:block-groups:"
 
 
 @dataclass(frozen=True)
@@ -105,3 +108,24 @@ class PrivateStore:
         added = [address for address in addresses if address not in set(known)]
         if added:
             self._db[_GROUP_CONTRACTS + group_id] = bytes(rlp.encode(known + added))
+
+    # per block and group: what the group executed (disclosure of a group's history)
+    def block_groups(self, block_hash: bytes) -> dict[bytes, list[tuple[Hash32, bytes]]]:
+        """Group id → (transaction hash, payload hash) of each private transaction the
+        group executed in the block, in block order."""
+        encoded = self._get(_BLOCK_GROUPS + block_hash)
+        if encoded is None:
+            return {}
+        return {
+            group: [(Hash32(tx_hash), payload_hash) for tx_hash, payload_hash in entries]
+            for group, entries in rlp.decode(encoded)
+        }
+
+    def set_block_groups(
+        self, block_hash: bytes, executed: dict[bytes, list[tuple[Hash32, bytes]]]
+    ) -> None:
+        if executed:
+            items = [
+                [group, [list(entry) for entry in entries]] for group, entries in executed.items()
+            ]
+            self._db[_BLOCK_GROUPS + block_hash] = bytes(rlp.encode(sorted(items)))

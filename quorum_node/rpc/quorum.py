@@ -13,20 +13,54 @@ from eth_hash.auto import keccak
 
 from quorum_node.chain.transactions import PRIVATE_PAYLOAD_HASH_SIZE
 from quorum_node.privacy.audit_service import AuditService
+from quorum_node.privacy.disclosure import DisclosureService
+from quorum_node.privacy.params import manager_key
 from quorum_node.privacy.service import PrivacyService
 from quorum_node.rpc import formatting as fmt
 from quorum_node.rpc import params as p
 from quorum_node.rpc.dispatcher import CallContext, rpc_method
-from quorum_node.rpc.errors import InvalidParams
+from quorum_node.rpc.errors import InvalidParams, ServerError
 
 #: GoQuorum's privacy precompile address (used by its privacy marker transactions).
 PRIVACY_PRECOMPILE_ADDRESS = "0x000000000000000000000000000000000000007a"
 
 
 class QuorumNamespace:
-    def __init__(self, privacy: PrivacyService, audit: AuditService | None = None) -> None:
+    def __init__(
+        self,
+        privacy: PrivacyService,
+        audit: AuditService | None = None,
+        disclosure: DisclosureService | None = None,
+    ) -> None:
         self.privacy = privacy
         self.audit = audit
+        self.disclosure = disclosure
+
+    def _disclosure(self) -> DisclosureService:
+        if self.disclosure is None:
+            raise ServerError("this node has no transaction manager: nothing to disclose")
+        return self.disclosure
+
+    @rpc_method("quorum_discloseTransaction")
+    async def disclose_transaction(self, params: Any, context: CallContext) -> dict[str, Any]:
+        """A signed bundle that shows ``recipientKey``'s holder one past private
+        transaction, with what it takes to check it (docs/disclosure.md)."""
+        hash_raw, recipient_raw = p.expect_params(params, 2, 2)
+        transaction_hash = p.block_hash(hash_raw, "transaction hash")
+        recipient = manager_key(recipient_raw, "recipient key")
+        return await self._disclosure().disclose_transaction(transaction_hash, recipient)
+
+    @rpc_method("quorum_discloseGroup")
+    async def disclose_group(self, params: Any, context: CallContext) -> dict[str, Any]:
+        """Every transaction of a party group up to a height, with every member's signed
+        root at that height (docs/disclosure.md)."""
+        group_raw, height_raw, recipient_raw = p.expect_params(params, 3, 3)
+        group_id = p.data(group_raw, "group id")
+        if len(group_id) != 32:
+            raise InvalidParams(f"group id: expected 32 bytes, got {len(group_id)}")
+        height = p.quantity(height_raw, "height", 2**63)
+        recipient = manager_key(recipient_raw, "recipient key")
+        return await self._disclosure().disclose_group(group_id, height, recipient)
 
     @rpc_method("quorum_auditStatus")
     async def audit_status(self, params: Any, context: CallContext) -> list[dict[str, Any]]:

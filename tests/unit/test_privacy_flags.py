@@ -338,3 +338,48 @@ async def test_a_crafted_transaction_with_the_wrong_flag_fails_alike_on_every_pa
         good_block.block.hash
     )
     assert other.node.head.hash == builder.node.head.hash
+
+
+async def test_a_contract_reached_through_another_is_checked_at_execution(
+    make_node: NodeFactory,
+) -> None:
+    """A flag-0 call to a flag-0 CounterCaller that writes a flag-1 Counter passes the
+    target's check; execution finds the Counter among the touched contracts and fails
+    the transaction on every party (GoQuorum's affected contracts)."""
+    parties = [KEY_A, KEY_B]
+    counter = Address(generate_contract_address(SENDER, 0))
+    caller = Address(generate_contract_address(SENDER, 1))
+    hashes = [bytes([n]) * 64 for n in (1, 2, 3)]
+    payloads_and_flags = [
+        (bytecode("Counter"), 1),
+        (bytecode("CounterCaller") + encode(["address"], [counter]), 0),
+        (function_signature_to_4byte_selector("writeTarget()"), 0),
+    ]
+
+    def answers() -> dict[bytes, list[Answer]]:
+        return {
+            payload_hash: [receive_result(payload, parties, privacy_flag=flag)]
+            for payload_hash, (payload, flag) in zip(hashes, payloads_and_flags, strict=True)
+        }
+
+    builder, other = party(make_node, answers()), party(make_node, answers())
+    for nonce, payload_hash in enumerate(hashes):
+        to = caller if nonce == 2 else None
+        await builder.node.submit(private_transaction(SENDER_KEY, nonce, payload_hash, to=to))
+        assert await builder.node.produce_block(allow_empty=False) is not None
+    await import_all(builder, other)
+
+    write = private_transaction(SENDER_KEY, 2, hashes[2], to=caller)
+    for member in (builder, other):
+        stored = member.store.contract(counter)
+        assert stored is not None and stored.privacy_flag == 1
+        record = member.store.record(write.hash)
+        assert record is not None and record.status == 0
+        header = member.node.chain.header_by_hash(member.node.head.hash)
+        assert header is not None
+        root = member.store.roots_after(member.node.head.hash)[GROUP]
+        state = private_state(member.node.chain.vm_at(header), member.node.chain.db, root)
+        assert int(state.get_storage(counter, 0)) == 0
+    assert builder.store.roots_after(builder.node.head.hash) == other.store.roots_after(
+        other.node.head.hash
+    )

@@ -38,6 +38,8 @@ from quorum_node.chain.transactions import (
     sign_private,
     unsigned_private_transaction,
 )
+from quorum_node.privacy.flags import STATE_VALIDATION_EXEC_HASH
+from quorum_node.privacy.params import STATE_VALIDATION
 from quorum_shared.commitments import verify_json
 from tx_manager.client import SyncQ2TClient
 
@@ -69,14 +71,19 @@ class QuorumModule(Module):  # type: ignore[misc]
         private_for: list[str],
         private_from: str | None = None,
         privacy_flag: int = 0,
+        mandatory_for: list[str] | None = None,
     ) -> HexBytes:
-        """``eth_sendTransaction`` with ``privateFor`` from an account the node holds."""
+        """``eth_sendTransaction`` with ``privateFor`` from an account the node holds;
+        ``privacy_flag`` and ``mandatory_for`` are GoQuorum's ``privacyFlag`` and
+        ``mandatoryFor`` (flag 2)."""
         request = {key: value for key, value in transaction.items() if value is not None}
         request["privateFor"] = list(private_for)
         if private_from is not None:
             request["privateFrom"] = private_from
         if privacy_flag:
             request["privacyFlag"] = privacy_flag
+        if mandatory_for:
+            request["mandatoryFor"] = list(mandatory_for)
         for key in ("value", "gas", "gasPrice", "nonce"):
             if isinstance(request.get(key), int):
                 request[key] = hex(request[key])
@@ -90,6 +97,8 @@ class QuorumModule(Module):  # type: ignore[misc]
         transaction: dict[str, Any],
         manager_url: str,
         private_from: str | None = None,
+        privacy_flag: int = 0,
+        mandatory_for: list[str] | None = None,
     ) -> HexBytes:
         """Store the payload at ``manager_url`` and sign the transaction carrying its hash.
 
@@ -98,7 +107,8 @@ class QuorumModule(Module):  # type: ignore[misc]
         the node, a missing gas is estimated against the private state when
         ``privateFor`` is given in ``transaction``. With ``privateFor`` the manager also
         fixes the party group under the payload's hash (``send_raw_private_transaction``
-        must then name the same parties). Returns the raw signed transaction.
+        must then name the same parties, ``privacy_flag`` and ``mandatory_for``, which
+        are fixed with them). Returns the raw signed transaction.
         """
         key = _private_key(account)
         sender = key.public_key.to_checksum_address()
@@ -123,7 +133,16 @@ class QuorumModule(Module):  # type: ignore[misc]
         with SyncQ2TClient(manager_url) as manager:
             # With the parties named now, the manager puts the group under the hash.
             payload_hash = manager.store_raw(
-                payload, private_from, to=None if private_for is None else list(private_for)
+                payload,
+                private_from,
+                to=None if private_for is None else list(private_for),
+                privacy_flag=privacy_flag if private_for is not None else 0,
+                exec_hash=(
+                    STATE_VALIDATION_EXEC_HASH
+                    if private_for is not None and privacy_flag == STATE_VALIDATION
+                    else b""
+                ),
+                mandatory_recipients=list(mandatory_for or []) if private_for is not None else [],
             )
         unsigned = unsigned_private_transaction(
             nonce=int(nonce),
@@ -135,12 +154,18 @@ class QuorumModule(Module):  # type: ignore[misc]
         return HexBytes(sign_private(unsigned, key).encode())
 
     def send_raw_private_transaction(
-        self, raw_transaction: bytes | str, private_for: list[str], privacy_flag: int = 0
+        self,
+        raw_transaction: bytes | str,
+        private_for: list[str],
+        privacy_flag: int = 0,
+        mandatory_for: list[str] | None = None,
     ) -> HexBytes:
         raw = raw_transaction if isinstance(raw_transaction, str) else _hex(raw_transaction)
         options: dict[str, Any] = {"privateFor": list(private_for)}
         if privacy_flag:
             options["privacyFlag"] = privacy_flag
+        if mandatory_for:
+            options["mandatoryFor"] = list(mandatory_for)
         return HexBytes(self._call("eth_sendRawPrivateTransaction", [raw, options]))
 
     def get_quorum_payload(self, payload_hash: bytes | str) -> HexBytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -127,6 +127,8 @@ class ReceiveResult:
     parties: list[str]
     """Every key of the party group (privateFrom ∪ privateFor), sorted."""
     privacy_group_id: bytes
+    mandatory_recipients: list[str] = field(default_factory=list)
+    """Flag 2: the keys every later transaction to the contract must include."""
 
 
 @dataclass(frozen=True)
@@ -481,6 +483,7 @@ def _receive_result(response: ReceiveResponse) -> ReceiveResult:
         sender_key=b64encode(response.sender_key),
         parties=[b64encode(k) for k in response.parties],
         privacy_group_id=response.privacy_group_id,
+        mandatory_recipients=[b64encode(k) for k in response.mandatory_recipients],
     )
 
 

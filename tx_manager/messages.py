@@ -269,7 +269,8 @@ class SendSignedRequest(JsonMessage):
 
 @dataclass(frozen=True)
 class ReceiveResponse(JsonMessage):
-    """Tessera's receive response, plus ``parties`` (every key of the party group)."""
+    """Tessera's receive response, plus ``parties`` (every key of the party group) and
+    ``mandatoryRecipients`` (flag 2; the name Tessera's send request uses)."""
 
     payload: bytes
     privacy_flag: PrivacyMode
@@ -279,6 +280,7 @@ class ReceiveResponse(JsonMessage):
     sender_key: bytes
     parties: tuple[bytes, ...]
     privacy_group_id: bytes
+    mandatory_recipients: tuple[bytes, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -292,6 +294,7 @@ class ReceiveResponse(JsonMessage):
             "senderKey": b64encode(self.sender_key),
             "parties": [b64encode(k) for k in self.parties],
             "privacyGroupId": b64encode(self.privacy_group_id),
+            "mandatoryRecipients": [b64encode(k) for k in self.mandatory_recipients],
         }
 
     @classmethod
@@ -306,6 +309,7 @@ class ReceiveResponse(JsonMessage):
             sender_key=parse_key(body.get("senderKey"), "senderKey"),
             parties=_key_list(body, "parties"),
             privacy_group_id=_optional_bytes(body, "privacyGroupId"),
+            mandatory_recipients=_key_list(body, "mandatoryRecipients"),
         )
 
 

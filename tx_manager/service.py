@@ -277,6 +277,7 @@ class TransactionManager:
             sender_key=envelope.sender_key,
             parties=parties,
             privacy_group_id=privacy_group_id(parties),
+            mandatory_recipients=envelope.mandatory_recipients,
         )
 
     async def _raw_response(self, raw: Raw) -> ReceiveResponse:
@@ -294,6 +295,7 @@ class TransactionManager:
             sender_key=raw.sender_key,
             parties=parties,
             privacy_group_id=privacy_group_id(parties),
+            mandatory_recipients=() if terms is None else terms.mandatory_recipients,
         )
 
     async def participants(self, tx_hash: bytes) -> tuple[bytes, ...]:

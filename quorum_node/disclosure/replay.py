@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth.abc import AccountDatabaseAPI
+from eth.abc import AccountDatabaseAPI, ComputationAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.vm.chain_context import ChainContext
@@ -29,7 +29,15 @@ from eth_typing import Address, BlockNumber, Hash32
 
 from quorum_node.chain.transactions import QuorumTransactionBuilder
 from quorum_node.chain.vm import QuorumVM
-from quorum_node.privacy.state import private_state_in, record_history, run_private_message
+from quorum_node.privacy.flags import flag_violation
+from quorum_node.privacy.processor import created_contracts, touched_addresses
+from quorum_node.privacy.state import (
+    Refuse,
+    private_state_in,
+    record_history,
+    run_private_message,
+)
+from quorum_node.privacy.store import PrivateContract
 
 EMPTY_CODE_HASH = keccak(b"")
 
@@ -170,6 +178,26 @@ class ReplayStep:
     payload: bytes
     transaction_hash: bytes
     payload_hash: bytes
+    group_id: bytes
+    privacy_flag: int
+    mandatory_for: tuple[str, ...]  # base64 keys, as the envelope's terms fix them
+
+
+def _flag_check(contracts: dict[bytes, PrivateContract], step: ReplayStep) -> Refuse:
+    """The nodes' execution-time flag rule (``PrivacyProcessor._flag_check``), on the
+    contracts the replay itself created."""
+
+    def refuse(computation: ComputationAPI) -> str | None:
+        for address in touched_addresses(computation):
+            contract = contracts.get(bytes(address))
+            if contract is None or contract.group_id != step.group_id:
+                continue
+            reason = flag_violation(address, contract, step.privacy_flag, step.mandatory_for)
+            if reason is not None:
+                return reason
+        return None
+
+    return refuse
 
 
 def replay(
@@ -179,6 +207,7 @@ def replay(
     group root after it and each transaction's status."""
     db = AtomicDB()
     root = Hash32(BLANK_ROOT_HASH)
+    contracts: dict[bytes, PrivateContract] = {}  # what the replay created, as nodes record
     results: list[tuple[int, bytes, list[int]]] = []
     index = 0
     while index < len(steps):
@@ -198,7 +227,17 @@ def replay(
                 gas=step.gas,
                 payload=step.payload,
                 unsigned_builder=QuorumTransactionBuilder,
+                refuse=_flag_check(contracts, step),
             )
+            if outcome.computation is not None and outcome.status == 1:
+                created = PrivateContract(
+                    step.group_id,
+                    Hash32(step.transaction_hash),
+                    step.privacy_flag,
+                    tuple(sorted(step.mandatory_for)),
+                )
+                for address in created_contracts(outcome.computation):
+                    contracts[bytes(address)] = created
             record_history(state, step.transaction_hash, step.payload_hash)
             statuses.append(outcome.status)
             index += 1

@@ -270,6 +270,11 @@ def _verify_group_bundle(
                 payload=opened.payload,
                 transaction_hash=item.transaction_hash,
                 payload_hash=item.payload_hash,
+                group_id=group_id,
+                privacy_flag=int(opened.terms.privacy_mode),
+                mandatory_for=tuple(
+                    base64.b64encode(key).decode() for key in opened.terms.mandatory_recipients
+                ),
             )
         )
         report.calls.append(_decoded(public, opened.payload, abis))

@@ -1,5 +1,8 @@
 """The privacy fields of a transaction request (GoQuorum's ``privateFor``, ``privateFrom``,
-``privacyFlag``) as one typed value, and the errors a private request can meet."""
+``privacyFlag``, ``mandatoryFor``) as one typed value, and the errors a private request
+can meet. The checks that need no state are here, with GoQuorum's messages
+(``internal/ethapi/api.go``, ``checkAndHandlePrivateTransaction``); the checks against a
+target contract's flag are in ``privacy.flags``."""
 
 from __future__ import annotations
 
@@ -12,7 +15,18 @@ from typing import Any
 from quorum_node.errors import QuorumNodeError
 from tx_manager.client import privacy_group_id
 
-SUPPORTED_PRIVACY_FLAGS = (0,)
+#: GoQuorum's privacy flags: 0 standard private, 1 party protection, 2 mandatory
+#: recipients, 3 private state validation (``private/engine/common.go``).
+STANDARD_PRIVATE = 0
+PARTY_PROTECTION = 1
+MANDATORY_RECIPIENTS = 2
+STATE_VALIDATION = 3
+SUPPORTED_PRIVACY_FLAGS = (
+    STANDARD_PRIVATE,
+    PARTY_PROTECTION,
+    MANDATORY_RECIPIENTS,
+    STATE_VALIDATION,
+)
 
 
 class PrivacyError(QuorumNodeError):
@@ -28,6 +42,9 @@ class PrivacyParams:
     private_for: tuple[str, ...]
     private_from: str | None
     privacy_flag: int
+    mandatory_for: tuple[str, ...] = ()
+    """GoQuorum's ``mandatoryFor`` (flag 2 only): keys every later transaction to the
+    contract must include."""
 
     def parties(self, default_from: str) -> list[str]:
         """privateFrom (the manager's default key when absent) and privateFor."""
@@ -36,6 +53,16 @@ class PrivacyParams:
     def group_id(self, default_from: str) -> bytes:
         """The party group the transaction executes in (``tx_manager``'s same id)."""
         return privacy_group_id([base64.b64decode(key) for key in self.parties(default_from)])
+
+    def check_mandatory_among_parties(self, default_from: str) -> None:
+        """Refuse mandatory recipients outside the parties (Tessera's check, in
+        ``PrivacyHelperImpl.validateSendRequest``), before anything is sent."""
+        outside = set(self.mandatory_for) - set(self.parties(default_from))
+        if outside:
+            raise PrivacyError(
+                "One or more mandatory recipients not included in the participant list: "
+                + parties_text(list(outside))
+            )
 
 
 def manager_key(value: Any, what: str) -> str:
@@ -57,8 +84,9 @@ def parse_privacy(fields: dict[str, Any] | None) -> PrivacyParams | None:
     As in GoQuorum, the presence of ``privateFor`` (even empty) makes it private.
     """
     if not fields or "privateFor" not in fields:
-        if fields and ("privateFrom" in fields or "privacyFlag" in fields):
-            raise InvalidPrivacyParams("privateFrom and privacyFlag need privateFor")
+        needs_private_for = ("privateFrom", "privacyFlag", "mandatoryFor")
+        if fields and any(name in fields for name in needs_private_for):
+            raise InvalidPrivacyParams("privateFrom, privacyFlag and mandatoryFor need privateFor")
         return None
     private_for = fields["privateFor"]
     if not isinstance(private_for, list):
@@ -67,14 +95,28 @@ def parse_privacy(fields: dict[str, Any] | None) -> PrivacyParams | None:
     if not isinstance(flag, int) or isinstance(flag, bool):
         raise InvalidPrivacyParams("privacyFlag: expected a number")
     if flag not in SUPPORTED_PRIVACY_FLAGS:
-        raise InvalidPrivacyParams(
-            f"privacyFlag {flag} is not supported yet: only 0 (standard private) is"
+        raise InvalidPrivacyParams(f"invalid privacy flag: privacyFlag {flag} is not 0, 1, 2 or 3")
+    mandatory_for = fields.get("mandatoryFor") or []
+    if not isinstance(mandatory_for, list):
+        raise InvalidPrivacyParams("mandatoryFor: expected a list of base64 manager keys")
+    if flag == MANDATORY_RECIPIENTS and not mandatory_for:
+        raise PrivacyError(
+            "missing mandatory recipients data. if no mandatory recipients required "
+            "consider using PrivacyFlag=1(PartyProtection)"
+        )
+    if flag != MANDATORY_RECIPIENTS and mandatory_for:
+        raise PrivacyError(
+            "privacy metadata invalid. mandatory recipients are only applicable for "
+            "PrivacyFlag=2(MandatoryRecipients)"
         )
     private_from = fields.get("privateFrom")
     return PrivacyParams(
         private_for=tuple(manager_key(k, f"privateFor[{i}]") for i, k in enumerate(private_for)),
         private_from=None if private_from is None else manager_key(private_from, "privateFrom"),
         privacy_flag=flag,
+        mandatory_for=tuple(
+            sorted({manager_key(k, f"mandatoryFor[{i}]") for i, k in enumerate(mandatory_for)})
+        ),
     )
 
 

@@ -39,6 +39,7 @@ class PrivatePayload:
     group_id: bytes
     parties: tuple[str, ...]  # every key of the group, base64, sorted
     privacy_flag: int
+    mandatory_for: tuple[str, ...] = ()  # flag 2, base64, sorted; authenticated in the envelope
 
 
 class PayloadResolver:
@@ -132,6 +133,7 @@ def _private_payload(found: ReceiveResult | None) -> PrivatePayload | None:
         group_id=found.privacy_group_id,
         parties=tuple(sorted(found.parties)),
         privacy_flag=found.privacy_flag,
+        mandatory_for=tuple(sorted(found.mandatory_recipients)),
     )
 
 

@@ -8,11 +8,18 @@ atomic write, after the public half and on the chain thread: for each private
 transaction this node is party to, in block order, the payload runs on the private state
 of its party group; then each touched group's new root, the private receipts and the new
 private contracts are stored.
+
+A transaction that touches a private contract of its group without that contract's
+privacy flag (or, for flag 2, without all its mandatory recipients) fails: status 0,
+its changes undone (``privacy.flags``). The flag and mandatory recipients judged are
+the ones authenticated in the manager's envelope, the same for every party, so every
+party refuses it alike and no group state diverges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from eth.abc import (
@@ -33,9 +40,12 @@ from quorum_node.chain.transactions import (
     is_private,
     private_payload_hashes,
 )
+from quorum_node.privacy.flags import flag_violation
 from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
 from quorum_node.privacy.state import private_state, record_history, run_private_transaction
 from quorum_node.privacy.store import PrivateContract, PrivateStore
+
+logger = logging.getLogger(__name__)
 
 
 class PrivateBlocks:
@@ -110,9 +120,20 @@ class PrivacyProcessor:
                 (public_record.transaction_hash, bytes(transaction.data))
             )
             outcome = run_private_transaction(
-                state, transaction, public_record.sender, found.payload, QuorumTransactionBuilder
+                state,
+                transaction,
+                public_record.sender,
+                found.payload,
+                QuorumTransactionBuilder,
+                refuse=self._flag_check(found),
             )
             record_history(state, public_record.transaction_hash, bytes(transaction.data))
+            if outcome.refusal is not None:
+                logger.warning(
+                    "private transaction %s failed its privacy flag check: %s",
+                    public_record.transaction_hash.hex(),
+                    outcome.refusal,
+                )
             logs: tuple[LogEntry, ...] = ()
             if outcome.computation is not None and outcome.status == 1:
                 logs = tuple(
@@ -138,7 +159,10 @@ class PrivacyProcessor:
             next_log_index += len(logs)
             if outcome.computation is not None and outcome.status == 1:
                 contract = PrivateContract(
-                    found.group_id, public_record.transaction_hash, found.privacy_flag
+                    found.group_id,
+                    public_record.transaction_hash,
+                    found.privacy_flag,
+                    found.mandatory_for,
                 )
                 for created in created_contracts(outcome.computation):
                     self.store.set_contract(created, contract)
@@ -152,6 +176,23 @@ class PrivacyProcessor:
         self.store.set_roots_after(block.hash, roots)
         self.store.set_private_bloom(block.hash, int(bloom))
 
+    def _flag_check(self, found: PrivatePayload) -> Callable[[ComputationAPI], str | None]:
+        """GoQuorum's execution-time check (``core/state_transition_pmh.go``): every
+        private contract of the group that the computation touched must carry the
+        transaction's flag and, for flag 2, no mandatory recipient may be missing."""
+
+        def refuse(computation: ComputationAPI) -> str | None:
+            for address in touched_addresses(computation):
+                contract = self.store.contract(address)
+                if contract is None or contract.group_id != found.group_id:
+                    continue
+                reason = flag_violation(address, contract, found.privacy_flag, found.mandatory_for)
+                if reason is not None:
+                    return reason
+            return None
+
+        return refuse
+
 
 def created_contracts(computation: ComputationAPI) -> list[Address]:
     """Every contract a successful computation created, itself and its sub-calls
@@ -163,3 +204,20 @@ def created_contracts(computation: ComputationAPI) -> list[Address]:
         if not child.is_error:
             created.extend(created_contracts(child))
     return created
+
+
+def touched_addresses(computation: ComputationAPI) -> list[Address]:
+    """Every account whose code ran or whose storage was used in a computation and its
+    sub-calls, in order, once each (GoQuorum's "affected contracts"); a creation's new
+    address is not among them (it has no privacy metadata yet)."""
+    seen: dict[Address, None] = {}
+
+    def visit(node: ComputationAPI) -> None:
+        if not node.msg.is_create:
+            seen.setdefault(Address(node.msg.storage_address), None)
+            seen.setdefault(Address(node.msg.code_address), None)
+        for child in node.children:
+            visit(child)
+
+    visit(computation)
+    return list(seen)

@@ -10,8 +10,8 @@ calls and back. A send, top to bottom (``send_transaction``):
 
 1. ``parse_privacy``: no ``privateFor`` → a public send (``sending.TransactionSender``).
 2. ``NonceReservations.reserve``: the account's lock and nonce, before anything leaves.
-3. On the chain thread: ``check_contract_group`` and, without ``gas``, an estimate on
-   the group's private state (``calls.PrivateCalls``).
+3. On the chain thread: ``check_contract_group``, ``check_contract_flags`` and, without
+   ``gas``, an estimate on the group's private state (``calls.PrivateCalls``).
 4. ``_distribute``: the manager encrypts, pushes to every party and answers the hash.
 5. ``unsigned_private_transaction`` + ``sign_private``: data = the hash, v = 37/38.
 6. ``Node.submit``: admission and the pool; the engine orders it. If this fails, the
@@ -45,7 +45,15 @@ from quorum_node.chain.transactions import (
 )
 from quorum_node.node import Node
 from quorum_node.privacy.calls import PrivateCalls
-from quorum_node.privacy.params import PrivacyError, PrivacyParams, parse_privacy, parties_text
+from quorum_node.privacy.flags import STATE_VALIDATION_EXEC_HASH, flag_violation
+from quorum_node.privacy.params import (
+    STANDARD_PRIVATE,
+    STATE_VALIDATION,
+    PrivacyError,
+    PrivacyParams,
+    parse_privacy,
+    parties_text,
+)
 from quorum_node.privacy.store import PrivateContract, PrivateStore
 from quorum_node.sending import TransactionSender
 from quorum_node.transaction_request import TransactionRequest
@@ -104,7 +112,12 @@ class PrivacyService:
         """Encrypt, store and push ``payload`` to the parties; the 64-byte hash."""
         try:
             result = await self._require_manager().send(
-                payload, privacy.private_from, list(privacy.private_for), privacy.privacy_flag
+                payload,
+                privacy.private_from,
+                list(privacy.private_for),
+                privacy.privacy_flag,
+                exec_hash=exec_hash_for(privacy),
+                mandatory_recipients=list(privacy.mandatory_for),
             )
         except ClientError as exc:
             raise PrivacyError(f"transaction manager refused the private payload: {exc}") from None
@@ -137,12 +150,14 @@ class PrivacyService:
         if request.value:
             raise PrivacyError("ether value is not supported for private transactions")
         default_key = await self.default_key()
+        privacy.check_mandatory_among_parties(default_key)
         group_id = privacy.group_id(default_key)
         node = self._node
         async with self._sender.nonces.reserve(account.address, request.nonce) as nonce:
 
             def check_and_estimate() -> int:
                 self.check_contract_group(request.to, privacy, default_key)
+                self.check_contract_flags(request.to, privacy)
                 if request.gas is not None:
                     return max(request.gas, PRIVATE_MIN_GAS)
                 runner = self._runner(node.chain.head, group_id)
@@ -179,11 +194,21 @@ class PrivacyService:
             raise PrivacyError("transaction is not private")
         check_private_shape(transaction)
         default_key = await self.default_key()
+        privacy.check_mandatory_among_parties(default_key)
         to = None if transaction.to == CREATE_CONTRACT_ADDRESS else bytes(transaction.to)
-        await node.executor.run(self.check_contract_group, to, privacy, default_key)
+
+        def check() -> None:
+            self.check_contract_group(to, privacy, default_key)
+            self.check_contract_flags(to, privacy)
+
+        await node.executor.run(check)
         try:
             await self._require_manager().send_signed_tx(
-                bytes(transaction.data), list(privacy.private_for), privacy.privacy_flag
+                bytes(transaction.data),
+                list(privacy.private_for),
+                privacy.privacy_flag,
+                exec_hash=exec_hash_for(privacy),
+                mandatory_recipients=list(privacy.mandatory_for),
             )
         except ClientError as exc:
             raise PrivacyError(f"transaction manager refused to distribute: {exc}") from None
@@ -215,6 +240,23 @@ class PrivacyService:
             f"parties are {parties_text(privacy.parties(default_key))}: a private "
             "transaction can only touch contracts of its own group"
         )
+
+    def check_contract_flags(self, to: bytes | None, privacy: PrivacyParams) -> None:
+        """GoQuorum's submission checks of privacy flags (``privacy.flags``): a flag other
+        than 0 needs a private contract of the group to send to ("contract not found.
+        cannot transact"), and the target's flag and mandatory recipients must be met.
+        Contracts the target calls are checked when the transaction executes, on every
+        party alike. Chain thread, after ``check_contract_group``."""
+        if to is None:
+            return
+        contract = self._store.contract(Address(to))
+        if contract is None:
+            if privacy.privacy_flag != STANDARD_PRIVATE:
+                raise PrivacyError("contract not found. cannot transact")
+            return
+        reason = flag_violation(to, contract, privacy.privacy_flag, privacy.mandatory_for)
+        if reason is not None:
+            raise PrivacyError(reason)
 
     # --- calls and state reads ------------------------------------------------------
 
@@ -329,3 +371,8 @@ class PrivacyService:
             ]
 
         return await self._node.executor.run(read)
+
+
+def exec_hash_for(privacy: PrivacyParams) -> bytes:
+    """The execHash a send carries: the fixed tag for flag 3 (``privacy.flags``), else none."""
+    return STATE_VALIDATION_EXEC_HASH if privacy.privacy_flag == STATE_VALIDATION else b""

@@ -14,6 +14,7 @@ after the block, and the block's context, so every party reaches the same root.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -182,6 +183,12 @@ class PrivateOutcome:
     contract_address: Address | None
     gas_used: int
     status: int
+    refusal: str | None = None  # why ``refuse`` undid a successful execution
+
+
+#: Judges a successful computation before its changes stand: a reason to undo them, or
+#: None (``privacy.processor`` checks the privacy flags of every contract it touched).
+Refuse = Callable[[ComputationAPI], str | None]
 
 
 def run_private_transaction(
@@ -190,6 +197,7 @@ def run_private_transaction(
     sender: Address,
     payload: bytes,
     unsigned_builder: type,
+    refuse: Refuse | None = None,
 ) -> PrivateOutcome:
     """Execute the decrypted ``payload`` of a private ``transaction`` on ``state``."""
     return run_private_message(
@@ -200,6 +208,7 @@ def run_private_transaction(
         gas=transaction.gas,
         payload=payload,
         unsigned_builder=unsigned_builder,
+        refuse=refuse,
     )
 
 
@@ -212,6 +221,7 @@ def run_private_message(
     gas: int,
     payload: bytes,
     unsigned_builder: type,
+    refuse: Refuse | None = None,
 ) -> PrivateOutcome:
     """Run ``payload`` from ``sender`` as a private transaction would run it.
 
@@ -220,6 +230,11 @@ def run_private_message(
     GoQuorum. ``gas`` covers the payload's intrinsic gas and the execution. Nothing is
     charged and the sender's public account is not touched (its nonce moves on the
     public side only). eth_call and eth_estimateGas on private state use this too.
+
+    ``refuse``, when given, sees a successful computation before its changes stand; if
+    it names a reason, every change is undone and the outcome is a failure (status 0,
+    the gas used so far) carrying that reason: the same on every party, since it
+    depends only on the group state and the transaction.
     """
     contract_address = Address(generate_contract_address(sender, nonce)) if to is None else None
     target = CREATE_CONTRACT_ADDRESS if to is None else to
@@ -249,15 +264,20 @@ def run_private_message(
     # calculate_gas_refund; TransactionExecutorAPI does not declare it.
     executor = cast(FrontierTransactionExecutor, state.get_transaction_executor())
     state.lock_changes()
+    before = state.snapshot()
     try:
         # SpoofTransaction stands in for a signed transaction by forwarding attributes.
         computation = executor.build_computation(message, cast(SignedTransactionAPI, spoofed))
     except VMError:
         return PrivateOutcome(None, contract_address, gas, 0)
+    gas_used = gas - computation.get_gas_remaining()
+    refusal = None if refuse is None or computation.is_error else refuse(computation)
+    if refusal is not None:
+        state.revert(before)
+        return PrivateOutcome(None, contract_address, gas_used, 0, refusal)
     for account in computation.get_accounts_for_deletion():
         state.delete_account(account)
     state.clear_transient_storage()
-    gas_used = gas - computation.get_gas_remaining()
     gas_used -= executor.calculate_gas_refund(computation, gas_used)
     return PrivateOutcome(computation, contract_address, gas_used, 0 if computation.is_error else 1)
 

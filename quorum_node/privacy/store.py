@@ -5,7 +5,8 @@ crash never leaves a block without its private roots or receipts:
 
 * per public block, the private state root of every party group this node belongs to;
 * per private transaction this node is party to, its private ``TransactionRecord``;
-* per private contract, the group it lives in, its creation transaction and privacy flag;
+* per private contract, the group it lives in, its creation transaction, privacy flag
+  and mandatory recipients;
 * per public block with private logs, a bloom filter of them (for eth_getLogs);
 * per public block with private transactions this node executed, which transactions
   (and payload hashes) each group executed in it, in block order (for disclosure);
@@ -32,19 +33,52 @@ _GROUP_CONTRACTS = b"quorum-py:group-contracts:"
 _BLOCK_GROUPS = b"quorum-py:block-groups:"
 
 
+_CONTRACT_VERSION = 2
+
+
 @dataclass(frozen=True)
 class PrivateContract:
+    """A private contract's privacy metadata (GoQuorum's ``PrivacyMetadata``), fixed by the
+    transaction that created it: later transactions to it must carry ``privacy_flag``
+    and, for flag 2, list every key of ``mandatory_for`` (``privacy.flags``)."""
+
     group_id: bytes
     creation_transaction: Hash32
     privacy_flag: int
+    mandatory_for: tuple[str, ...] = ()  # base64 manager keys, sorted
 
     def to_bytes(self) -> bytes:
-        return bytes(rlp.encode([1, self.group_id, self.creation_transaction, self.privacy_flag]))
+        """Version 2: ``[2, group, creation, flag, [mandatory keys]]``; version 1 (no
+        mandatory recipients) is still read."""
+        return bytes(
+            rlp.encode(
+                [
+                    _CONTRACT_VERSION,
+                    self.group_id,
+                    self.creation_transaction,
+                    self.privacy_flag,
+                    [key.encode() for key in sorted(self.mandatory_for)],
+                ]
+            )
+        )
 
     @classmethod
     def from_bytes(cls, encoded: bytes) -> PrivateContract:
-        _version, group_id, creation, flag = rlp.decode(encoded)
-        return cls(group_id, Hash32(creation), int.from_bytes(flag, "big"))
+        fields = rlp.decode(encoded)
+        version = int.from_bytes(fields[0], "big")
+        if version == 1 and len(fields) == 4:
+            _version, group_id, creation, flag = fields
+            mandatory: list[bytes] = []
+        elif version == _CONTRACT_VERSION and len(fields) == 5:
+            _version, group_id, creation, flag, mandatory = fields
+        else:
+            raise ValueError(f"private contract record version {version} is not readable")
+        return cls(
+            group_id,
+            Hash32(creation),
+            int.from_bytes(flag, "big"),
+            tuple(key.decode() for key in mandatory),
+        )
 
 
 class PrivateStore:

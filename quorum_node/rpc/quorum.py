@@ -119,7 +119,7 @@ class QuorumNamespace:
         return {
             "creationTxHash": fmt.hex_data(contract.creation_transaction),
             "privacyFlag": contract.privacy_flag,
-            "mandatoryFor": [],
+            "mandatoryFor": list(contract.mandatory_for),
             "privacyGroupId": fmt.hex_data(contract.group_id),
         }
 

@@ -206,11 +206,12 @@ def test_raw_private_transaction_without_private_for_is_refused_through_web3(
     assert net.txpool_empty("node1")
 
 
-@pytest.mark.parametrize("flag", [1, 2, 3, 7])
-def test_privacy_flag_other_than_standard_is_refused_clearly(net: PrivateNet, flag: int) -> None:
+@pytest.mark.parametrize("flag", [4, 7])
+def test_an_unknown_privacy_flag_is_refused_clearly(net: PrivateNet, flag: int) -> None:
+    """Flags 0 to 3 are GoQuorum's (tests/privacy/test_privacy_flags.py); others are not."""
     w3 = net.w3("node1")
     nonce_before = net.nonce("node1")
-    with pytest.raises(Web3RPCError, match=rf"privacyFlag {flag}.*not supported"):
+    with pytest.raises(Web3RPCError, match=rf"invalid privacy flag: privacyFlag {flag}"):
         w3.quorum.send_transaction(
             {"from": net.address("node1"), "data": deploy_data(1), "gas": 300_000},
             private_for=private_for(net),
@@ -433,9 +434,9 @@ def test_raw_private_transaction_errors_through_raw_json_rpc(net: PrivateNet) ->
     error = net.error(
         "node1",
         "eth_sendRawPrivateTransaction",
-        [raw, {"privateFor": private_for(net), "privacyFlag": 1}],
+        [raw, {"privateFor": private_for(net), "privacyFlag": 5}],
     )
-    assert "privacyFlag 1" in error["message"]
+    assert "invalid privacy flag" in error["message"]
     error = net.error("node1", "eth_getQuorumPayload", ["0x" + "ab" * 32])
     assert error["code"] == -32602 and "64 bytes" in error["message"]
     assert net.nonce("node1") == nonce_before
@@ -446,9 +447,9 @@ def test_privacy_flag_and_bad_keys_through_raw_json_rpc(net: PrivateNet) -> None
     account = net.address("node1")
     base = {"from": account, "data": deploy_data(1), "gas": "0x493e0"}
     error = net.error(
-        "node1", "eth_sendTransaction", [{**base, "privateFor": private_for(net), "privacyFlag": 3}]
+        "node1", "eth_sendTransaction", [{**base, "privateFor": private_for(net), "privacyFlag": 9}]
     )
-    assert "privacyFlag 3" in error["message"] and "not supported" in error["message"]
+    assert error["message"].startswith("invalid privacy flag")
     error = net.error("node1", "eth_sendTransaction", [{**base, "privateFor": ["not a key!"]}])
     assert error["code"] == -32602 and "privateFor[0]" in error["message"]
     assert net.txpool_empty("node1")

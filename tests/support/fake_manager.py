@@ -24,18 +24,26 @@ def group_of(parties: list[str]) -> bytes:
     return privacy_group_id([base64.b64decode(key) for key in parties])
 
 
-def receive_result(payload: bytes, parties: list[str], sender_key: str = KEY_A) -> ReceiveResult:
+def receive_result(
+    payload: bytes,
+    parties: list[str],
+    sender_key: str = KEY_A,
+    *,
+    privacy_flag: int = 0,
+    mandatory_recipients: list[str] | None = None,
+) -> ReceiveResult:
     """What a party's manager answers for ``payload`` sent to the group ``parties``."""
     group = sorted(set(parties))
     return ReceiveResult(
         payload=payload,
-        privacy_flag=0,
+        privacy_flag=privacy_flag,
         affected_contract_transactions=[],
         exec_hash=b"",
         managed_parties=[sender_key],
         sender_key=sender_key,
         parties=group,
         privacy_group_id=group_of(group),
+        mandatory_recipients=sorted(mandatory_recipients or []),
     )
 
 
@@ -85,7 +93,14 @@ class FakeManager:
         return [self.own_key]
 
     async def send(
-        self, payload: bytes, from_key: str | None, to: list[str], privacy_flag: int = 0
+        self,
+        payload: bytes,
+        from_key: str | None,
+        to: list[str],
+        privacy_flag: int = 0,
+        *,
+        exec_hash: bytes = b"",
+        mandatory_recipients: list[str] | None = None,
     ) -> SendResult:
         self.events.append(("send", payload))
         if self.send_failure is not None:
@@ -93,7 +108,15 @@ class FakeManager:
         payload_hash = hashlib.sha3_512(len(self.sent).to_bytes(8, "big") + payload).digest()
         self.sent.append((payload, payload_hash))
         sender = from_key or self.own_key
-        self._answers[payload_hash] = [receive_result(payload, [sender, *to], sender)]
+        self._answers[payload_hash] = [
+            receive_result(
+                payload,
+                [sender, *to],
+                sender,
+                privacy_flag=privacy_flag,
+                mandatory_recipients=mandatory_recipients,
+            )
+        ]
         return SendResult(key=payload_hash, managed_parties=[sender], sender_key=sender)
 
     async def delete(self, tx_hash: bytes) -> bool:

@@ -8,6 +8,11 @@ BankA, BankB and BankC):
    atomically in one private contract call between the two of them.
 3. The public ledger: what every participant, BankC included, holds for those
    transactions: nothing but 64-byte payload hashes.
+4. The audit: every member of each party group signs its group's private state root,
+   and all members agree.
+5. A regulator, a fresh key no participant knows, is shown the settlement and the bank
+   group's whole history with proof, checks both against BankC's public node, and sees
+   a copy with a changed amount fail, naming the step.
 
 After each step a table shows what each participant's node answers.
 """
@@ -15,6 +20,7 @@ After each step a table shows what each participant's node answers.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
 import sys
@@ -22,10 +28,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from eth_typing import HexStr
 from web3 import Web3
 from web3.contract import Contract
 
+from quorum_node.disclosure.verify import Report, verify_bundle
 from quorum_node.qnet.cli import main as qnet
 from quorum_node.web3_ext import attach_quorum, quorum_module
 
@@ -183,7 +197,86 @@ def run_story(network: dict[str, Any]) -> list[str]:
     table(
         "Bond token storage root on each party (equal: one private state)", ["party", "root"], roots
     )
+    # 4 -------------------------------------------------------------------------
+    print("\n== 4. The audit: each group's members sign its root, and agree ==")
+    settled_block = int(receipt.blockNumber)
+    group = a.quorum.get_contract_privacy_metadata(dvp)["privacyGroupId"]
+    entry = wait_for_agreement(a, group, settled_block)
+    names = {p.manager_key: p.name for p in everyone}
+    table(
+        "quorum_auditStatus on BankA",
+        ["group", "members", "status", "agreed at"],
+        [
+            [
+                e["groupId"][:12] + "…",
+                ", ".join(sorted(names.get(m, "?") for m in e["members"])),
+                e["status"],
+                str(e["agreedHeight"]),
+            ]
+            for e in a.quorum.audit_status()
+        ],
+    )
+
+    # 5 -------------------------------------------------------------------------
+    print("\n== 5. A regulator is shown the settlement and the banks' history, with proof ==")
+    regulator = Regulator.create()
+    bundle = a.quorum.disclose_transaction(receipt.transactionHash, regulator.public_key)
+    abis = [artifact(name)["abi"] for name in ("DvP", "Token", "SimpleStorage")]
+    report = verify_bundle(bundle, regulator.private_key, c.rpc_url, abis)
+    show_report("The settlement, checked against BankC's node (no party)", report)
+    history = a.quorum.disclose_group(group, int(entry["agreedHeight"]), regulator.public_key)
+    report = verify_bundle(history, regulator.private_key, c.rpc_url, abis)
+    show_report(
+        f"The bank group's {len(history['transactions'])} transactions up to block "
+        f"{history['height']}, replayed against both members' signed roots",
+        report,
+    )
+    doctored = json.loads(json.dumps(bundle))
+    for log in doctored["transaction"]["receipt"]["logs"]:
+        log["data"] = "0x" + (99_999).to_bytes(32, "big").hex()  # "the amount was 99,999"
+    report = verify_bundle(doctored, regulator.private_key, c.rpc_url, abis)
+    failed = report.failed
+    print(
+        "A copy with the settled amount changed: "
+        + ("verified (it should not be!)" if failed is None else f"fails at step '{failed.name}'")
+    )
     return private_hashes
+
+
+def wait_for_agreement(participant: Participant, group: str, height: int) -> dict[str, Any]:
+    """The group's audit entry once all members signed one root at or after ``height``."""
+    deadline = time.monotonic() + 30
+    while True:
+        for entry in participant.quorum.audit_status():
+            agreed = entry["agreedHeight"]
+            if entry["groupId"] == group and agreed is not None and agreed >= height:
+                return entry
+        if time.monotonic() > deadline:
+            raise SystemExit("the members did not sign a common root within 30 s")
+        time.sleep(0.2)
+
+
+class Regulator:
+    """A key pair that no manager of the network knows."""
+
+    def __init__(self, public_key: str, private_key: bytes) -> None:
+        self.public_key = public_key
+        self.private_key = private_key
+
+    @classmethod
+    def create(cls) -> Regulator:
+        private = X25519PrivateKey.generate()
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return cls(base64.b64encode(public).decode(), raw)
+
+
+def show_report(title: str, report: Report) -> None:
+    rows = [[step.name, "ok" if step.ok else "FAILED", step.detail[:60]] for step in report.steps]
+    table(title, ["step", "", "detail"], rows)
+    for call in report.calls[-3:]:
+        print(f"  decoded: {call.text[:110]}")
+    print("  verified" if report.ok else "  NOT verified")
 
 
 def main(argv: list[str] | None = None) -> int:

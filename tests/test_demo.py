@@ -41,4 +41,14 @@ def test_demo_tells_the_story(tmp_path: Path) -> None:
     assert _row(output, after, "BankB") == ["900", "100", "98500", "901500"]
     assert _row(output, after, "BankC") == ["(not visible)"] * 4
     assert "64 bytes" in output and "0x (not a party)" in output
+    audit = output[output.index("quorum_auditStatus on BankA") : output.index("== 5.")]
+    assert "| BankA, BankB | agreed |" in audit
+    settlement = output[output.index("The settlement, checked") :]
+    assert _row(settlement, "The settlement", "key-commitment") == ["ok", ""]
+    assert "decoded: settle(" in settlement
+    history = output[output.index("The bank group's") :]
+    assert _row(history, "The bank group's", "replay")[0] == "ok"
+    assert _row(history, "The bank group's", "commitments")[0] == "ok"
+    assert output.count("  verified") == 2
+    assert "A copy with the settled amount changed: fails at step 'signature'" in output
     assert "network stopped" in output

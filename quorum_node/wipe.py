@@ -13,9 +13,8 @@ from pathlib import Path
 
 from quorum_node.config import NodeConfig
 from quorum_node.errors import ConfigError
+from quorum_shared.sqlite_files import delete_database, is_sqlite
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 RAFT_FILE_PREFIX = "raft."  # pysyncobj's journal and full dump (consensus.raft_state)
 
 
@@ -31,7 +30,7 @@ def wipe_chain_state(config: NodeConfig) -> list[Path]:
     if not datadir.is_dir():
         raise ConfigError(f"--wipe: data directory {datadir} does not exist")
     database = config.chain_db_path
-    if database.exists() and not _is_sqlite(database):
+    if database.exists() and not is_sqlite(database):
         raise ConfigError(f"--wipe: {database} is not an SQLite database; refusing to delete it")
     raft_dir = config.raft_dir
     if raft_dir.exists():
@@ -43,25 +42,11 @@ def wipe_chain_state(config: NodeConfig) -> list[Path]:
                 f"--wipe: {raft_dir} holds {', '.join(sorted(strangers))}, which are not "
                 "Raft state; refusing to delete it"
             )
-    deleted = [
-        path
-        for path in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS))
-        if path.is_file()
-    ]
-    for path in deleted:
-        path.unlink()
+    deleted = delete_database(database)
     if raft_dir.exists():
         shutil.rmtree(raft_dir)
         deleted.append(raft_dir)
     return deleted
-
-
-def _is_sqlite(path: Path) -> bool:
-    if not path.is_file() or path.is_symlink():
-        return False
-    with path.open("rb") as file:
-        header = file.read(len(SQLITE_HEADER))
-    return header in (SQLITE_HEADER, b"")  # an empty file is a database not yet written
 
 
 def _is_raft_file(path: Path) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from quorum_shared.commitments import CommitmentClaim, CommitmentFormatError, GroupCommitment
 from tx_manager.errors import BadRequest, RequestTooLarge
+from tx_manager.fields import hex_field
 from tx_manager.messages import JsonMessage, parse_key
 from tx_manager.payload import b64encode
 
@@ -45,19 +46,6 @@ def _uint64(obj: dict[str, Any], name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_UINT64:
         raise BadRequest(f"{name} must be an integer 0..2^64-1")
     return value
-
-
-def _hex(obj: dict[str, Any], name: str, size: int = 32) -> bytes:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise BadRequest(f"{name} must be 0x-prefixed hex of {size} bytes")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise BadRequest(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise BadRequest(f"{name} must be {size} bytes, got {len(decoded)}")
-    return decoded
 
 
 def _members(obj: dict[str, Any]) -> tuple[str, ...]:
@@ -121,10 +109,10 @@ class CommitmentRequest:
         body = _object(obj, "commitment request")
         return cls(
             chain_id=_uint64(body, "chainId"),
-            group_id=_hex(body, "groupId"),
+            group_id=hex_field(body, "groupId"),
             block_number=_uint64(body, "blockNumber"),
-            block_hash=_hex(body, "blockHash"),
-            root=_hex(body, "root"),
+            block_hash=hex_field(body, "blockHash"),
+            root=hex_field(body, "root"),
             members=_members(body),
         )
 
@@ -228,7 +216,7 @@ class IdentityResponse(JsonMessage):
     def from_json(cls, obj: object) -> IdentityResponse:
         body = _object(obj, "identity response")
         entries = [_object(entry, "identity") for entry in _list(body, "keys")]
-        return cls(tuple((parse_key(e.get("key"), "key"), _hex(e, "signer")) for e in entries))
+        return cls(tuple((parse_key(e.get("key"), "key"), hex_field(e, "signer")) for e in entries))
 
 
 @dataclass(frozen=True)
@@ -253,7 +241,7 @@ class CommitmentPushItem:
         return cls(
             commitment=_commitment(body.get("commitment")),
             members=_members(body),
-            binding=_hex(body, "binding"),
+            binding=hex_field(body, "binding"),
         )
 
 

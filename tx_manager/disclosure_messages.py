@@ -14,6 +14,7 @@ from typing import Any
 
 from tx_manager.disclosure import DIGEST_SIZE, SIGNATURE_SIZE, SIGNER_SIZE
 from tx_manager.errors import BadRequest
+from tx_manager.fields import hex_field
 from tx_manager.messages import JsonMessage, parse_key
 from tx_manager.payload import HASH_SIZE, b64decode, b64encode
 
@@ -29,19 +30,6 @@ def _optional_key(body: dict[str, Any], name: str) -> bytes | None:
     if value is None or value == "":
         return None
     return parse_key(value, name)
-
-
-def _hex(body: dict[str, Any], name: str, size: int) -> bytes:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise BadRequest(f"{name} must be 0x-prefixed hex of {size} bytes")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise BadRequest(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise BadRequest(f"{name} must be {size} bytes, got {len(decoded)}")
-    return decoded
 
 
 @dataclass(frozen=True)
@@ -93,7 +81,9 @@ class SignDisclosureRequest(JsonMessage):
     @classmethod
     def from_json(cls, obj: object) -> SignDisclosureRequest:
         body = _object(obj, "disclosure signing request")
-        return cls(digest=_hex(body, "digest", DIGEST_SIZE), from_key=_optional_key(body, "from"))
+        return cls(
+            digest=hex_field(body, "digest", DIGEST_SIZE), from_key=_optional_key(body, "from")
+        )
 
 
 @dataclass(frozen=True)
@@ -117,6 +107,6 @@ class SignDisclosureResponse(JsonMessage):
         body = _object(obj, "disclosure signature")
         return cls(
             key=parse_key(body.get("key"), "key"),
-            signer=_hex(body, "signer", SIGNER_SIZE),
-            signature=_hex(body, "signature", SIGNATURE_SIZE),
+            signer=hex_field(body, "signer", SIGNER_SIZE),
+            signature=hex_field(body, "signature", SIGNATURE_SIZE),
         )

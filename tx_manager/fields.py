@@ -54,6 +54,20 @@ def b64_list(value: object, what: str) -> tuple[bytes, ...]:
     return tuple(b64decode(item, what) for item in value)
 
 
+def hex_field(obj: dict[str, object], name: str, size: int = 32) -> bytes:
+    """Field ``name`` of a JSON object: exactly ``size`` bytes as 0x-prefixed hex."""
+    value = obj.get(name)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise BadRequest(f"{name} must be 0x-prefixed hex of {size} bytes")
+    try:
+        decoded = bytes.fromhex(value[2:])
+    except ValueError:
+        raise BadRequest(f"{name} is not hex") from None
+    if len(decoded) != size:
+        raise BadRequest(f"{name} must be {size} bytes, got {len(decoded)}")
+    return decoded
+
+
 def parse_privacy_mode(value: object) -> PrivacyMode:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("privacyFlag must be an integer 0..3")

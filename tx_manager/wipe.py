@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quorum_shared.sqlite_files import delete_database, is_sqlite
 from tx_manager.config import Config
 from tx_manager.errors import ManagerConfigError
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def wipe_store(config: Config, config_path: Path | None = None) -> list[Path]:
@@ -34,17 +32,11 @@ def wipe_store(config: Config, config_path: Path | None = None) -> list[Path]:
         raise ManagerConfigError(
             f"--wipe: storage_path {store} is a key, password, TLS or config file; refusing"
         )
-    if store.exists() and not _is_sqlite(store):
+    if store.exists() and not is_sqlite(store):
         raise ManagerConfigError(
             f"--wipe: storage_path {store} is not an SQLite database; refusing to delete it"
         )
-    deleted = [
-        path
-        for path in (store, *(Path(f"{store}{suffix}") for suffix in SQLITE_COMPANIONS))
-        if path.is_file()
-    ]
-    for path in deleted:
-        path.unlink()
+    deleted = delete_database(store)
     return deleted
 
 
@@ -57,11 +49,3 @@ def _tls_files(config: Config) -> list[Path | None]:
     if config.q2t_tls is not None:
         files += [config.q2t_tls.cert, config.q2t_tls.key, config.q2t_tls.ca]
     return files
-
-
-def _is_sqlite(path: Path) -> bool:
-    if not path.is_file() or path.is_symlink():
-        return False
-    with path.open("rb") as file:
-        header = file.read(len(SQLITE_HEADER))
-    return header in (SQLITE_HEADER, b"")  # an empty file is a database not yet written

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth.abc import AccountDatabaseAPI, ComputationAPI
+from eth.abc import AccountDatabaseAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.vm.chain_context import ChainContext
@@ -29,10 +29,9 @@ from eth_typing import Address, BlockNumber, Hash32
 
 from quorum_node.chain.transactions import QuorumTransactionBuilder
 from quorum_node.chain.vm import QuorumVM
-from quorum_node.privacy.flags import flag_violation
-from quorum_node.privacy.processor import created_contracts, touched_addresses
+from quorum_node.privacy.flags import flag_refusal
+from quorum_node.privacy.processor import created_contracts
 from quorum_node.privacy.state import (
-    Refuse,
     private_state_in,
     record_history,
     run_private_message,
@@ -183,23 +182,6 @@ class ReplayStep:
     mandatory_for: tuple[str, ...]  # base64 keys, as the envelope's terms fix them
 
 
-def _flag_check(contracts: dict[bytes, PrivateContract], step: ReplayStep) -> Refuse:
-    """The nodes' execution-time flag rule (``PrivacyProcessor._flag_check``), on the
-    contracts the replay itself created."""
-
-    def refuse(computation: ComputationAPI) -> str | None:
-        for address in touched_addresses(computation):
-            contract = contracts.get(bytes(address))
-            if contract is None or contract.group_id != step.group_id:
-                continue
-            reason = flag_violation(address, contract, step.privacy_flag, step.mandatory_for)
-            if reason is not None:
-                return reason
-        return None
-
-    return refuse
-
-
 def replay(
     rpc: JsonRpc, chain_id: int, steps: Sequence[ReplayStep]
 ) -> list[tuple[int, bytes, list[int]]]:
@@ -227,7 +209,12 @@ def replay(
                 gas=step.gas,
                 payload=step.payload,
                 unsigned_builder=QuorumTransactionBuilder,
-                refuse=_flag_check(contracts, step),
+                refuse=flag_refusal(
+                    lambda address: contracts.get(bytes(address)),
+                    step.group_id,
+                    step.privacy_flag,
+                    step.mandatory_for,
+                ),
             )
             if outcome.computation is not None and outcome.status == 1:
                 created = PrivateContract(

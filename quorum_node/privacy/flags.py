@@ -31,11 +31,14 @@ affected-contracts and exec-hash checks enforce in GoQuorum).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
+from eth.abc import ComputationAPI
+from eth_typing import Address
 from eth_utils import to_checksum_address
 
 from quorum_node.privacy.params import MANDATORY_RECIPIENTS, STANDARD_PRIVATE
+from quorum_node.privacy.state import Refuse
 from quorum_node.privacy.store import PrivateContract
 
 FLAG_MISMATCH = "sent privacy flag doesn't match all affected contract flags"
@@ -71,3 +74,45 @@ def flag_violation(
         creation = contract.creation_transaction.hex()
         return f"Privacy metadata mismatched with Affected Txn 0x{creation}"
     return None
+
+
+def touched_addresses(computation: ComputationAPI) -> list[Address]:
+    """Every account whose code ran or whose storage was used in a computation and its
+    sub-calls, in order, once each (GoQuorum's "affected contracts"); a creation's new
+    address is not among them (it has no privacy metadata yet)."""
+    seen: dict[Address, None] = {}
+
+    def visit(node: ComputationAPI) -> None:
+        if not node.msg.is_create:
+            seen.setdefault(Address(node.msg.storage_address), None)
+            seen.setdefault(Address(node.msg.code_address), None)
+        for child in node.children:
+            visit(child)
+
+    visit(computation)
+    return list(seen)
+
+
+def flag_refusal(
+    contract_of: Callable[[Address], PrivateContract | None],
+    group_id: bytes,
+    privacy_flag: int,
+    mandatory_for: Collection[str],
+) -> Refuse:
+    """The execution-time rule as ``run_private_message``'s ``refuse``: every private
+    contract of the group that the computation touched must carry the transaction's
+    flag and, for flag 2, every mandatory recipient. ``contract_of`` is where the
+    contracts' metadata comes from: the node's private store, or a disclosure replay's
+    own record of what it created."""
+
+    def refuse(computation: ComputationAPI) -> str | None:
+        for address in touched_addresses(computation):
+            contract = contract_of(address)
+            if contract is None or contract.group_id != group_id:
+                continue
+            reason = flag_violation(address, contract, privacy_flag, mandatory_for)
+            if reason is not None:
+                return reason
+        return None
+
+    return refuse

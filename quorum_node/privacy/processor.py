@@ -19,7 +19,7 @@ party refuses it alike and no group state diverges.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from eth.abc import (
@@ -40,9 +40,14 @@ from quorum_node.chain.transactions import (
     is_private,
     private_payload_hashes,
 )
-from quorum_node.privacy.flags import flag_violation
+from quorum_node.privacy.flags import flag_refusal
 from quorum_node.privacy.payloads import PayloadResolver, PrivatePayload
-from quorum_node.privacy.state import private_state, record_history, run_private_transaction
+from quorum_node.privacy.state import (
+    Refuse,
+    private_state,
+    record_history,
+    run_private_transaction,
+)
 from quorum_node.privacy.store import PrivateContract, PrivateStore
 
 logger = logging.getLogger(__name__)
@@ -176,22 +181,12 @@ class PrivacyProcessor:
         self.store.set_roots_after(block.hash, roots)
         self.store.set_private_bloom(block.hash, int(bloom))
 
-    def _flag_check(self, found: PrivatePayload) -> Callable[[ComputationAPI], str | None]:
-        """GoQuorum's execution-time check (``core/state_transition_pmh.go``): every
-        private contract of the group that the computation touched must carry the
-        transaction's flag and, for flag 2, no mandatory recipient may be missing."""
-
-        def refuse(computation: ComputationAPI) -> str | None:
-            for address in touched_addresses(computation):
-                contract = self.store.contract(address)
-                if contract is None or contract.group_id != found.group_id:
-                    continue
-                reason = flag_violation(address, contract, found.privacy_flag, found.mandatory_for)
-                if reason is not None:
-                    return reason
-            return None
-
-        return refuse
+    def _flag_check(self, found: PrivatePayload) -> Refuse:
+        """GoQuorum's execution-time check (``core/state_transition_pmh.go``), on the
+        contracts this node recorded."""
+        return flag_refusal(
+            self.store.contract, found.group_id, found.privacy_flag, found.mandatory_for
+        )
 
 
 def created_contracts(computation: ComputationAPI) -> list[Address]:
@@ -204,20 +199,3 @@ def created_contracts(computation: ComputationAPI) -> list[Address]:
         if not child.is_error:
             created.extend(created_contracts(child))
     return created
-
-
-def touched_addresses(computation: ComputationAPI) -> list[Address]:
-    """Every account whose code ran or whose storage was used in a computation and its
-    sub-calls, in order, once each (GoQuorum's "affected contracts"); a creation's new
-    address is not among them (it has no privacy metadata yet)."""
-    seen: dict[Address, None] = {}
-
-    def visit(node: ComputationAPI) -> None:
-        if not node.msg.is_create:
-            seen.setdefault(Address(node.msg.storage_address), None)
-            seen.setdefault(Address(node.msg.code_address), None)
-        for child in node.children:
-            visit(child)
-
-    visit(computation)
-    return list(seen)

@@ -8,7 +8,10 @@ on what it answers (log, store, notify). The three alarms:
 * **mismatch**: two members signed different roots for the same group and height;
 * **equivocation**: one member signed two different roots for the same group and height;
 * **lagging**: a member's last commitment is ``LAGGING_INTERVALS`` commitment intervals
-  (counted in blocks) behind this member's own last one.
+  (counted in blocks) behind this member's own last one, and has stayed behind for
+  ``LAGGING_GRACE_SECONDS`` (with short intervals and 50 ms blocks, three intervals pass
+  in a fraction of a second, and a member on a busy machine is that late without being
+  silent).
 
 Every alarm carries the signed commitments that prove it, so whoever receives it can
 check it offline (``quorum_shared.commitments.verify``).
@@ -24,6 +27,7 @@ from typing import Any
 from quorum_shared.commitments import GroupCommitment
 
 LAGGING_INTERVALS = 3
+LAGGING_GRACE_SECONDS = 5.0
 #: Heights kept below the highest agreed one, to catch a late second signature there.
 KEPT_BELOW_AGREED = 64
 #: Heights kept per group while they are not agreed (a member that stays silent must not
@@ -69,13 +73,16 @@ class GroupAudit:
     agreed_height: int | None = None
     first_own_height: int | None = None
     alarms: list[Alarm] = field(default_factory=list)
+    #: member → when it was first seen behind (``Auditor.check_lagging``'s clock)
+    behind_since: dict[bytes, float] = field(default_factory=dict)
+    lagging: set[bytes] = field(default_factory=set)  # behind for the whole grace period
 
     @property
     def own_height(self) -> int | None:
         heights = [self.member_heights[m] for m in self.own if m in self.member_heights]
         return max(heights) if heights else None
 
-    def lagging_members(self, interval: int) -> list[bytes]:
+    def members_behind(self, interval: int) -> list[bytes]:
         own_height = self.own_height
         if own_height is None or self.first_own_height is None or interval <= 0:
             return []
@@ -94,7 +101,7 @@ class GroupAudit:
         agreed = self.agreed_height if self.agreed_height is not None else -1
         if any(a.kind == "mismatch" and a.height >= agreed for a in self.alarms):
             return "mismatch"
-        if self.lagging_members(interval):
+        if self.lagging:
             return "lagging"
         return "agreed" if self.agreed_height is not None else "pending"
 
@@ -162,10 +169,21 @@ class Auditor:
         self._prune(audit)
         return alarms
 
-    def check_lagging(self) -> list[Alarm]:
+    def check_lagging(self, now: float) -> list[Alarm]:
+        """Lagging alarms at time ``now`` (seconds, any monotonic clock): a member behind
+        for ``LAGGING_GRACE_SECONDS`` is lagging until it catches up."""
         alarms: list[Alarm] = []
         for audit in self.groups.values():
-            for member in audit.lagging_members(self.interval):
+            behind = set(audit.members_behind(self.interval))
+            for member in list(audit.behind_since):
+                if member not in behind:
+                    del audit.behind_since[member]
+            audit.lagging &= behind
+            for member in sorted(behind):
+                since = audit.behind_since.setdefault(member, now)
+                if now - since < LAGGING_GRACE_SECONDS:
+                    continue
+                audit.lagging.add(member)
                 last = audit.member_heights.get(member, -1)
                 evidence = self._latest_of(audit, member)
                 alarms += self._raise(

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -214,7 +215,7 @@ class AuditService:
             for alarm in self.auditor.add(item.commitment, members, own & set(members)):
                 self._raise(alarm)
         self._cursor = page.next
-        for alarm in self.auditor.check_lagging():
+        for alarm in self.auditor.check_lagging(time.monotonic()):
             self._raise(alarm)
         return len(page.items) >= PAGE_SIZE
 

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from quorum_node.privacy.audit import Alarm, Auditor
+from quorum_node.privacy.audit import LAGGING_GRACE_SECONDS, Alarm, Auditor
 from quorum_shared.commitments import (
     CommitmentClaim,
     GroupCommitment,
@@ -92,14 +92,18 @@ def test_a_member_three_intervals_behind_is_lagging_until_it_catches_up() -> Non
     auditor = Auditor(interval=10)
     feed(auditor, *(signed(m, 10) for m in MEMBERS))
     feed(auditor, signed(A, 20), signed(B, 20), signed(A, 30), signed(B, 30))
-    assert auditor.check_lagging() == []
+    assert auditor.check_lagging(now=100.0) == []
     feed(auditor, signed(A, 40), signed(B, 40))
-    alarms = auditor.check_lagging()
+    # three intervals behind, but not yet for the grace period: a busy member, not a silent one
+    assert auditor.check_lagging(now=101.0) == []
+    assert auditor.groups[GROUP].status(10) == "agreed"
+    alarms = auditor.check_lagging(now=101.0 + LAGGING_GRACE_SECONDS)
     assert [(a.kind, a.member, a.height) for a in alarms] == [("lagging", C, 10)]
     assert alarms[0].evidence and alarms[0].evidence[0].claim.block_number == 10
     assert auditor.groups[GROUP].status(10) == "lagging"
-    assert auditor.check_lagging() == []  # raised once
+    assert auditor.check_lagging(now=200.0) == []  # raised once
     feed(auditor, signed(C, 40))
+    auditor.check_lagging(now=201.0)
     assert auditor.groups[GROUP].status(10) == "agreed"
     assert auditor.groups[GROUP].agreed_height == 40
 
@@ -108,7 +112,19 @@ def test_a_member_that_never_signed_lags_from_this_members_first_height() -> Non
     auditor = Auditor(interval=5)
     for height in (5, 10, 15, 20):
         feed(auditor, signed(A, height), signed(B, height))
-    assert [a.member for a in auditor.check_lagging()] == [C]
+    assert auditor.check_lagging(now=0.0) == []
+    assert [a.member for a in auditor.check_lagging(now=LAGGING_GRACE_SECONDS)] == [C]
+
+
+def test_a_member_that_catches_up_within_the_grace_period_raises_nothing() -> None:
+    auditor = Auditor(interval=1)
+    feed(auditor, *(signed(m, 1) for m in MEMBERS))
+    for height in (2, 3, 4, 5):
+        feed(auditor, signed(A, height), signed(B, height))
+    assert auditor.check_lagging(now=0.0) == []
+    feed(auditor, signed(C, 5))
+    assert auditor.check_lagging(now=LAGGING_GRACE_SECONDS + 1) == []
+    assert auditor.groups[GROUP].alarms == []
 
 
 def test_restored_alarms_are_listed_and_not_raised_again() -> None:

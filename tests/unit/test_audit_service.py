@@ -120,9 +120,13 @@ async def test_an_idle_head_is_signed_once(make_node: NodeFactory, tmp_path: Pat
     service = await started(setup, manager, tmp_path / "audit.sqlite", interval=10, idle=0.05)
     try:
         await blocks_with_private_state(setup, 3)
-        await wait_until_async(lambda: len(manager.requests) >= 1, 5, "the idle head")
+        await wait_until_async(
+            lambda: manager.requests and manager.requests[-1].block_number == 3, 5, "the idle head"
+        )
         await asyncio.sleep(0.2)
-        assert [r.block_number for r in manager.requests] == [3]
+        # (a slow machine may also find the chain idle between two of the blocks)
+        heights = [r.block_number for r in manager.requests]
+        assert heights[-1] == 3 and heights == sorted(set(heights))
     finally:
         await service.stop()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,12 +35,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.cpu_breakdown import IDLE_LEAF
 from bench.network_bench import (
     BLOCK_PERIOD_MS,
     NODES,
@@ -50,6 +53,7 @@ from bench.network_bench import (
     _rpc,
     load_average,
     node_pids,
+    paced_private,
     private_keys,
     private_plan,
     profiling,
@@ -69,6 +73,8 @@ RESULTS_PATH = Path(__file__).resolve().parent / "results" / "audit_bench.json"
 #: Issue 10: throughput with a commitment at every block ≥ this share of it without.
 GOAL_THROUGHPUT_RATIO = 0.95
 AUDIT_TIMEOUT_S = 60.0
+#: Private transactions per second offered in the paced phase (blocks of one or two).
+PACED_RATE = 20.0
 POLL_S = 0.1
 
 
@@ -164,52 +170,92 @@ async def audit_statuses(urls: Sequence[str], timeout: float = AUDIT_TIMEOUT_S) 
 # --- 1. commitment overhead -------------------------------------------------------------
 
 
+class ProcessCpu:
+    """CPU time of a network's nodes and managers from now on."""
+
+    def __init__(self, directory: Path) -> None:
+        self._nodes, self._managers = node_pids(directory), tm_pids(directory)
+        self._nodes_before = total_cpu(self._nodes)
+        self._managers_before = total_cpu(self._managers)
+
+    def per_transaction(self, count: int) -> dict[str, float]:
+        nodes = total_cpu(self._nodes) - self._nodes_before
+        managers = total_cpu(self._managers) - self._managers_before
+        return {
+            "nodes_cpu_ms_per_tx": round(1000 * nodes / count, 3),
+            "managers_cpu_ms_per_tx": round(1000 * managers / count, 3),
+        }
+
+
 def overhead_round(
-    commitment_interval: int, count: int, keep: bool, profile: Path | None, label: str
+    commitment_interval: int,
+    count: int,
+    paced_seconds: float,
+    keep: bool,
+    profile: Path | None,
+    label: str,
 ) -> dict[str, Any]:
+    """One fresh network: the loaded phase (throughput), the audit, then the paced phase
+    (small blocks, so a commitment for nearly every transaction: CPU per transaction and
+    latency at ``PACED_RATE``)."""
     directory = Path(tempfile.mkdtemp(prefix=f"audit_bench_{label}_"))
     try:
-        network, parties = network_up(directory, commitment_interval)
+        _, parties = network_up(directory, commitment_interval)
         urls = [party.rpc_url for party in parties]
-        setup_calls, transfers, _, _ = private_plan(
-            parties, private_keys(PRIVATE_SENDERS), count, 0
+        paced_count = int(PACED_RATE * paced_seconds)
+        setup_calls, transfers, paced_calls, _ = private_plan(
+            parties, private_keys(PRIVATE_SENDERS), count, paced_count
         )
         deploy(setup_calls)
         storeraw_s = asyncio.run(store_and_sign(transfers))
-        node_cpu_pids, manager_cpu_pids = node_pids(directory), tm_pids(directory)
-        nodes_before, managers_before = total_cpu(node_cpu_pids), total_cpu(manager_cpu_pids)
+        cpu = ProcessCpu(directory)
+        first_block = block_number(urls[0]) or 0
         with profiling(profile, directory, label):
             measured = asyncio.run(send_private(transfers))
-        measured["nodes_cpu_ms_per_tx"] = round(
-            1000 * (total_cpu(node_cpu_pids) - nodes_before) / count, 3
-        )
-        measured["managers_cpu_ms_per_tx"] = round(
-            1000 * (total_cpu(manager_cpu_pids) - managers_before) / count, 3
-        )
+        measured.update(cpu.per_transaction(count))
+        measured["blocks"] = (block_number(urls[0]) or 0) - first_block
         measured["storeraw_and_sign_seconds"] = round(storeraw_s, 3)
         measured["commitment_interval"] = commitment_interval
         asyncio.run(settled(urls))
         if commitment_interval > 0:
             measured["audit"] = asyncio.run(audit_statuses(urls))
+        if paced_count:
+            cpu = ProcessCpu(directory)
+            first_block = block_number(urls[0]) or 0
+            with profiling(profile, directory, f"{label}-paced"):
+                paced = asyncio.run(paced_private(paced_calls, PACED_RATE))
+            paced.update(cpu.per_transaction(paced_count))
+            paced["blocks"] = (block_number(urls[0]) or 0) - first_block
+            measured["paced"] = paced
         return measured
     finally:
         network_down(directory, keep)
 
 
-def overhead(pairs: int, count: int, keep: bool, profile: Path | None) -> dict[str, Any]:
+def overhead(
+    pairs: int, count: int, paced_seconds: float, keep: bool, profile: Path | None
+) -> dict[str, Any]:
     """``pairs`` × (off, on), alternating, each on a fresh network."""
     rounds: list[dict[str, Any]] = []
     for pair in range(pairs):
         for interval in (0, 1) if pair % 2 == 0 else (1, 0):
             label = f"{'on' if interval else 'off'}-{pair}"
-            entry = overhead_round(interval, count, keep, profile, label)
+            entry = overhead_round(interval, count, paced_seconds, keep, profile, label)
+            entry["label"] = label
             rounds.append(entry)
             audit = entry.get("audit", {}).get("all_agreed_at_head", "-")
             log(
-                f"commitment_interval {interval} (pair {pair}): {entry['tx_per_s']} private tx/s, "
-                f"nodes {entry['nodes_cpu_ms_per_tx']} ms + managers "
+                f"commitment_interval {interval} (pair {pair}): {entry['tx_per_s']} private tx/s "
+                f"in {entry['blocks']} blocks, nodes {entry['nodes_cpu_ms_per_tx']} ms + managers "
                 f"{entry['managers_cpu_ms_per_tx']} ms CPU/tx; audit agreed: {audit}"
             )
+            if "paced" in entry:
+                paced = entry["paced"]
+                log(
+                    f"  paced at {PACED_RATE:.0f} tx/s: p50 {paced['p50_ms']} ms in "
+                    f"{paced['blocks']} blocks, nodes {paced['nodes_cpu_ms_per_tx']} ms + "
+                    f"managers {paced['managers_cpu_ms_per_tx']} ms CPU/tx"
+                )
 
     def mode(interval: int) -> dict[str, Any]:
         chosen = [entry for entry in rounds if entry["commitment_interval"] == interval]
@@ -224,26 +270,99 @@ def overhead(pairs: int, count: int, keep: bool, profile: Path | None) -> dict[s
             ),
         }
 
+    def paced_mode(interval: int) -> dict[str, Any]:
+        chosen = [
+            e["paced"] for e in rounds if e["commitment_interval"] == interval and "paced" in e
+        ]
+        if not chosen:
+            return {}
+        return {
+            key: round(statistics.fmean(e[key] for e in chosen), 3)
+            for key in (
+                "p50_ms",
+                "p99_ms",
+                "nodes_cpu_ms_per_tx",
+                "managers_cpu_ms_per_tx",
+                "blocks",
+            )
+        }
+
     off, on = mode(0), mode(1)
+    off["paced"], on["paced"] = paced_mode(0), paced_mode(1)
     ratio = round(on["mean_tx_per_s"] / off["mean_tx_per_s"], 3)
     cpu_ratio = round(
         (on["nodes_cpu_ms_per_tx"] + on["managers_cpu_ms_per_tx"])
         / (off["nodes_cpu_ms_per_tx"] + off["managers_cpu_ms_per_tx"]),
         3,
     )
+    paced_cpu_ratio = None
+    if off["paced"] and on["paced"]:
+        paced_cpu_ratio = round(
+            (on["paced"]["nodes_cpu_ms_per_tx"] + on["paced"]["managers_cpu_ms_per_tx"])
+            / (off["paced"]["nodes_cpu_ms_per_tx"] + off["paced"]["managers_cpu_ms_per_tx"]),
+            3,
+        )
     audits = [entry["audit"] for entry in rounds if "audit" in entry]
+    profiled = {}
+    if profile is not None:
+        for entry in rounds:
+            label = entry["label"]
+            for phase in (label, f"{label}-paced"):
+                profiled[phase] = commitment_share(profile, phase)
+                log(f"  profile {phase}: share of work in commitments {profiled[phase]['share']}")
     return {
+        "profile": profiled,
         "rounds": rounds,
         "off": off,
         "every_block": on,
         "throughput_ratio_every_block_over_off": ratio,
         "cpu_per_tx_ratio_every_block_over_off": cpu_ratio,
+        "paced_cpu_per_tx_ratio_every_block_over_off": paced_cpu_ratio,
         "audit_all_agreed_after_load": all(audit["all_agreed_at_head"] for audit in audits),
         "goal": {
             "value": ratio,
             "target": f">= {GOAL_THROUGHPUT_RATIO}",
             "met": ratio >= GOAL_THROUGHPUT_RATIO,
         },
+    }
+
+
+#: Stack frames that belong to the commitments, in a node or a manager (the HTTP
+#: handlers, the service, the wire messages, the store's rows, signing and verifying).
+COMMITMENT_FRAMES = re.compile(
+    r"audit_service\.py|quorum_node/privacy/audit\.py|audit_store\.py|"
+    r"tx_manager/commitments\.py|commitment_messages\.py|quorum_shared/commitments\.py|"
+    r"_insert_commitment|page_commitments|save_commitments|push_commitments|"
+    r"list_commitments|\(commit \(tx_manager/api/q2t\.py"
+)
+
+
+def commitment_share(folder: Path, phase: str) -> dict[str, Any]:
+    """Of the working samples (``bench.cpu_breakdown`` leaves out waiting threads) of
+    every process in a profiled phase, the share whose stack is in commitment code:
+    nodes and managers apart, and the commitment samples by innermost commitment frame."""
+    working: Counter[str] = Counter()
+    in_commitments: Counter[str] = Counter()
+    where: Counter[str] = Counter()
+    for path in sorted(folder.glob(f"{phase}-*.txt")):
+        process = path.stem.rsplit("-", 1)[-1]
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit() or IDLE_LEAF.match(stack.rsplit(";", 1)[-1]):
+                continue
+            working[process] += int(count)
+            frames = [frame for frame in stack.split(";") if COMMITMENT_FRAMES.search(frame)]
+            if frames:
+                in_commitments[process] += int(count)
+                where[f"{process}: {frames[-1].split(' (')[0]}"] += int(count)
+    return {
+        "phase": phase,
+        "share": {
+            process: round(in_commitments[process] / working[process], 4)
+            for process in sorted(working)
+            if working[process]
+        },
+        "top_frames": dict(where.most_common(12)),
     }
 
 
@@ -344,7 +463,7 @@ def watch_recover(directory: Path, target: Party, head: int) -> dict[str, Any]:
 def recovery(count: int, keep: bool) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="audit_bench_recovery_"))
     try:
-        network, parties = network_up(directory, None)
+        _, parties = network_up(directory, None)
         party_a, party_b, party_c = parties
         urls = [party.rpc_url for party in parties]
         half = PRIVATE_SENDERS // 2
@@ -387,6 +506,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="one pair of 1,000, recovery of 500")
     parser.add_argument("--pairs", type=int, default=2, help="(off, on) network pairs")
     parser.add_argument("--private-n", type=int, default=2000, help="private transfers per run")
+    parser.add_argument(
+        "--paced-s",
+        type=float,
+        default=5.0,
+        help=f"seconds of the paced phase at {PACED_RATE:.0f} tx/s",
+    )
     parser.add_argument("--recovery-transactions", type=int, default=2000)
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-recovery", action="store_true")
@@ -400,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.private_n, args.recovery_transactions = 1, 1000, 500
+        args.paced_s = 3.0
     started = time.perf_counter()
     result: dict[str, Any] = {
         "benchmark": "audit_bench",
@@ -410,6 +536,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "consensus": "raft",
             "block_period_ms": BLOCK_PERIOD_MS,
             "pairs": args.pairs,
+            "paced_seconds": args.paced_s,
+            "paced_tx_per_s": PACED_RATE,
             "private_transactions_per_run": args.private_n,
             "recovery_transactions": args.recovery_transactions,
             "workload": "bench.network_bench's private Token transfers (A for B, C no party), "
@@ -417,13 +545,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
     }
     if not args.skip_overhead:
-        result["overhead"] = overhead(args.pairs, args.private_n, args.keep, args.profile)
+        result["overhead"] = overhead(
+            args.pairs, args.private_n, args.paced_s, args.keep, args.profile
+        )
         result["machine"]["loadavg_after_overhead"] = load_average()
         entry = result["overhead"]
         log(
             f"with a commitment every block / without: throughput "
             f"{entry['throughput_ratio_every_block_over_off']} (goal >= "
-            f"{GOAL_THROUGHPUT_RATIO}), CPU per tx {entry['cpu_per_tx_ratio_every_block_over_off']}"
+            f"{GOAL_THROUGHPUT_RATIO}), CPU per tx "
+            f"{entry['cpu_per_tx_ratio_every_block_over_off']}; "
+            f"paced, CPU per tx {entry['paced_cpu_per_tx_ratio_every_block_over_off']}"
         )
     if not args.skip_recovery:
         result["recovery"] = recovery(args.recovery_transactions, args.keep)

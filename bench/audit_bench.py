@@ -147,8 +147,10 @@ async def audit_statuses(urls: Sequence[str], timeout: float = AUDIT_TIMEOUT_S) 
             if agreed or time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.25)
+    alarms = sum(len(entry["alarms"]) for node_entries in entries for entry in node_entries)
     return {
         "all_agreed_at_head": agreed,
+        "alarms": alarms,
         "seconds_to_agree": round(time.perf_counter() - started, 2),
         "heads": heads,
         "nodes": [
@@ -158,7 +160,10 @@ async def audit_statuses(urls: Sequence[str], timeout: float = AUDIT_TIMEOUT_S) 
                     "members": len(entry["members"]),
                     "status": entry["status"],
                     "agreedHeight": entry["agreedHeight"],
-                    "alarms": len(entry["alarms"]),
+                    "alarms": [
+                        {"kind": alarm["kind"], "height": alarm["height"]}
+                        for alarm in entry["alarms"]
+                    ],
                 }
                 for entry in node_entries
             ]
@@ -226,6 +231,8 @@ def overhead_round(
                 paced = asyncio.run(paced_private(paced_calls, PACED_RATE))
             paced.update(cpu.per_transaction(paced_count))
             paced["blocks"] = (block_number(urls[0]) or 0) - first_block
+            if commitment_interval > 0:
+                paced["audit"] = asyncio.run(audit_statuses(urls))
             measured["paced"] = paced
         return measured
     finally:
@@ -243,18 +250,22 @@ def overhead(
             entry = overhead_round(interval, count, paced_seconds, keep, profile, label)
             entry["label"] = label
             rounds.append(entry)
-            audit = entry.get("audit", {}).get("all_agreed_at_head", "-")
+            audit = entry.get("audit", {})
+            audit_text = (
+                f"agreed {audit['all_agreed_at_head']}, {audit['alarms']} alarms" if audit else "-"
+            )
             log(
                 f"commitment_interval {interval} (pair {pair}): {entry['tx_per_s']} private tx/s "
                 f"in {entry['blocks']} blocks, nodes {entry['nodes_cpu_ms_per_tx']} ms + managers "
-                f"{entry['managers_cpu_ms_per_tx']} ms CPU/tx; audit agreed: {audit}"
+                f"{entry['managers_cpu_ms_per_tx']} ms CPU/tx; audit: {audit_text}"
             )
             if "paced" in entry:
                 paced = entry["paced"]
                 log(
                     f"  paced at {PACED_RATE:.0f} tx/s: p50 {paced['p50_ms']} ms in "
                     f"{paced['blocks']} blocks, nodes {paced['nodes_cpu_ms_per_tx']} ms + "
-                    f"managers {paced['managers_cpu_ms_per_tx']} ms CPU/tx"
+                    f"managers {paced['managers_cpu_ms_per_tx']} ms CPU/tx; alarms "
+                    f"{paced.get('audit', {}).get('alarms', '-')}"
                 )
 
     def mode(interval: int) -> dict[str, Any]:
@@ -303,6 +314,7 @@ def overhead(
             3,
         )
     audits = [entry["audit"] for entry in rounds if "audit" in entry]
+    paced_audits = [e["paced"]["audit"] for e in rounds if "audit" in e.get("paced", {})]
     profiled = {}
     if profile is not None:
         for entry in rounds:
@@ -319,6 +331,10 @@ def overhead(
         "cpu_per_tx_ratio_every_block_over_off": cpu_ratio,
         "paced_cpu_per_tx_ratio_every_block_over_off": paced_cpu_ratio,
         "audit_all_agreed_after_load": all(audit["all_agreed_at_head"] for audit in audits),
+        # An honest network must raise no alarm at all (statuses can be "agreed" again
+        # after a lagging alarm was raised, so the alarms are counted too).
+        "alarms_after_load": sum(audit["alarms"] for audit in audits),
+        "alarms_after_paced": sum(audit["alarms"] for audit in paced_audits),
         "goal": {
             "value": ratio,
             "target": f">= {GOAL_THROUGHPUT_RATIO}",
@@ -452,6 +468,10 @@ def watch_recover(directory: Path, target: Party, head: int) -> dict[str, Any]:
         "envelopes_received": envelopes,
         "manager_recovery_seconds": round(manager_s, 2),
         "manager_payloads_per_s": round(envelopes / manager_s, 1) if manager_s > 0 else None,
+        # From the new processes' start (the manager's own start-up included).
+        "manager_recovery_seconds_from_start": round(
+            marks.get("manager_recovered", total) - marks.get("restarted", 0.0), 2
+        ),
         "head_blocks": head,
         "node_resync_seconds_after_manager": round(resync_s, 2),
         "node_blocks_per_s": round(head / resync_s, 1) if resync_s > 0 else None,
@@ -483,13 +503,20 @@ def recovery(count: int, keep: bool) -> dict[str, Any]:
         log(f"qnet recover --dir DIR {party_c.name} --wipe --json (head {head})")
         result = watch_recover(directory, party_c, head)
         result["private_transactions"] = count + sum(len(plan[0]) for plan in plans)
+        # Blocks under this load hold hundreds of transactions: the replay rate in
+        # transactions says more than the one in blocks.
+        resync_s = result["node_resync_seconds_after_manager"]
+        result["node_private_tx_per_s"] = (
+            round(result["private_transactions"] / resync_s, 1) if resync_s > 0 else None
+        )
         result["send"] = sent
         result["audit_before"] = before
         log(
             f"recovery: manager {result['envelopes_received']} envelopes in "
             f"{result['manager_recovery_seconds']} s ({result['manager_payloads_per_s']}/s), "
             f"node {head} blocks in {result['node_resync_seconds_after_manager']} s after it "
-            f"({result['node_blocks_per_s']}/s), ok after {result['total_seconds_to_ok']} s: "
+            f"({result['node_blocks_per_s']}/s, {result['node_private_tx_per_s']} private tx/s), "
+            f"ok after {result['total_seconds_to_ok']} s: "
             f"{result['report']}"
         )
         return result
@@ -567,6 +594,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     failed = []
     if "overhead" in result and not result["overhead"]["audit_all_agreed_after_load"]:
         failed.append("an audit did not agree after the loaded phase")
+    if "overhead" in result and (
+        result["overhead"]["alarms_after_load"] or result["overhead"]["alarms_after_paced"]
+    ):
+        failed.append("an honest network raised audit alarms")
+    if "recovery" in result and result["recovery"]["audit_before"]["alarms"]:
+        failed.append("an honest network raised audit alarms before the recovery")
     if "recovery" in result and not result["recovery"]["ok"]:
         failed.append("qnet recover did not report ok")
     if failed:

@@ -66,7 +66,7 @@ def kind_of(stack: str, process: str) -> str:
 
 
 #: Leaf frames of a thread that waits (py-spy --nonblocking cannot tell idle threads).
-_IDLE_LEAF = re.compile(
+IDLE_LEAF = re.compile(
     r"^(PollPoller\.poll|EpollSelector\.select|PollSelector\.select|select|poll|sleep|"
     r"Condition\.wait|Event\.wait|Semaphore\.acquire|SimpleQueue\.get|Queue\.get|"
     r"_worker|wait|acquire) "
@@ -81,7 +81,7 @@ def read_samples(path: Path) -> Counter[str]:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        if _IDLE_LEAF.match(stack.rsplit(";", 1)[-1]):
+        if IDLE_LEAF.match(stack.rsplit(";", 1)[-1]):
             continue
         counts[kind_of(stack, process)] += int(count)
     return counts

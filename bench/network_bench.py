@@ -410,8 +410,11 @@ class Party:
     tm_key: str
 
 
-def private_keys(count: int) -> list[PrivateKey]:
-    return [PrivateKey((0x9121A7E0000 + index).to_bytes(32, "big")) for index in range(count)]
+def private_keys(count: int, first: int = 0) -> list[PrivateKey]:
+    """Fixed private senders; ``first`` skips that many (disjoint sets for several plans)."""
+    return [
+        PrivateKey((0x9121A7E0000 + first + index).to_bytes(32, "big")) for index in range(count)
+    ]
 
 
 def sign_private_raw(

@@ -29,6 +29,7 @@ ADDRESS = "0x" + "12" * 20
 HELD = Account.from_key(TEST_KEYS[0]).address  # the node holds every TEST_KEY
 HASH = "0x" + "ab" * 32
 SHORT_ADDRESS = "0x1234"
+MANAGER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # 32 bytes, base64
 NOT_HEX = "0xzzzz"
 OBJECT = {"unexpected": "object"}
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
@@ -393,6 +394,19 @@ BAD_PARAMS: dict[str, list[Any]] = {
     "eth_getContractPrivacyMetadata": [[SHORT_ADDRESS], [5]],
     "debug_privateStateRoot": [[OBJECT], [NOT_HEX]],
     "debug_privateStateRoots": [[OBJECT], ["latestt"]],
+    "quorum_groupContracts": [["0x12"], [5], [NOT_HEX], [HASH, OBJECT]],
+    "quorum_discloseTransaction": [
+        ["0x12", MANAGER_KEY],
+        [HASH, 5],
+        [HASH, "not a key"],
+        [OBJECT, MANAGER_KEY],
+    ],
+    "quorum_discloseGroup": [
+        ["0x12", "0x1", MANAGER_KEY],
+        [HASH, "x", MANAGER_KEY],
+        [HASH, "0x1", 5],
+        [HASH, OBJECT, MANAGER_KEY],
+    ],
     "evm_mine": [],
 }
 
@@ -462,6 +476,7 @@ def test_every_method_has_typed_bad_params_or_takes_none() -> None:
         "raft_leader",
         "raft_role",
         "eth_getPrivacyPrecompileAddress",
+        "quorum_auditStatus",
         # takes a raw transaction and options; its refusals are tested in tests/privacy
         "eth_sendRawPrivateTransaction",
         # Raft's, not served by a solo dev node; refusals tested in tests/network

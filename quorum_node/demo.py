@@ -39,16 +39,12 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.contract import Contract
 
+from quorum_node.contracts import artifact
 from quorum_node.disclosure.verify import Report, verify_bundle
 from quorum_node.qnet.cli import main as qnet
 from quorum_node.web3_ext import attach_quorum, quorum_module
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "contracts" / "build"
 NAMES = ("BankA", "BankB", "BankC")
-
-
-def artifact(name: str) -> dict[str, Any]:
-    return json.loads((ARTIFACTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:

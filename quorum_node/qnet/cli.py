@@ -24,6 +24,7 @@ from quorum_node.qnet import audit as network_audit
 from quorum_node.qnet import processes
 from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
 from quorum_shared.secret_files import write_secret
+from quorum_shared.version import VERSION
 
 READY_TIMEOUT = 90.0
 
@@ -168,6 +169,7 @@ def down(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qnet", description="Run a local quorum-py network.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     p_up = commands.add_parser("up", help="generate (first time) and start a network")
     p_up.add_argument("--dir", type=Path, required=True)

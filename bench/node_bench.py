@@ -64,7 +64,7 @@ sys.path.insert(0, str(REPO))  # tests.support is not an installed package
 from tests.support.node_process import NodeProcess, rpc  # noqa: E402
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "node_bench.json"
-TOKEN_ARTIFACT = REPO / "contracts" / "build" / "Token.json"
+TOKEN_ARTIFACT = REPO / "quorum_node" / "contracts" / "Token.json"
 
 SENDERS = 100
 #: Legacy transactions at 1 gwei: stock Prague may raise the base fee above 0 after a

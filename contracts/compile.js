@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Compiles every contracts/src/*.sol with the solc pinned in package.json and
-// writes one artifact per deployable contract to build/<ContractName>.json.
+// writes one artifact per deployable contract to <ContractName>.json in
+// quorum_node/contracts/, the package folder that ships them (package data, read
+// with importlib.resources; see quorum_node/contracts/__init__.py).
 //
-//   node compile.js            writes contracts/build/
+//   node compile.js            writes ../quorum_node/contracts/
 //   node compile.js OUT_DIR    writes OUT_DIR instead (the tests recompile
 //                              into a temporary folder and compare bytes)
 //
@@ -11,7 +13,7 @@
 //   contractName       "SimpleStorage"
 //   sourceFile         "src/SimpleStorage.sol", relative to contracts/
 //   sourceSha256       hex sha256 of that file's bytes; the tests compare it
-//                      with the file on disk to catch a stale build/
+//                      with the file on disk to catch stale artifacts
 //   abi                the contract's ABI, as solc gives it
 //   bytecode           "0x..." creation code (constructor arguments go after it)
 //   deployedBytecode   "0x..." runtime code, as it sits at the contract's address
@@ -39,6 +41,7 @@ const OPTIMIZER = { enabled: true, runs: 200 };
 
 const HERE = __dirname;
 const SRC_DIR = path.join(HERE, "src");
+const ARTIFACT_DIR = path.join(HERE, "..", "quorum_node", "contracts");
 
 class CompileError extends Error {}
 
@@ -141,7 +144,7 @@ function compile(outDir) {
 }
 
 function main() {
-  const outDir = path.resolve(process.argv[2] || path.join(HERE, "build"));
+  const outDir = path.resolve(process.argv[2] || ARTIFACT_DIR);
   try {
     const names = compile(outDir);
     console.log(`solc ${solc.version()}: wrote ${names.length} artifacts to ` +

@@ -39,6 +39,7 @@ from quorum_node.qnet.audit import check_recovery
 from quorum_node.qnet.processes import rpc_call
 from quorum_node.wipe import wipe_chain_state
 from quorum_shared.secret_files import secret_directory
+from quorum_shared.version import VERSION
 
 DEV_BALANCE = 10**30  # a million billion ether: development accounts never run dry
 
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quorum-node",
         description="A Quorum-style permissioned Ethereum node on py-evm.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="a one-node development chain with a funded account")

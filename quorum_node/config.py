@@ -11,6 +11,7 @@ from typing import Any
 
 from quorum_node.errors import ConfigError
 from quorum_shared.addresses import is_loopback_host
+from quorum_shared.version import VERSION
 
 # geth's limits (--rpc.batch-request-limit, --rpc.batch-response-max-size).
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -115,7 +116,7 @@ class NodeConfig:
     coinbase: bytes = b"\x00" * 20
     password_file: Path | None = None
     extra_keys: tuple[bytes, ...] = ()
-    client_version: str = "quorum-py/v0.1.0/python"
+    client_version: str = f"quorum-py/v{VERSION}/python"
     p2p_host: str = "127.0.0.1"
     p2p_port: int | None = None  # None: no node-to-node endpoint (a lone dev node)
     raft_port: int | None = None

@@ -1,4 +1,5 @@
-"""``make demo``: three banks on a local network, and what each of them can see.
+"""``qnet demo`` (also ``quorum-demo``, ``make demo``): three banks on a local network,
+and what each of them can see.
 
 The story, told on a real network started with ``qnet`` (node + transaction manager for
 BankA, BankB and BankC):
@@ -39,16 +40,13 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.contract import Contract
 
+from quorum_node.contracts import artifact
 from quorum_node.disclosure.verify import Report, verify_bundle
 from quorum_node.qnet.cli import main as qnet
 from quorum_node.web3_ext import attach_quorum, quorum_module
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "contracts" / "build"
 NAMES = ("BankA", "BankB", "BankC")
-
-
-def artifact(name: str) -> dict[str, Any]:
-    return json.loads((ARTIFACTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+DESCRIPTION = "Three banks on a local quorum-py network, and what each of them can see."
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -279,11 +277,18 @@ def show_report(title: str, report: Report) -> None:
     print("  verified" if report.ok else "  NOT verified")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=Path("demo-net"))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options, shared by ``quorum-demo`` and ``qnet demo``."""
+    parser.add_argument(
+        "--dir", type=Path, default=Path("demo-net"), help="the network's folder (demo-net)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the network running")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the banks' network in ``args.dir`` (a previous demo network there is stopped
+    and deleted first, unless ``--keep``), tell the story, and stop the network unless
+    ``--keep``. Returns the exit status."""
     started = time.monotonic()
     if (args.dir / "layout.json").exists() and not args.keep:
         qnet(["down", "--dir", str(args.dir)])
@@ -295,9 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         run_story(network)
     finally:
         if args.keep:
-            print(
-                f"\nThe network keeps running (stop it with: .venv/bin/qnet down --dir {args.dir}):"
-            )
+            print(f"\nThe network keeps running (stop it with: qnet down --dir {args.dir}):")
             for entry in json.loads((args.dir / "network.json").read_text())["nodes"]:
                 print(
                     f"  {entry['name']}: {entry['rpc_url']}  manager key {entry['tm_public_key']}"
@@ -306,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
             qnet(["down", "--dir", str(args.dir)])
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``quorum-demo`` and ``python -m quorum_node.demo``."""
+    parser = argparse.ArgumentParser(prog="quorum-demo", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

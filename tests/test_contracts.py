@@ -2,7 +2,7 @@
 
 Three layers, from cheapest to most thorough:
 
-* without node: every ``contracts/build/*.json`` names a source whose sha256 is
+* without node: every ``quorum_node/contracts/*.json`` names a source whose sha256 is
   still the one it was built from, so editing a ``.sol`` without running
   ``make contracts`` fails here;
 * with node and ``contracts/node_modules/solc``: recompiling into a temporary
@@ -37,8 +37,12 @@ from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector, keccak, to_canonical_address, to_wei
 
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
-BUILD_DIR = CONTRACTS_DIR / "build"
+from quorum_node import contracts
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS_DIR = ROOT / "contracts"
+#: Where compile.js writes the artifacts: the package folder that ships them.
+ARTIFACT_DIR = ROOT / "quorum_node" / "contracts"
 SOURCE_DIR = CONTRACTS_DIR / "src"
 
 EXPECTED_CONTRACTS = {"Counter", "CounterCaller", "DvP", "Opcodes", "SimpleStorage", "Token"}
@@ -59,8 +63,8 @@ ERROR_SELECTOR = function_signature_to_4byte_selector("Error(string)")
 PANIC_SELECTOR = function_signature_to_4byte_selector("Panic(uint256)")
 
 
-def load_artifacts(build_dir: Path = BUILD_DIR) -> dict[str, dict[str, Any]]:
-    return {path.stem: json.loads(path.read_text()) for path in sorted(build_dir.glob("*.json"))}
+def load_artifacts(artifact_dir: Path = ARTIFACT_DIR) -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(artifact_dir.glob("*.json"))}
 
 
 # --- Artifacts on disk -------------------------------------------------------
@@ -77,7 +81,7 @@ def test_artifacts_cover_every_contract_and_have_the_documented_format() -> None
         assert artifact["compiler"]["optimizer"] == {"enabled": True, "runs": 200}
         assert artifact["compiler"]["version"].startswith("0.8.37+commit.")
         # Stable formatting: what compile.js writes is exactly this re-dump.
-        text = (BUILD_DIR / f"{name}.json").read_text()
+        text = (ARTIFACT_DIR / f"{name}.json").read_text()
         assert text == json.dumps(artifact, indent=2, sort_keys=True) + "\n", name
 
 
@@ -122,6 +126,15 @@ def test_opcodes_contract_contains_the_cancun_opcodes() -> None:
     assert {push0, mcopy, tstore, tload} <= set(code_opcodes(code))
 
 
+def test_the_package_reads_the_same_artifacts() -> None:
+    """What the demo and an installed wheel read (``importlib.resources``) is this folder."""
+    assert contracts.names() == sorted(EXPECTED_CONTRACTS)
+    for name, artifact in load_artifacts().items():
+        assert contracts.artifact(name) == artifact
+    with pytest.raises(contracts.UnknownArtifact, match="shipped: Counter"):
+        contracts.artifact("NoSuchContract")
+
+
 # --- Reproducible compilation ------------------------------------------------
 
 
@@ -138,11 +151,11 @@ def test_recompiling_gives_byte_identical_artifacts(tmp_path: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    committed = sorted(path.name for path in BUILD_DIR.glob("*.json"))
+    committed = sorted(path.name for path in ARTIFACT_DIR.glob("*.json"))
     rebuilt = sorted(path.name for path in tmp_path.glob("*.json"))
     assert rebuilt == committed
     for name in committed:
-        assert (tmp_path / name).read_bytes() == (BUILD_DIR / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (ARTIFACT_DIR / name).read_bytes(), name
 
 
 # --- Running on PragueVM -----------------------------------------------------

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from quorum_shared.version import VERSION
 from tx_manager.client import Q2TClient
 from tx_manager.config import load_config, read_password
 from tx_manager.errors import ManagerConfigError, TxManagerError
@@ -27,6 +28,7 @@ EXIT_USAGE = 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tx-manager", description="quorum-py transaction manager")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     keygen = commands.add_parser("keygen", help="generate NAME.pub and NAME.key in DIR")

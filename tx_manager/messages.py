@@ -3,7 +3,7 @@
 Field names are Tessera's (so tools written for it keep working); bytes are
 standard base64. The JSON messages carry no version field of their own, to
 stay wire-compatible: they are versioned as a whole by ``API_VERSION`` (served
-at ``GET /version``). ``to_bytes``/``from_bytes`` are the UTF-8 JSON bodies.
+at ``GET /version/api``). ``to_bytes``/``from_bytes`` are the UTF-8 JSON bodies.
 Parsing raises ``BadRequest`` naming the field at fault.
 """
 

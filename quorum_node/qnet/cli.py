@@ -6,6 +6,9 @@
     qnet start  --dir DIR NAME [--only node|tm]
     qnet down   --dir DIR
 
+The installed ``qnet`` command also offers ``qnet demo`` (``quorum_node.qnet_command``):
+the demo uses this module and the disclosure verifier, so it is added from above both.
+
 ``up`` generates everything on first use (keys, funded accounts, genesis, configs),
 starts every process in the background, waits until they answer (and, with Raft, until
 a leader is elected) and writes ``DIR/network.json``.
@@ -17,6 +20,7 @@ import argparse
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from quorum_node.errors import ConfigError
@@ -24,8 +28,14 @@ from quorum_node.qnet import audit as network_audit
 from quorum_node.qnet import processes
 from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
 from quorum_shared.secret_files import write_secret
+from quorum_shared.version import VERSION
 
 READY_TIMEOUT = 90.0
+
+#: Subcommands a higher layer adds to ``qnet`` (``qnet demo``): given the subparsers,
+#: each ``add_parser`` sets a ``handler`` taking the parsed arguments and returning the
+#: exit status, as the commands here do.
+MoreCommands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _kinds(layout: NetworkLayout, only: str | None) -> list[str]:
@@ -166,8 +176,9 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(more_commands: MoreCommands | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qnet", description="Run a local quorum-py network.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     p_up = commands.add_parser("up", help="generate (first time) and start a network")
     p_up.add_argument("--dir", type=Path, required=True)
@@ -215,11 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_down = commands.add_parser("down", help="stop every process of the network")
     p_down.add_argument("--dir", type=Path, required=True)
     p_down.set_defaults(handler=down)
+    if more_commands is not None:
+        more_commands(commands)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, more_commands: MoreCommands | None = None) -> int:
+    args = build_parser(more_commands).parse_args(argv)
     try:
         return int(args.handler(args))
     except ConfigError as exc:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
-ARTIFACTS = ROOT / "contracts" / "build"
+ARTIFACTS = ROOT / "quorum_node" / "contracts"
 
 
 @pytest.fixture(scope="module")

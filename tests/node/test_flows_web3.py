@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,18 +31,18 @@ from web3.exceptions import (
 from web3.providers.persistent import WebSocketProvider
 from web3.types import TxReceipt
 
+from quorum_node import contracts
 from tests.support.node_process import TEST_KEYS, NodeProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "contracts" / "build"
 GWEI = 10**9
 COINBASE = "0x0000000000000000000000000000000000000000"
 RECIPIENT = to_checksum_address("0x" + "42" * 20)
 
 
 def artifact(name: str) -> dict[str, Any]:
-    return json.loads((ARTIFACTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+    return contracts.artifact(name)
 
 
 def signer(index: int) -> LocalAccount:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from web3 import Web3
 
+from quorum_node import contracts
 from tests.support.node_process import NodeProcess
 
 pytestmark = pytest.mark.integration
-ARTIFACTS = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 
 def test_deploy_call_transact_and_events(dev_node: NodeProcess) -> None:
     w3 = Web3(Web3.HTTPProvider(dev_node.http_url))
     account = w3.eth.accounts[0]
-    artifact = json.loads((ARTIFACTS / "SimpleStorage.json").read_text())
+    artifact = contracts.artifact("SimpleStorage")
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = w3.eth.wait_for_transaction_receipt(
         factory.constructor(42).transact({"from": account})

@@ -19,15 +19,14 @@ from typing import Any
 import pytest
 from web3 import Web3
 
+from quorum_node import contracts
 from quorum_node.web3_ext import attach_quorum
 from tests.network.harness import QnetNetwork, RpcFailure
-
-BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 
 @cache
 def artifact(name: str) -> dict[str, Any]:
-    return dict(json.loads((BUILD / f"{name}.json").read_text()))
+    return contracts.artifact(name)
 
 
 class PrivateNet:

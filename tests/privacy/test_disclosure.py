@@ -21,12 +21,15 @@ from eth_utils import keccak
 from quorum_node.disclosure.verify import verify_bundle
 from quorum_node.privacy.disclosure_bundle import bundle_digest
 from quorum_shared.commitments import identity_seed
-from tests.privacy.conftest import BUILD, PrivateNet, artifact, private_network
+from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.privacy.test_audit import audit_entry, group_id
 from tests.support.waiting import wait_until
 from tx_manager.disclosure import sign_disclosure_digest
 from tx_manager.keyfile import read_keypair, write_keypair
 from tx_manager.payload import b64encode
+
+#: The shipped artifacts in this checkout; verify-disclosure --abi takes a file.
+ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "quorum_node" / "contracts"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -129,7 +132,7 @@ def test_a_party_discloses_one_transaction_to_a_key_outside_the_network(
             "--rpc",
             net.qnet.url("node3"),  # any node: node3 is no party
             "--abi",
-            str(BUILD / "SimpleStorage.json"),
+            str(ARTIFACT_DIR / "SimpleStorage.json"),
         ],
         capture_output=True,
         text=True,

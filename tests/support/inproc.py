@@ -5,15 +5,14 @@ that can hold a block's writes aside, and contract artifacts. No processes, no p
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from eth.abc import AtomicDatabaseAPI, SignedTransactionAPI
 from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 
+from quorum_node import contracts
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.db import OverlayAtomicDB, PendingWrites
 from quorum_node.chain.genesis import DEFAULT_CHAIN_ID, Genesis, GenesisAccount
@@ -36,8 +35,6 @@ PENNILESS = Address(PENNILESS_KEY.public_key.to_canonical_address())
 RECIPIENT = Address(b"\x42" * 20)
 COINBASE = Address(b"\xc0" * 20)
 FUNDS = 10**24
-
-BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 
 def genesis() -> Genesis:
@@ -121,8 +118,8 @@ def private_transaction(
 
 @cache
 def artifact(name: str) -> dict[str, Any]:
-    """A compiled contract of ``contracts/build``."""
-    return dict(json.loads((BUILD / f"{name}.json").read_text()))
+    """A compiled contract of ``quorum_node/contracts``."""
+    return contracts.artifact(name)
 
 
 def bytecode(name: str) -> bytes:

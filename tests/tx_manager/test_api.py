@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from quorum_shared.version import package_version
 from tests.tx_manager.conftest import (
     Manager,
     ManagerFactory,
@@ -23,7 +24,7 @@ from tests.tx_manager.conftest import (
 from tx_manager.client import ManagerRequestFailed, ManagerUnavailable, Q2TClient, SyncQ2TClient
 from tx_manager.enclave import Enclave, generate_keypair
 from tx_manager.errors import BadRequest
-from tx_manager.messages import EnvelopeBatch, ReceiveManyRequest
+from tx_manager.messages import API_VERSION, EnvelopeBatch, ReceiveManyRequest
 from tx_manager.payload import (
     EncodedPayload,
     ExecutionTerms,
@@ -156,7 +157,8 @@ def test_keys_upcheck_version(trio: Trio) -> None:
     assert json.loads(http("GET", trio.a.p2p + "/partyinfo/keys")[1]) == {
         "keys": [{"key": trio.a.public_key}]
     }
-    assert http("GET", trio.a.q2t + "/version")[0] == 200
+    assert http("GET", trio.a.q2t + "/version")[1].decode() == package_version()
+    assert json.loads(http("GET", trio.a.q2t + "/version/api")[1]) == [API_VERSION]
     key_file = (trio.a.directory / "a.key").read_text()
     private = json.loads(key_file)["data"]["bytes"]
     for path in ("/keys", "/partyinfo/keys"):

@@ -133,7 +133,7 @@ def text_response(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/plain")
 
 
-def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+def json_response(body: dict[str, Any] | list[Any], status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":")).encode(),
         status=status,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from quorum_shared.version import VERSION
 from tx_manager.api.common import (
     body_limit_middleware,
     error_middleware,
@@ -54,7 +55,13 @@ async def upcheck(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return text_response(API_VERSION)
+    """The quorum-py release, as Tessera's ``/version`` gives its build's version."""
+    return text_response(VERSION)
+
+
+async def api_versions(request: web.Request) -> web.Response:
+    """The Q2T message versions this manager speaks, as Tessera's ``/version/api``."""
+    return json_response([API_VERSION])
 
 
 async def send(request: web.Request) -> web.Response:
@@ -176,6 +183,7 @@ def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Appli
     app[SERVICE_KEY] = service
     app.router.add_get("/upcheck", upcheck)
     app.router.add_get("/version", version)
+    app.router.add_get("/version/api", api_versions)
     app.router.add_post("/send", send)
     app.router.add_post("/storeraw", store_raw)
     app.router.add_post("/sendsignedtx", send_signed)

@@ -111,6 +111,11 @@ def _quorum_network_module_pool(
     yield from _pool(tmp_path_factory)
 
 
+def _setup_failure(reason: str) -> BaseException:
+    """What fails the test's setup with ``reason`` alone, without the plugin's stack."""
+    return pytest.fail.Exception(reason, pytrace=False)
+
+
 @pytest.fixture
 def quorum_network(request: pytest.FixtureRequest) -> QuorumNetwork:
     """This test's view of a running network: ``party(name)`` gives each participant's
@@ -118,17 +123,17 @@ def quorum_network(request: pytest.FixtureRequest) -> QuorumNetwork:
     try:
         shape = _shape(request)
     except NetworkShapeError as problem:
-        pytest.fail(str(problem), pytrace=False)
+        raise _setup_failure(str(problem)) from None
     scope = str(request.config.getini("quorum_network_scope")).strip() or "session"
     if scope not in SCOPES:
-        pytest.fail(f"quorum_network_scope must be one of {SCOPES}, not {scope!r}", pytrace=False)
+        raise _setup_failure(f"quorum_network_scope must be one of {SCOPES}, not {scope!r}")
     pool: NetworkPool = request.getfixturevalue(f"_quorum_network_{scope}_pool")
     directories = request.node.stash.setdefault(_directories_key, [])
     try:
         network = pool.get(shape)
     except NetworkStartError as failure:
         directories.append(failure.directory)
-        pytest.fail(str(failure), pytrace=False)
+        raise _setup_failure(str(failure)) from None
     directories.append(network.directory)
     return QuorumNetwork(network)
 

@@ -248,11 +248,14 @@ class QuorumNetwork:
         bytecode: str | None = None,
         privacy_flag: int = 0,
         mandatory_for: Sequence[str] = (),
+        gas: int | None = None,
     ) -> Contract:
         """Deploy ``artifact`` (a solc artifact dict or JSON path; or ``abi`` and
         ``bytecode``) from ``sender``'s fresh account privately for ``parties`` (the
         sender is always one). Returns the contract bound to the sender's w3; raises
-        ``PrivateTransactionFailed`` when the creation has status 0."""
+        ``PrivateTransactionFailed`` when the creation has status 0. Without ``gas`` the
+        node estimates it, and a creation that reverts fails there (web3.py's
+        ``ContractLogicError``) before anything is sent."""
         if artifact is not None:
             loaded = load_artifact(artifact)
             abi, bytecode = abi or loaded["abi"], bytecode or loaded.get("bytecode")
@@ -261,8 +264,11 @@ class QuorumNetwork:
         party = self.party(sender)
         factory = party.w3.eth.contract(abi=abi, bytecode=bytecode)
         data = factory.constructor(*args).data_in_transaction
+        creation: dict[str, Any] = {"data": data}
+        if gas is not None:
+            creation["gas"] = gas
         receipt = party.send_private(
-            {"data": data},
+            creation,
             parties,
             privacy_flag,
             mandatory_for,

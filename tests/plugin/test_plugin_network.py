@@ -1,7 +1,8 @@
 """The plugin on real networks, each pytester run a separate pytest session: private
 deployment for two of three parties and what each one sees, a failing view's table
-with the logs attached, fresh accounts per test, the README's example verbatim, shapes
-sharing or not sharing a network, and no process left behind, also after errors."""
+with the logs attached, fresh accounts per test, the README's example verbatim, one
+network per shape per session (or per module), and no process left behind, also after
+errors. One run covers most of it: each network costs about 10 s to start."""
 
 from __future__ import annotations
 
@@ -70,27 +71,50 @@ def test_shares_the_session_network(quorum_network):
     record(test="other module", directory=str(quorum_network.directory))
 """
 
+OTHER_SHAPE = """
+import pytest
+from recorder import record
+
+pytestmark = pytest.mark.quorum_network(nodes=1, consensus="solo")
+
+
+def test_another_shape(quorum_network):
+    record(test="solo", directory=str(quorum_network.directory), names=quorum_network.names)
+
+
+def test_another_shape_again(quorum_network):
+    record(test="solo", directory=str(quorum_network.directory), names=quorum_network.names)
+"""
+
 
 def _readme_example() -> str:
     section = (REPOSITORY / "README.md").read_text().split("## Testing your contracts", 1)[1]
     return section.split("```python\n", 1)[1].split("```\n", 1)[0]
 
 
-def test_private_views_failures_logs_and_teardown(
+def test_private_views_shapes_failures_logs_and_teardown(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copytree(BUILD, pytester.path / "contracts" / "build")
     pytester.makepyfile(
-        test_private=PRIVATE_TESTS, test_other=OTHER_MODULE, test_readme=_readme_example()
+        test_private=PRIVATE_TESTS,
+        test_other=OTHER_MODULE,
+        test_readme=_readme_example(),
+        test_solo=OTHER_SHAPE,
     )
     run = run_plugin(pytester, monkeypatch, ["quorum_network_names = BankA,BankB,BankC"])
     output = run.output
 
-    run.result.assert_outcomes(passed=5, failed=2)
-    # the README's DvP example passed, and every module shared one network
-    assert "test_readme.py::test_private_dvp PASSED" in output or "test_readme.py ." in output
-    directories = run.directories()
-    assert len(directories) == 1, directories
+    run.result.assert_outcomes(passed=7, failed=2)
+    assert "test_readme.py ." in output  # the README's DvP example passed
+    # each shape started once: every module of the ini's shape shared one network
+    directories_by_test: dict[str, set[str]] = {}
+    for record in run.records:
+        directories_by_test.setdefault(record["test"], set()).add(record["directory"])
+    (solo_directory,) = directories_by_test.pop("solo")
+    (directory,) = set.union(*directories_by_test.values())
+    assert solo_directory != directory
+    assert {tuple(r["names"]) for r in run.records if r["test"] == "solo"} == {("node1",)}
     # fresh accounts: the two tests' BankA accounts differ
     addresses = [record["address"] for record in run.records if "address" in record]
     assert len(addresses) == 2 and addresses[0] != addresses[1]
@@ -103,52 +127,10 @@ def test_private_views_failures_logs_and_teardown(
     assert output.count("quorum_network BankA node.log (last 40 lines)") == 2
     assert output.count("quorum_network BankC tm.log (last 40 lines)") == 2
     assert "RuntimeError: the test broke" in output
-    # and nothing of the network runs any more
-    (directory,) = directories
-    assert processes_running_from(directory) == []
-    assert list((pytester.path / directory).glob("*/*.pid")) == []
-
-
-SHAPE_TESTS = """
-import pytest
-from recorder import record
-
-
-def test_default_shape(quorum_network):
-    record(test="default", directory=str(quorum_network.directory), names=quorum_network.names)
-
-
-def test_default_shape_again(quorum_network):
-    record(test="default", directory=str(quorum_network.directory), names=quorum_network.names)
-
-
-@pytest.mark.quorum_network(names=["Alpha", "Beta"], consensus="raft")
-def test_marked_shape(quorum_network):
-    record(test="marked", directory=str(quorum_network.directory), names=quorum_network.names)
-
-
-@pytest.mark.quorum_network(names=["Alpha", "Beta"], consensus="raft")
-def test_marked_shape_again(quorum_network):
-    record(test="marked", directory=str(quorum_network.directory), names=quorum_network.names)
-"""
-
-
-def test_each_shape_starts_once_per_session(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytester.makepyfile(test_shapes=SHAPE_TESTS)
-    run = run_plugin(
-        pytester, monkeypatch, ["quorum_network_nodes = 1", "quorum_network_consensus = solo"]
-    )
-    run.result.assert_outcomes(passed=4)
-    by_test: dict[str, set[str]] = {}
-    for record in run.records:
-        by_test.setdefault(record["test"], set()).add(record["directory"])
-    assert len(by_test["default"]) == 1 and len(by_test["marked"]) == 1
-    assert by_test["default"] != by_test["marked"]
-    assert {tuple(record["names"]) for record in run.records} == {("node1",), ("Alpha", "Beta")}
-    for directory in run.directories():
-        assert processes_running_from(directory) == []
+    # and nothing of either network runs any more
+    for started in (directory, solo_directory):
+        assert processes_running_from(started) == []
+        assert list((pytester.path / started).glob("*/*.pid")) == []
 
 
 MODULE_TESTS = """

@@ -181,6 +181,7 @@ class QuorumNetwork:
     def __init__(self, network: RunningNetwork) -> None:
         self.network = network
         self._parties: dict[str, Party] = {}
+        self._readers: dict[str, Web3] = {}
 
     @property
     def names(self) -> list[str]:
@@ -232,10 +233,13 @@ class QuorumNetwork:
         return receipt
 
     def _reader(self, name: str) -> Web3:
+        """A w3 on ``name``'s node for reading, without making ``name`` a party of the test."""
         if name in self._parties:
             return self._parties[name].w3
-        url = self.network.participant(name)["rpc_url"]
-        return attach_quorum(Web3(Web3.HTTPProvider(url)))
+        if name not in self._readers:
+            url = self.network.participant(name)["rpc_url"]
+            self._readers[name] = attach_quorum(Web3(Web3.HTTPProvider(url)))
+        return self._readers[name]
 
     def deploy(
         self,
@@ -308,9 +312,10 @@ class QuorumNetwork:
             rows.append((name, wanted, seen, seen == wanted))
         if not all(ok for *_, ok in rows):
             address = contract if isinstance(contract, str) else contract.address
-            what = fn if isinstance(fn, str) else getattr(fn, "__name__", "fn")
             if isinstance(fn, str):
                 what = f"{fn}({', '.join(repr(arg) for arg in args)})"
+            else:
+                what = getattr(fn, "__name__", repr(fn))
             raise ViewsDiffer(_views_table(f"views of {what} at {address}", rows))
 
     def _view_of(

@@ -102,3 +102,27 @@ def test_a_shape_qnet_refuses_fails_each_test_clearly_and_starts_nothing(
     assert "1 names ['A'] for 2 nodes" in run.output
     assert "Traceback" not in run.output  # the reason, not the plugin's stack
     assert processes_running_from(str(pytester.path)) == []
+
+
+def test_the_declared_entry_point_loads_the_plugin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyproject's ``pytest11`` entry point, as an installed package's metadata would carry
+    it, is enough for pytest to load the plugin: no ``-p``, no conftest."""
+    entry_points = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"][
+        "entry-points"
+    ]["pytest11"]
+    metadata = pytester.path / "site" / "quorum_py_entry_point_check-0.dist-info"
+    metadata.mkdir(parents=True)
+    (metadata / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: quorum-py-entry-point-check\nVersion: 0\n"
+    )
+    lines = [f"{name} = {module}" for name, module in entry_points.items()]
+    (metadata / "entry_points.txt").write_text("[pytest11]\n" + "\n".join(lines) + "\n")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    monkeypatch.setenv("PYTHONPATH", f"{pytester.path / 'site'}:{REPOSITORY}")
+    markers = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.quorum_network(nodes=3, names=*"])
+    fixtures = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fixtures")
+    fixtures.stdout.fnmatch_lines(["*fixtures defined from quorum_node.testing.plugin*"])
+    fixtures.stdout.fnmatch_lines(["quorum_network -- *quorum_node/testing/plugin.py:*"])

@@ -56,6 +56,7 @@ class RpcServer:
         self._config = config
         self._on_disconnect = on_disconnect
         self._runners: list[web.AppRunner] = []
+        self._sockets: set[web.WebSocketResponse] = set()
         self.http_port: int | None = None
         self.ws_port: int | None = None
 
@@ -95,6 +96,14 @@ class RpcServer:
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def stop(self) -> None:
+        # Open WebSockets first, with "going away": aiohttp's cleanup would otherwise wait
+        # up to a minute for each connected client (an explorer, a dApp) to hang up.
+        for socket in list(self._sockets):
+            with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                await asyncio.wait_for(
+                    socket.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down"),
+                    SLOW_READER_CLOSE_SECONDS,
+                )
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -184,9 +193,11 @@ class RpcServer:
             namespaces=self._config.ws_api,
             send_notification=lambda message: not outbox.closed and outbox.put(_dumps(message)),
         )
+        self._sockets.add(socket)
         try:
             await self._read_calls(socket, context, outbox)
         finally:
+            self._sockets.discard(socket)
             if self._on_disconnect is not None:
                 self._on_disconnect(context)  # first: nothing may keep its subscriptions
             await outbox.close()

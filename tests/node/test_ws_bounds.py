@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -149,3 +150,25 @@ async def test_subscriptions_per_connection_are_capped_at_1000(node: NodeProcess
             async with session.ws_connect(node.ws_url) as other:
                 await other.send_json(subscribe("newHeads", 1))
                 assert "result" in await other.receive_json(timeout=10)
+
+
+async def test_a_node_with_a_connected_websocket_client_stops_at_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SIGTERM closes open WebSockets with 1001 "going away" instead of waiting (aiohttp's
+    cleanup would wait a minute for each client, and `qnet down` with it)."""
+    node = NodeProcess(tmp_path_factory.mktemp("ws-stop") / "data").start()
+    try:
+        async with aiohttp.ClientSession() as session, session.ws_connect(node.ws_url) as ws:
+            await ws.send_json(subscribe("newHeads", 1))
+            assert "result" in await ws.receive_json(timeout=10)
+            assert node.process is not None
+            started = time.monotonic()
+            node.process.send_signal(signal.SIGTERM)
+            message = await ws.receive(timeout=15)
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+            await asyncio.to_thread(node.process.wait, 15)
+            assert time.monotonic() - started < 15
+    finally:
+        node.stop()

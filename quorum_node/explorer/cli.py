@@ -125,6 +125,8 @@ async def serve(app: web.Application, host: str, port: int, url_file: Path | Non
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
+        if url_file is not None:
+            url_file.unlink(missing_ok=True)
         await runner.cleanup()
 
 

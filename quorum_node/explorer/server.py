@@ -42,6 +42,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     environment = request.app[TEMPLATES_KEY]
     explorer = request.app[EXPLORER_KEY]
+    context.setdefault("query", "")
     html = environment.get_template(template).render(
         participant_count=len(explorer.participants), **context
     )
@@ -140,11 +141,10 @@ async def events(request: web.Request) -> web.StreamResponse:
             continue
         try:
             await _forward_heads(session, participant, response)
+        except ConnectionResetError:
+            break  # the browser went away (aiohttp's reset error is also a ClientError)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.info("newHeads from %s ended: %s", participant.name, exc)
-            continue
-        except ConnectionResetError:
-            break  # the browser went away
     return response
 
 

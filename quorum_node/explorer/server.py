@@ -159,6 +159,10 @@ async def _forward_heads(
             if message.type != aiohttp.WSMsgType.TEXT:
                 break
             body = json.loads(message.data)
+            if isinstance(body, dict) and body.get("id") == 1 and "result" in body:
+                ready = json.dumps({"source": participant.name})
+                await response.write(f"event: ready\ndata: {ready}\n\n".encode())
+                continue
             head = body.get("params", {}).get("result") if isinstance(body, dict) else None
             if not isinstance(head, dict) or "number" not in head:
                 continue

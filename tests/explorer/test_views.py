@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
 
-from quorum_node.explorer.abi import AbiRegistry
+from quorum_node.explorer.abi import AbiFileError, AbiRegistry
 from quorum_node.explorer.network import Participant
 from quorum_node.explorer.rpc_client import JsonRpc
 from quorum_node.explorer.views import Explorer, Failed, _ask
@@ -122,8 +123,6 @@ def test_user_abis_decode_calls(tmp_path: Any) -> None:
         '"inputs":[{"name":"who","type":"string"}],"outputs":[]}]'
     )
     registry = AbiRegistry.load([path])
-    from eth_utils import function_signature_to_4byte_selector
-
     data = bytes(function_signature_to_4byte_selector("greet(string)")) + encode(
         ["string"], ["bank"]
     )
@@ -132,8 +131,6 @@ def test_user_abis_decode_calls(tmp_path: Any) -> None:
 
 
 def test_a_bad_abi_file_names_the_file(tmp_path: Any) -> None:
-    from quorum_node.explorer.abi import AbiFileError
-
     path = tmp_path / "broken.json"
     path.write_text('{"not": "an abi"}')
     with pytest.raises(AbiFileError, match="broken.json"):

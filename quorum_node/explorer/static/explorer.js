@@ -20,9 +20,9 @@
       .finally(function () { refreshing = false; if (again) { again = false; refresh(); } });
   }
   var events = new EventSource("/events");
-  events.addEventListener("open", function () {
-    live.textContent = "live updates: subscribed to new blocks";
-    live.dataset.state = "live";
+  events.addEventListener("ready", function (event) {
+    live.textContent = "live updates: subscribed to " + JSON.parse(event.data).source + "'s new blocks";
+    live.dataset.state = "subscribed";
   });
   events.addEventListener("head", function (event) {
     var head = JSON.parse(event.data);

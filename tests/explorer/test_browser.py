@@ -155,3 +155,16 @@ def test_each_participant_view_side_by_side(
     for path in shots:
         print(f"  {path}")
     assert all(path.stat().st_size > 0 for path in shots)
+
+    # `qnet down` stops the detached explorer with the network.
+    pid = int((network.qnet.directory / "explorer" / "explorer.pid").read_text())
+    network.qnet.down()
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False

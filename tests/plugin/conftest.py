@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUILD = REPOSITORY / "quorum_node" / "contracts"
 PLUGIN_ARGUMENTS = ["-p", "no:quorum_network", "-p", "quorum_node.testing.plugin"]

@@ -12,6 +12,9 @@ from quorum_node.testing import NOT_A_PARTY, NetworkShape, NetworkShapeError, lo
 from quorum_node.testing.parties import _Raised, _views_table
 from tests.plugin.conftest import BUILD, REPOSITORY, processes_running_from, run_plugin
 
+#: pytest's own fixture for running pytest on test files written by the test
+pytest_plugins = ["pytester"]
+
 
 def test_the_entry_point_is_declared_in_pyproject() -> None:
     project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]

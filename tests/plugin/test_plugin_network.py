@@ -12,6 +12,9 @@ import pytest
 
 from tests.plugin.conftest import BUILD, REPOSITORY, processes_running_from, run_plugin
 
+#: pytest's own fixture for running pytest on test files written by the test
+pytest_plugins = ["pytester"]
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
 PRIVATE_TESTS = """

@@ -106,7 +106,8 @@ def _is_loopback(host: str) -> bool:
 async def serve(app: web.Application, host: str, port: int, url_file: Path | None) -> None:
     """Serve until SIGTERM or SIGINT; print the URL (and write it to ``url_file``) once
     listening."""
-    runner = web.AppRunner(app, access_log=None)
+    # open live feeds (server-sent events) never end by themselves: do not wait for them
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -169,11 +169,11 @@ def start(args: argparse.Namespace) -> int:
 def down(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     layout = NetworkLayout.load(directory)
+    # First `qnet explorer --detach`'s (DIR/explorer/explorer.pid): a client of the nodes
+    processes.stop_process(directory, "explorer", "explorer")
     for participant in layout.participants:
         for kind in ("node", "tm"):
             processes.stop_process(directory, participant.name, kind)
-    # `qnet explorer --detach` (and `qnet demo --keep`) leave DIR/explorer/explorer.pid
-    processes.stop_process(directory, "explorer", "explorer")
     print("network stopped")
     return 0
 

@@ -89,8 +89,9 @@ def _start_explorer(directory: Path) -> str:
 
 
 def test_each_participant_view_side_by_side(
-    network: PrivateNet, browser: Any, tmp_path: Path
+    browser: Any, network: PrivateNet, tmp_path: Path
 ) -> None:
+    """(``browser`` first: without Chromium the test skips before starting a network.)"""
     from playwright.sync_api import expect
 
     started = time.monotonic()

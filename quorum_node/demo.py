@@ -42,6 +42,7 @@ from web3.contract import Contract
 
 from quorum_node.contracts import artifact
 from quorum_node.disclosure.verify import Report, verify_bundle
+from quorum_node.explorer.cli import ExplorerStartError, start_detached
 from quorum_node.qnet.cli import main as qnet
 from quorum_node.web3_ext import attach_quorum, quorum_module
 
@@ -305,6 +306,11 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"  {entry['name']}: {entry['rpc_url']}  manager key {entry['tm_public_key']}"
                 )
+            try:
+                url = start_detached(args.dir, "127.0.0.1", 0, [])
+                print(f"  explorer: {url}  (each bank's view side by side)")
+            except ExplorerStartError as exc:
+                print(f"  explorer did not start: {exc}")
         else:
             qnet(["down", "--dir", str(args.dir)])
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")

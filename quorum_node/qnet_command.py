@@ -1,5 +1,5 @@
-"""The ``qnet`` command as installed: the network commands of ``quorum_node.qnet.cli``
-and ``qnet demo``.
+"""The ``qnet`` command as installed: the network commands of ``quorum_node.qnet.cli``,
+``qnet demo`` and ``qnet explorer``.
 
 The demo runs on qnet and checks disclosures with ``quorum_node.disclosure``, two
 independent layers, so the command offering both sits above both
@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from quorum_node import demo
+from quorum_node.explorer import cli as explorer_cli
 from quorum_node.qnet import cli as qnet_cli
 
 
@@ -23,6 +24,13 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(handler=demo.run)
+    explorer_parser = commands.add_parser(
+        "explorer",
+        help="a read-only web explorer: each participant's view side by side",
+        description=explorer_cli.DESCRIPTION,
+    )
+    explorer_cli.add_arguments(explorer_parser)
+    explorer_parser.set_defaults(handler=explorer_cli.run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,11 @@ into its isolated build environment the same way.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,5 +167,10 @@ def test_the_demo_runs_and_keeps_its_network(installed: Installed) -> None:
         assert output.count("  verified") == 2, output
         assert f"The network keeps running (stop it with: qnet down --dir {directory})" in output
         assert "BankC" in network.status_output()
+        # the explorer, started detached by --keep, serves its templates from the wheel
+        url = re.search(r"explorer: (http://127\.0\.0\.1:\d+/)", output)
+        assert url is not None, output
+        with urllib.request.urlopen(url.group(1), timeout=30) as page:
+            assert "BankC" in page.read().decode()
     finally:
         network.down()

@@ -4,7 +4,7 @@
     qnet status --dir DIR
     qnet stop   --dir DIR NAME [--kill] [--only node|tm]
     qnet start  --dir DIR NAME [--only node|tm]
-    qnet down   --dir DIR
+    qnet down   --dir DIR          (also stops a detached ``qnet explorer``)
 
 The installed ``qnet`` command also offers ``qnet demo`` (``quorum_node.qnet_command``):
 the demo uses this module and the disclosure verifier, so it is added from above both.
@@ -169,6 +169,8 @@ def start(args: argparse.Namespace) -> int:
 def down(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     layout = NetworkLayout.load(directory)
+    # First `qnet explorer --detach`'s (DIR/explorer/explorer.pid): a client of the nodes
+    processes.stop_process(directory, "explorer", "explorer")
     for participant in layout.participants:
         for kind in ("node", "tm"):
             processes.stop_process(directory, participant.name, kind)

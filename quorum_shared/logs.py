@@ -49,19 +49,21 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(
     level: str | int, log_format: str = "text", stream: TextIO | None = None
 ) -> None:
-    """Set the root logger up for a process: ``log_format`` is ``text`` or ``json``."""
+    """Set the root logger up for a process: ``log_format`` is ``text`` or ``json``.
+
+    Like ``logging.basicConfig``, it leaves a root logger that already has handlers
+    alone (a test runner's capture, an embedding application's own set-up).
+    """
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format {log_format!r}: expected one of {', '.join(LOG_FORMATS)}")
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
     root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(stream or sys.stderr)
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
     root.addHandler(handler)
     if isinstance(level, str):
-        level = logging.getLevelName(level.upper())
-        if not isinstance(level, int):
-            level = logging.INFO
+        named = logging.getLevelName(level.upper())
+        level = named if isinstance(named, int) else logging.INFO
     root.setLevel(level)

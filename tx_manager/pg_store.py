@@ -155,17 +155,22 @@ class PostgresStore:
         self, connection: psycopg.Connection, batch: list[_Job]
     ) -> psycopg.Connection:
         """Run and commit one batch; every waiter is answered. The connection to use next
-        (a new one when this one broke)."""
+        (a new one when this one was lost)."""
         outcomes: list[tuple[Any, BaseException | None]] = [
             (None, StoreError("write was not attempted"))
         ] * len(batch)
         try:
-            if connection.closed or connection.broken:
-                connection = _connect(self.url)
+            connection = self._begin(connection)
             outcomes = self._run_batch(connection, batch)
         except Exception as exc:  # every waiter must get an answer
             log.error("store commit of %d writes failed: %r", len(batch), exc)
-            outcomes = [(None, _job_error(exc, "commit failed"))] * len(batch)
+            if not connection.broken and not connection.closed:
+                try:
+                    connection.execute("ROLLBACK")
+                except psycopg.Error as rollback_error:
+                    log.error("store rollback failed too: %s", rollback_error)
+            failure = _job_error(exc, "commit failed")
+            outcomes = [(None, failure)] * len(batch)
         finally:
             for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
                 try:
@@ -174,20 +179,40 @@ class PostgresStore:
                     pass  # the loop that waited is gone; nothing is left to answer
         return connection
 
+    def _begin(self, connection: psycopg.Connection) -> psycopg.Connection:
+        """BEGIN, on a new connection when this one was lost while idle (a server restart,
+        a failover, an idle timeout): nothing ran yet, so trying again is safe. A
+        connection lost later fails its batch; the next batch reconnects here."""
+        if not connection.broken and not connection.closed:
+            try:
+                connection.execute("BEGIN")
+                return connection
+            except psycopg.OperationalError as exc:
+                if not connection.broken:
+                    raise
+                log.warning("store connection lost (%s); reconnecting", exc)
+            connection.close()
+        connection = _connect(self.url)
+        connection.execute("BEGIN")
+        return connection
+
     def _run_batch(
         self, connection: psycopg.Connection, batch: list[_Job]
     ) -> list[tuple[Any, BaseException | None]]:
+        """Each job in a savepoint, then COMMIT; the transaction is already begun."""
         outcomes: list[tuple[Any, BaseException | None]] = []
-        with connection.transaction():
-            for operation, _, _ in batch:
-                try:
-                    with connection.transaction():  # a savepoint: one failure fails one job
-                        result = operation(connection)
-                    outcomes.append((result, None))
-                except Exception as exc:
-                    if connection.broken:
-                        raise
-                    outcomes.append((None, _job_error(exc, "write failed")))
+        for operation, _, _ in batch:
+            connection.execute("SAVEPOINT job")
+            try:
+                outcomes.append((operation(connection), None))
+                connection.execute("RELEASE SAVEPOINT job")
+            except Exception as exc:  # one failed write fails only itself
+                if connection.broken:
+                    raise
+                connection.execute("ROLLBACK TO SAVEPOINT job")
+                connection.execute("RELEASE SAVEPOINT job")
+                outcomes.append((None, _job_error(exc, "write failed")))
+        connection.execute("COMMIT")
         self.commits += 1
         return outcomes
 
@@ -203,6 +228,8 @@ class PostgresStore:
     def _reader(self) -> psycopg.Connection:
         connection: psycopg.Connection | None = getattr(self._local, "connection", None)
         if connection is None or connection.closed or connection.broken:
+            if connection is not None:
+                connection.close()
             connection = _connect(self.url)
             self._local.connection = connection
             self._reader_connections.append(connection)
@@ -211,7 +238,13 @@ class PostgresStore:
     async def _read(self, operation: Callable[[psycopg.Connection], T]) -> T:
         def run() -> T:
             try:
-                return operation(self._reader())
+                connection = self._reader()
+                try:
+                    return operation(connection)
+                except psycopg.OperationalError:
+                    if not connection.broken:
+                        raise
+                    return operation(self._reader())  # lost while idle: a read may retry
             except psycopg.Error as exc:
                 raise StoreError(f"read failed: {exc}") from exc
 

@@ -13,12 +13,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from tests.support.postgres import PrivateServer
 from tests.tx_manager.conftest import StoreOpener
 from tx_manager.enclave import Enclave, generate_keypair
 from tx_manager.errors import EnvelopeConflict, StoreError
 from tx_manager.payload import EncodedPayload, ExecutionTerms, PrivacyMode
+from tx_manager.pg_store import PostgresStore
 from tx_manager.store import SqliteStore
 
 
@@ -243,3 +246,29 @@ def _fields() -> list[str]:
         "keyed_terms",
         "terms_mac",
     ]
+
+
+async def test_postgresql_store_reconnects_after_its_connections_were_cut(
+    postgres_server: PrivateServer,
+) -> None:
+    """A server restart or failover cuts idle connections: the next write and read open
+    new ones instead of failing (nothing had run on the lost connection)."""
+    url = postgres_server.create_database()
+    store = PostgresStore(url)
+    try:
+        before, _ = _envelope()
+        await store.save_envelopes([before])
+        assert await store.find_envelope(before.hash) == before
+        with psycopg.connect(url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert cut is not None and cut[0] >= 2  # the writer and a reader
+        after, _ = _envelope()
+        await asyncio.wait_for(store.save_envelopes([after]), 20)
+        assert await store.find_envelope(after.hash) == after
+        assert await store.find_envelope(before.hash) == before
+        assert await store.count_envelopes() == 2
+    finally:
+        await store.close()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from quorum_shared.metrics_server import MetricsServer, MetricsServerError
 from tx_manager.api.p2p import build_p2p_app
@@ -138,14 +139,12 @@ class ManagerServer:
                     config.max_body_bytes,
                     allowed,
                     config.limits,
-                    observe=self.metrics.middleware("p2p"),
+                    observe=self._observer("p2p"),
                 ),
                 access_log=None,
             )
             q2t_runner = web.AppRunner(
-                build_q2t_app(
-                    self.service, config.max_body_bytes, observe=self.metrics.middleware("q2t")
-                ),
+                build_q2t_app(self.service, config.max_body_bytes, observe=self._observer("q2t")),
                 access_log=None,
             )
             for runner in (p2p_runner, q2t_runner):
@@ -167,6 +166,10 @@ class ManagerServer:
             _write_atomically(config.ports_file, json.dumps(self.urls.to_json()))
         self._tasks.append(asyncio.create_task(self._background(recover_at_start)))
         return self.urls
+
+    def _observer(self, api: str) -> Middleware | None:
+        """The request-metrics middleware, only when metrics are served."""
+        return self.metrics.middleware(api) if self.config.metrics is not None else None
 
     async def _start_metrics(self, registry: PartyRegistry) -> str | None:
         store, peers, metrics = self._store, self._peers, self.metrics

@@ -115,7 +115,7 @@ class PostgresStore:
                     )
             writer_connection = _connect(url)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open store {_redacted(url)}: {exc}") from exc
+            raise StoreError(f"cannot open store {_redacted(url)}: {_one_line(exc)}") from exc
         self._closed = False
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(
@@ -246,7 +246,7 @@ class PostgresStore:
                         raise
                     return operation(self._reader())  # lost while idle: a read may retry
             except psycopg.Error as exc:
-                raise StoreError(f"read failed: {exc}") from exc
+                raise StoreError(f"read failed: {_one_line(exc)}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
@@ -498,5 +498,10 @@ def _job_error(exc: Exception, what: str) -> BaseException:
     if isinstance(exc, TxManagerError):
         return exc
     if isinstance(exc, psycopg.Error):
-        return StoreError(f"{what}: {exc}")
+        return StoreError(f"{what}: {_one_line(exc)}")
     return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """libpq's messages run over several lines (with a hint); a log line and a 503 take one."""
+    return " ".join(str(exc).split())

@@ -15,7 +15,12 @@ restarted, so every read goes to SQLite. Note the load generator
 shares the machine's cores with both managers.
 
 Run: ``python -m bench.tm_bench [--duration S] [--concurrency N]``; writes
-``bench/results/tm_bench.json``.
+``bench/results/tm_bench.json``. ``--store postgresql://USER@HOST:PORT/DB`` runs both
+managers on PostgreSQL instead (each on a database of its own, created on that server
+and dropped afterwards; the user needs CREATEDB), ``--store private-postgresql`` on a
+PostgreSQL instance started for the run (tests/support/postgres.py); both write
+``bench/results/tm_bench_postgresql.json``. PostgreSQL keeps no cache of fresh
+envelopes, so there both read phases go to the database.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import psycopg
 
 from tests.support.localnet import Manager, ManagerFactory
+from tests.support.postgres import PrivateServer
 from tests.support.waiting import wait_until
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "tm_bench.json"
+POSTGRESQL_RESULTS_PATH = RESULTS_PATH.with_name("tm_bench_postgresql.json")
 GOALS = {"send_per_s": 1000, "send_p99_ms": 50, "read_per_s": 3000}
 
 
@@ -156,11 +164,36 @@ def _pid(manager: Manager) -> int:
     return manager.process.pid
 
 
+class _Databases:
+    """One new database per manager on a PostgreSQL server, dropped when done."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.names: list[str] = []
+
+    def create(self, name: str) -> str:
+        database = f"tm_bench_{name}_{os.getpid()}"
+        with psycopg.connect(self.server_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}"')
+            connection.execute(f'CREATE DATABASE "{database}"')
+        self.names.append(database)
+        base, _, _ = self.server_url.rpartition("/")
+        return f"{base}/{database}"
+
+    def drop(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as connection:
+            for database in self.names:
+                connection.execute(f'DROP DATABASE IF EXISTS "{database}"')
+
+
 async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     factory = ManagerFactory(root, discovery_interval=1.0)
+    databases = _Databases(args.store) if args.store else None
     try:
-        b = factory.start("b")
-        a = factory.start("a", [b])
+        b_settings = {"store": databases.create("b")} if databases else {}
+        a_settings = {"store": databases.create("a")} if databases else {}
+        b = factory.start("b", **b_settings)
+        a = factory.start("a", [b], **a_settings)
         wait_until(lambda: a.knows_key(b.public_key), 30, "A to learn B's key")
         connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
         timeout = aiohttp.ClientTimeout(total=30)
@@ -188,6 +221,8 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         return {"send": send, "read_on_recipient": read, "read_on_recipient_cold": cold}
     finally:
         factory.stop_all()
+        if databases is not None:
+            databases.drop()
 
 
 def machine_info() -> dict[str, Any]:
@@ -208,13 +243,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--payload-size", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="3 s per phase")
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="postgresql://… (a server where the user may create databases), or "
+        "private-postgresql (start one for the run); default: SQLite",
+    )
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 3.0
+    if args.output is None:
+        args.output = POSTGRESQL_RESULTS_PATH if args.store else RESULTS_PATH
+    private: PrivateServer | None = None
+    if args.store == "private-postgresql":
+        private = PrivateServer.start()
+        args.store = private.url()
+    elif args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
+        parser.error("--store takes a postgresql:// URL or private-postgresql")
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="tm-bench-") as root:
-        figures = asyncio.run(_run(args, Path(root)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as root:
+            figures = asyncio.run(_run(args, Path(root)))
+    finally:
+        if private is not None:
+            private.stop()
     load_after = os.getloadavg()
     send, read = figures["send"], figures["read_on_recipient"]
     result: dict[str, Any] = {
@@ -226,7 +279,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "payload_bytes": args.payload_size,
             "concurrency": args.concurrency,
             "phase_seconds": args.duration,
-            "durability": "SQLite WAL, synchronous=FULL, group commit; 201 after both commits",
+            "store": "postgresql" if args.store else "sqlite",
+            "durability": (
+                "PostgreSQL, synchronous_commit as the server has it, group commit; "
+                "201 after both commits"
+                if args.store
+                else "SQLite WAL, synchronous=FULL, group commit; 201 after both commits"
+            ),
         },
         # Other work on the machine skews every figure; the CPU cost per operation does
         # not depend on it as much, so it is recorded beside the rates.

@@ -21,6 +21,7 @@ from quorum_node.consensus.raft import RaftEngine
 from quorum_node.consensus.raft_state import RaftMember
 from quorum_node.consensus.solo import SoloEngine
 from quorum_node.errors import ConfigError
+from quorum_node.metrics import NodeMetrics
 from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_node.p2p.network import PeerNetwork
@@ -44,6 +45,7 @@ from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
 from quorum_node.sending import NonceReservations, TransactionSender
+from quorum_shared.metrics_server import MetricsServer, MetricsServerError
 from quorum_shared.secret_files import secret_directory
 from tx_manager.client import Q2TClient
 
@@ -67,8 +69,16 @@ class RunningNode:
     server_host: str = "127.0.0.1"
     network: PeerNetwork | None = None
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    metrics: NodeMetrics | None = None
+    metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics_server.url if self.metrics_server is not None else None
 
     async def stop(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.server.stop()
         for closer in self.on_stop:
             await closer()
@@ -150,6 +160,9 @@ async def start_node(config: NodeConfig) -> RunningNode:
             manager = Q2TClient(config.tm_url, ssl_context=tls)
         if manager is not None:
             started.push_async_callback(manager.close)
+        metrics = NodeMetrics() if config.metrics_port is not None else None
+        if manager is not None and metrics is not None:
+            manager.observer = metrics.on_manager_request
         private_blocks = PrivateBlocks(
             PayloadResolver(manager), PrivacyProcessor(db, private_store)
         )
@@ -211,16 +224,39 @@ async def start_node(config: NodeConfig) -> RunningNode:
         if audit is not None:
             await audit.start()
             started.push_async_callback(audit.stop)
+        metrics_server = None
+        if metrics is not None and config.metrics_port is not None:
+            metrics.watch(node, engine, live_peers)
+            if audit is not None:
+                audit.alarm_listeners.append(metrics.on_alarm)
+            metrics_server = MetricsServer(
+                metrics.registry, config.metrics_host, config.metrics_port
+            )
+            try:
+                await metrics_server.start()
+            except MetricsServerError as exc:
+                raise ConfigError(str(exc)) from None
+            started.push_async_callback(metrics_server.stop)
     except BaseException:
         await started.aclose()
         raise
     started.pop_all()  # from here on, RunningNode.stop stops them in its own order
-    running = RunningNode(node, server, db, server_host=config.rpc.host, network=network)
+    running = RunningNode(
+        node,
+        server,
+        db,
+        server_host=config.rpc.host,
+        network=network,
+        metrics=metrics,
+        metrics_server=metrics_server,
+    )
     if audit is not None:
         running.on_stop.append(audit.stop)
     if manager is not None:
         running.on_stop.append(manager.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}
+    if running.metrics_url is not None:
+        endpoints["metrics"] = running.metrics_url
     (config.datadir / "endpoints.json").write_text(json.dumps(endpoints) + "\n")
     return running
 
@@ -231,6 +267,16 @@ async def serve(config: NodeConfig) -> None:
     print(f"HTTP JSON-RPC: {running.http_url}", flush=True)
     if running.ws_url:
         print(f"WebSocket JSON-RPC: {running.ws_url}", flush=True)
+    if running.metrics_url:
+        print(f"metrics: {running.metrics_url}", flush=True)
+    logger.info(
+        "started",
+        extra={
+            "rpc_url": running.http_url,
+            "ws_url": running.ws_url,
+            "metrics_url": running.metrics_url,
+        },
+    )
     for address in running.node.accounts.addresses():
         print(f"account: 0x{address.hex()}", flush=True)
     stop = asyncio.Event()

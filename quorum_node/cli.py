@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import secrets
 import shutil
 import sys
@@ -38,6 +37,7 @@ from quorum_node.errors import ConfigError
 from quorum_node.qnet.audit import check_recovery
 from quorum_node.qnet.processes import rpc_call
 from quorum_node.wipe import wipe_chain_state
+from quorum_shared.logs import LOG_FORMATS, configure_logging
 from quorum_shared.secret_files import secret_directory
 from quorum_shared.version import VERSION
 
@@ -168,6 +168,26 @@ def _add_rpc_options(parser: argparse.ArgumentParser, default_apis: frozenset[st
         f"blocks (default {DEFAULT_COMMITMENT_INTERVAL}, or the config's; 0: off)",
     )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text, or json: one JSON object per line (time, level, logger, message, extras)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve GET /metrics (Prometheus) on this port (0: any free one); "
+        "default: the config's metrics_port, else off",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=None,
+        metavar="HOST",
+        help="interface for /metrics (default: the config's metrics_host, else 127.0.0.1)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,11 +342,8 @@ def _check_recovered(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO)
-        if hasattr(args, "log_level")
-        else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"), sys.stderr
     )
     temporary: Path | None = None
     try:
@@ -357,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.commitment_interval is not None:
             config = replace(config, commitment_interval=args.commitment_interval)
+        if args.metrics_port is not None:
+            config = replace(config, metrics_port=args.metrics_port)
+        if args.metrics_host is not None:
+            config = replace(config, metrics_host=args.metrics_host)
         if getattr(args, "wipe", False):
             deleted = wipe_chain_state(config)
             print(f"quorum-node: wiped {', '.join(map(str, deleted)) or 'nothing'}", flush=True)

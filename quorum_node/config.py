@@ -133,6 +133,10 @@ class NodeConfig:
     #: the node signs, through its manager, one commitment per party group it belongs to
     #: and sends it to the group's other members (docs/audit.md). 0 turns it off.
     commitment_interval: int = DEFAULT_COMMITMENT_INTERVAL
+    #: ``GET /metrics`` (Prometheus) on this port (0: any free one); None: not served.
+    metrics_port: int | None = None
+    #: The interface of the metrics port: loopback unless a scraper elsewhere needs it.
+    metrics_host: str = "127.0.0.1"
 
     @property
     def node_key_path(self) -> Path:
@@ -259,4 +263,6 @@ def load_node_config(path: Path) -> NodeConfig:
         tm_tls=a_manager_tls(raw.get("tm_tls")),
         raft_election_timeout_ms=a_duration_ms("raft_election_timeout_ms", 400),
         commitment_interval=a_count("commitment_interval", DEFAULT_COMMITMENT_INTERVAL),
+        metrics_port=a_port("metrics_port", None),
+        metrics_host=str(raw.get("metrics_host", "127.0.0.1")),
     )

@@ -12,11 +12,13 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from quorum_shared.logs import LOG_FORMATS, configure_logging
 from quorum_shared.version import VERSION
 from tx_manager.client import Q2TClient
-from tx_manager.config import load_config, read_password
+from tx_manager.config import Config, ListenConfig, load_config, read_password
 from tx_manager.errors import ManagerConfigError, TxManagerError
 from tx_manager.keyfile import Argon2Params, write_keypair
 from tx_manager.server import ManagerServer, url_host
@@ -24,6 +26,8 @@ from tx_manager.tls import q2t_client_context
 from tx_manager.wipe import wipe_store
 
 EXIT_USAGE = 2
+
+log = logging.getLogger("tx_manager")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +56,24 @@ def _parser() -> argparse.ArgumentParser:
         "then recover every payload from the peers (unless --no-recover)",
     )
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text, or json: one JSON object per line (time, level, logger, message, extras)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve GET /metrics (Prometheus) on this port (0: any free one); "
+        "overrides the config's [metrics] port",
+    )
+    run.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help="interface for /metrics (default: the config's, else 127.0.0.1)",
+    )
 
     resend = commands.add_parser("resend", help="ask a running manager to recover from its peers")
     resend.add_argument("--config", required=True, type=Path)
@@ -86,8 +108,27 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(config_path: Path, recover: bool | None, wipe: bool) -> None:
-    config = load_config(config_path)
+def _with_metrics(config: Config, port: int | None, host: str | None) -> Config:
+    """The config with the command line's metrics flags applied."""
+    if port is None and host is None:
+        return config
+    current = config.metrics or ListenConfig()
+    if port is None and config.metrics is None:
+        raise ManagerConfigError("--metrics-host needs --metrics-port or a [metrics] port")
+    if port is not None and not 0 <= port <= 65535:
+        raise ManagerConfigError(f"--metrics-port {port} is out of range")
+    metrics = ListenConfig(host=host or current.host, port=current.port if port is None else port)
+    return replace(config, metrics=metrics)
+
+
+async def _run(
+    config_path: Path,
+    recover: bool | None,
+    wipe: bool,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+) -> None:
+    config = _with_metrics(load_config(config_path), metrics_port, metrics_host)
     if wipe:
         deleted = wipe_store(config, config_path)
         print(f"tx-manager: wiped {', '.join(map(str, deleted)) or 'nothing'}", flush=True)
@@ -97,6 +138,9 @@ async def _run(config_path: Path, recover: bool | None, wipe: bool) -> None:
     urls = await server.start()
     print(f"tx-manager Q2T listening on {urls.q2t}", flush=True)
     print(f"tx-manager P2P listening on {urls.p2p}", flush=True)
+    if urls.metrics is not None:
+        print(f"tx-manager metrics on {urls.metrics}", flush=True)
+    log.info("started", extra=urls.to_json())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -148,12 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             from quorum_node.disclosure.verify import run as verify_disclosure
 
             return verify_disclosure(args)
-        logging.basicConfig(
-            level=args.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
+        configure_logging(args.log_level, args.log_format)
+        asyncio.run(
+            _run(args.config, args.recover, args.wipe, args.metrics_port, args.metrics_host)
         )
-        asyncio.run(_run(args.config, args.recover, args.wipe))
         return 0
     except TxManagerError as exc:
         print(f"tx-manager: {exc.message}", file=sys.stderr)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -150,6 +152,14 @@ def _hash_path(tx_hash: bytes) -> str:
     return quote(b64encode(tx_hash), safe="")
 
 
+def operation_name(method: str, path: str) -> str:
+    """``GET /transaction/{hash}`` for ``GET /transaction/q83v…``: a bounded label."""
+    segments = path.split("?", 1)[0].split("/")
+    if len(segments) > 2 and segments[1] == "transaction":
+        segments[2] = "{hash}"
+    return f"{method} {'/'.join(segments)}"
+
+
 class Q2TClient:
     """One aiohttp session to one manager; use as ``async with Q2TClient(url) as tm``.
 
@@ -170,6 +180,9 @@ class Q2TClient:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        #: Told ``(operation, seconds)`` after every request, failed ones too (a node's
+        #: metrics); ``operation`` is the method and route, ``GET /transaction/{hash}``.
+        self.observer: Callable[[str, float], None] | None = None
 
     async def __aenter__(self) -> Q2TClient:
         return self
@@ -210,6 +223,7 @@ class Q2TClient:
         not_found_is_none: bool = False,
     ) -> tuple[int, bytes] | None:
         url = self.base_url + path
+        started = time.perf_counter()
         try:
             async with self._client().request(
                 method, url, json=json_body, headers=headers, params=params
@@ -218,6 +232,9 @@ class Q2TClient:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ManagerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if self.observer is not None:
+                self.observer(operation_name(method, path), time.perf_counter() - started)
         if status == 404 and not_found_is_none:
             return None
         if status == 503 and _is_recovering(body):

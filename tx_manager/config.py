@@ -109,6 +109,15 @@ class Config:
     recover: str = "if-empty"
     ports_file: Path | None = None
     limits: LimitsConfig = LimitsConfig()
+    #: ``GET /metrics`` (Prometheus) on a port of its own; None: not served.
+    metrics: ListenConfig | None = None
+    #: ``postgresql://…``: keep the store in PostgreSQL instead of the SQLite file at
+    #: ``storage_path`` (several managers of one party may share the database).
+    store_url: str | None = None
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return self.store_url is not None
 
 
 def _get(table: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -142,6 +151,33 @@ def _listen(base: Path, table: Any, name: str) -> ListenConfig:
         port=port,
         unix_socket=_path(base, table.get("unix_socket"), f"{name}.unix_socket"),
     )
+
+
+def _metrics(table: Any) -> ListenConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ManagerConfigError("config section 'metrics' must be a table with host and port")
+    unknown = sorted(set(table) - {"host", "port"})
+    if unknown:
+        raise ManagerConfigError(f"unknown field metrics.{unknown[0]}")
+    port = _get(table, "port", int, None)
+    if port is None or not 0 <= port <= 65535:
+        raise ManagerConfigError("metrics.port must be a port number (0: any free port)")
+    return ListenConfig(host=_get(table, "host", str, "127.0.0.1"), port=port)
+
+
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _store_url(value: Any) -> str | None:
+    if value is None or value == "sqlite":
+        return None
+    if not isinstance(value, str) or not value.startswith(POSTGRESQL_SCHEMES):
+        raise ManagerConfigError(
+            'store must be "sqlite" (the file at storage_path) or a postgresql:// URL'
+        )
+    return value
 
 
 def _q2t_tls(base: Path, table: Any) -> Q2tTlsConfig | None:
@@ -287,6 +323,8 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
         recover=recover,
         ports_file=_path(data_dir, _get(document, "ports_file", str, "ports.json"), "ports_file"),
         limits=_limits(document.get("limits"), len(peers)),
+        metrics=_metrics(document.get("metrics")),
+        store_url=_store_url(document.get("store")),
     )
 
 

@@ -36,6 +36,11 @@ class PeerClient:
         self._tls = tls
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        #: Push requests (``/push`` and ``/pushBatch``) sent, the envelopes they carried,
+        #: and the requests that failed: read by ``tx_manager.metrics`` when scraped.
+        self.pushes = 0
+        self.pushed_envelopes = 0
+        self.push_failures = 0
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -77,12 +82,22 @@ class PeerClient:
     async def push(self, url: str, envelope: Envelope) -> None:
         headers = dict(_BINARY)
         headers["c11n-key"] = b64encode(envelope.hash)
-        await self._post(url, "/push", envelope.to_bytes(), headers, 201)
+        await self._counted_push(url, "/push", envelope.to_bytes(), headers, 1)
 
     async def push_batch(self, url: str, envelopes: list[Envelope]) -> None:
-        await self._post(
-            url, "/pushBatch", EnvelopeBatch(tuple(envelopes)).to_bytes(), _BINARY, 201
-        )
+        body = EnvelopeBatch(tuple(envelopes)).to_bytes()
+        await self._counted_push(url, "/pushBatch", body, _BINARY, len(envelopes))
+
+    async def _counted_push(
+        self, url: str, path: str, body: bytes, headers: dict[str, str], envelopes: int
+    ) -> None:
+        self.pushes += 1
+        self.pushed_envelopes += envelopes
+        try:
+            await self._post(url, path, body, headers, 201)
+        except PeerRequestFailed:
+            self.push_failures += 1
+            raise
 
     async def exchange_partyinfo(self, url: str, info: PartyInfo) -> PartyInfo:
         body = await self._post_json(url, "/partyinfo", info, 200)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from quorum_shared.metrics_server import MetricsServer, MetricsServerError
 from tx_manager.api.p2p import build_p2p_app
 from tx_manager.api.q2t import build_q2t_app
 from tx_manager.config import Config, ListenConfig, read_password
@@ -24,10 +26,12 @@ from tx_manager.discovery import Discovery
 from tx_manager.enclave import Enclave
 from tx_manager.errors import ManagerConfigError
 from tx_manager.keyfile import read_keypair
+from tx_manager.metrics import ManagerMetrics
 from tx_manager.partyinfo import PartyRegistry
 from tx_manager.peer_client import PeerClient
+from tx_manager.pg_store import PostgresStore
 from tx_manager.service import TransactionManager
-from tx_manager.store import SqliteStore
+from tx_manager.store import SqliteStore, Store
 from tx_manager.tls import q2t_server_context, server_context
 
 log = logging.getLogger(__name__)
@@ -39,9 +43,20 @@ _DISCOVERY_ROUNDS_BEFORE_RECOVERY = 3
 class ListeningUrls:
     q2t: str
     p2p: str
+    metrics: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"q2t": self.q2t, "p2p": self.p2p, "pid": os.getpid()}
+        urls: dict[str, object] = {"q2t": self.q2t, "p2p": self.p2p, "pid": os.getpid()}
+        if self.metrics is not None:
+            urls["metrics"] = self.metrics
+        return urls
+
+
+def open_store(config: Config) -> Store:
+    """The store the config names: PostgreSQL for a ``store`` URL, else the SQLite file."""
+    if config.store_url is not None:
+        return PostgresStore(config.store_url)
+    return SqliteStore(config.storage_path)
 
 
 def url_host(host: str) -> str:
@@ -79,8 +94,10 @@ class ManagerServer:
         self._recover_override = recover
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
         self._peers: PeerClient | None = None
+        self.metrics = ManagerMetrics()
+        self._metrics_server: MetricsServer | None = None
         self.urls: ListeningUrls | None = None
         self.service: TransactionManager | None = None
         self.discovery: Discovery | None = None
@@ -95,7 +112,7 @@ class ManagerServer:
         ]
         enclave = Enclave(keypairs, config.limits.derived_key_cache)
         try:
-            self._store = SqliteStore(config.storage_path)
+            self._store = open_store(config)
             registry = PartyRegistry(
                 enclave.public_keys,
                 config.peers,
@@ -117,12 +134,18 @@ class ManagerServer:
             )
             p2p_runner = web.AppRunner(
                 build_p2p_app(
-                    self.service, self.discovery, config.max_body_bytes, allowed, config.limits
+                    self.service,
+                    self.discovery,
+                    config.max_body_bytes,
+                    allowed,
+                    config.limits,
+                    observe=self._observer("p2p"),
                 ),
                 access_log=None,
             )
             q2t_runner = web.AppRunner(
-                build_q2t_app(self.service, config.max_body_bytes), access_log=None
+                build_q2t_app(self.service, config.max_body_bytes, observe=self._observer("q2t")),
+                access_log=None,
             )
             for runner in (p2p_runner, q2t_runner):
                 await runner.setup()
@@ -133,15 +156,40 @@ class ManagerServer:
             q2t_url = await _start_site(
                 q2t_runner, config.q2t, "Q2T", ssl_context=q2t_server_context(config.q2t_tls)
             )
+            metrics_url = await self._start_metrics(registry)
         except BaseException:
             await self.stop()
             raise
         registry.set_self_url(config.advertised_url or p2p_url)
-        self.urls = ListeningUrls(q2t=q2t_url, p2p=p2p_url)
+        self.urls = ListeningUrls(q2t=q2t_url, p2p=p2p_url, metrics=metrics_url)
         if config.ports_file is not None:
             _write_atomically(config.ports_file, json.dumps(self.urls.to_json()))
         self._tasks.append(asyncio.create_task(self._background(recover_at_start)))
         return self.urls
+
+    def _observer(self, api: str) -> Middleware | None:
+        """The request-metrics middleware, only when metrics are served."""
+        return self.metrics.middleware(api) if self.config.metrics is not None else None
+
+    async def _start_metrics(self, registry: PartyRegistry) -> str | None:
+        store, peers, metrics = self._store, self._peers, self.metrics
+        if self.config.metrics is None or store is None or peers is None:
+            return None
+        metrics.watch(registry, peers, lambda: metrics.store_bytes)
+
+        async def refresh_store_size() -> None:
+            metrics.store_bytes = await store.size_bytes()
+
+        self._metrics_server = MetricsServer(
+            metrics.registry,
+            self.config.metrics.host,
+            self.config.metrics.port,
+            before_scrape=refresh_store_size,
+        )
+        try:
+            return await self._metrics_server.start()
+        except MetricsServerError as exc:
+            raise ManagerConfigError(str(exc)) from exc
 
     async def _background(self, recover_at_start: bool) -> None:
         """First discovery rounds, then the announced recovery if any, then discovery
@@ -190,6 +238,9 @@ class ManagerServer:
             except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
                 pass
         self._tasks.clear()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

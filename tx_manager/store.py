@@ -124,6 +124,9 @@ class Store(Protocol):
     async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
         """Commitments with seq > ``after_seq`` in seq (arrival) order."""
 
+    async def size_bytes(self) -> int:
+        """What the store occupies on disk (for the ``tm_store_bytes`` metric)."""
+
     async def close(self) -> None: ...
 
 
@@ -411,9 +414,9 @@ class SqliteStore:
             row = connection.execute(
                 f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
                 " WHERE group_id = ? AND block_number = ? AND member = ? AND own = 1",
-                (group_id, _height(block_number), member),
+                (group_id, height_bytes(block_number), member),
             ).fetchone()
-            return None if row is None else _commitment_row(row)
+            return None if row is None else commitment_row(row)
 
         return await self._read(read)
 
@@ -423,9 +426,19 @@ class SqliteStore:
                 f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-            return [_commitment_row(row) for row in rows]
+            return [commitment_row(row) for row in rows]
 
         return await self._read(read)
+
+    async def size_bytes(self) -> int:
+        """The database file with its WAL (one ``stat`` each: cheap enough for the loop)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+            except OSError:
+                continue
+        return total
 
     async def close(self) -> None:
         if self._closed:
@@ -464,11 +477,13 @@ def _claim_body(connection: sqlite3.Connection, envelope: Envelope) -> None:
 _COMMITMENT_COLUMNS = "seq, own, members, commitment"
 
 
-def _height(block_number: int) -> bytes:
+def height_bytes(block_number: int) -> bytes:
+    """A block number as stored: 8 big-endian bytes (shared with ``pg_store``)."""
     return block_number.to_bytes(8, "big")
 
 
-def _commitment_row(row: tuple[Any, ...]) -> StoredCommitment:
+def commitment_row(row: tuple[Any, ...]) -> StoredCommitment:
+    """A stored commitment from a (seq, own, members, commitment) row."""
     return StoredCommitment(
         seq=int(row[0]),
         own=bool(row[1]),
@@ -482,7 +497,7 @@ def _insert_commitment(
 ) -> StoredCommitment:
     """Insert one commitment unless stored already; the stored record either way."""
     claim = record.commitment.claim
-    height = _height(claim.block_number)
+    height = height_bytes(claim.block_number)
     if record.own:
         row = connection.execute(
             f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
@@ -490,7 +505,7 @@ def _insert_commitment(
             (claim.group_id, height, claim.member),
         ).fetchone()
         if row is not None:
-            stored = _commitment_row(row)
+            stored = commitment_row(row)
             if stored.commitment.claim.root != claim.root:
                 raise CommitmentConflict(
                     f"this manager already signed root 0x{stored.commitment.claim.root.hex()}"
@@ -519,7 +534,7 @@ def _insert_commitment(
         " AND member = ? AND root = ? AND signer = ?",
         key,
     ).fetchone()
-    return _commitment_row(row)
+    return commitment_row(row)
 
 
 def _job_error(exc: Exception, what: str) -> BaseException:

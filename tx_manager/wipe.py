@@ -18,10 +18,16 @@ def wipe_store(config: Config, config_path: Path | None = None) -> list[Path]:
     """Delete the store ``config`` names; returns what was deleted (nothing if the
     store does not exist).
 
-    Refuses (``ManagerConfigError``, nothing deleted) when ``storage_path`` is a key,
+    Refuses (``ManagerConfigError``, nothing deleted) for a PostgreSQL store, and when
+    ``storage_path`` is a key,
     password, TLS or config file, or is not an SQLite database. Run it only on a
     stopped manager.
     """
+    if config.store_url is not None:
+        raise ManagerConfigError(
+            "--wipe: the store is in PostgreSQL, which other managers of this party may "
+            "share; refusing (drop or truncate its tables yourself if that is meant)"
+        )
     store = config.storage_path
     protected = {
         path.resolve()

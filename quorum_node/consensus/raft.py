@@ -93,6 +93,9 @@ class RaftEngine:
         self._background: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_proposal_at = 0.0
+        #: Told the seconds from proposing a block to its being the head here (the
+        #: leader's view of a Raft commit), for the node's metrics.
+        self.commit_observer: Callable[[float], None] | None = None
         self._members_cache: tuple[tuple[tuple[int, str], ...], list[RaftMember]] = ((), [])
 
     # --- lifecycle -----------------------------------------------------------------
@@ -174,6 +177,14 @@ class RaftEngine:
 
     def role(self) -> str:
         return "minter" if self.is_leader() else "verifier"
+
+    def term(self) -> int | None:
+        """The current Raft term (pysyncobj's status), None before the engine started."""
+        raft = self._raft
+        if raft is None:
+            return None
+        term = getattr(raft, "raftCurrentTerm", None)
+        return term if isinstance(term, int) else None
 
     def cluster(self) -> list[dict[str, Any]]:
         leader = self.leader_member()
@@ -430,6 +441,7 @@ class RaftEngine:
         self._last_proposal_at = time.monotonic()
         await self._push_to_majority(prepared.encoded)
         self._applier.prepared = prepared
+        proposed_at = time.monotonic()
         if not await self._propose(block.number, bytes(block.hash), block.header.parent_hash):
             self._applier.prepared = None
             # A proposal that timed out stays in this leader's log and can still commit
@@ -445,6 +457,8 @@ class RaftEngine:
             return None
         if self._chain.head.hash != block.hash:
             return None
+        if self.commit_observer is not None:
+            self.commit_observer(time.monotonic() - proposed_at)
         return CommittedBlock(block, prepared.built.records)
 
     async def _caught_up(self) -> None:

@@ -76,6 +76,9 @@ class ParticipantLayout:
     tm_q2t_port: int | None = None
     tm_p2p_port: int | None = None
     tm_public_key: str | None = None
+    #: ``GET /metrics`` of the node and of its manager (None in layouts made before).
+    metrics_port: int | None = None
+    tm_metrics_port: int | None = None
 
     @property
     def directory_name(self) -> str:
@@ -166,6 +169,7 @@ def generate(
                 ws_port=free_port(host),
                 p2p_port=free_port(host),
                 raft_port=free_port(host),
+                metrics_port=free_port(host),
                 account_address=address,
                 account_private_key="0x" + account_key.hex(),
             )
@@ -200,6 +204,8 @@ def generate(
             "raft_port": participant.raft_port,
             "raft_password_file": "../raft-password.txt",
             "permissioned_nodes": "data/permissioned-nodes.json",
+            "metrics_host": host,
+            "metrics_port": participant.metrics_port,
             **rpc_access_settings(),
         }
         (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -219,7 +225,12 @@ def add_transaction_managers(directory: Path, layout: NetworkLayout) -> NetworkL
 
     host = layout.host
     with_ports = [
-        replace(p, tm_q2t_port=free_port(host), tm_p2p_port=free_port(host))
+        replace(
+            p,
+            tm_q2t_port=free_port(host),
+            tm_p2p_port=free_port(host),
+            tm_metrics_port=free_port(host),
+        )
         for p in layout.participants
     ]
     participants = []
@@ -240,6 +251,7 @@ def add_transaction_managers(directory: Path, layout: NetworkLayout) -> NetworkL
             "p2p": {"host": host, "port": participant.tm_p2p_port},
             "advertised_url": f"http://{host}:{participant.tm_p2p_port}",
             "discovery_interval": 1.0,
+            "metrics": {"host": host, "port": participant.tm_metrics_port},
         }
         (tm_dir / "tm.json").write_text(json.dumps(config, indent=2) + "\n")
         participants.append(replace(participant, tm_public_key=public_key))
@@ -270,5 +282,9 @@ def network_description(layout: NetworkLayout) -> dict[str, Any]:
             entry["tm_url"] = f"http://{layout.host}:{p.tm_q2t_port}"
             entry["tm_p2p_url"] = f"http://{layout.host}:{p.tm_p2p_port}"
             entry["tm_public_key"] = p.tm_public_key
+        if p.metrics_port is not None:
+            entry["metrics_url"] = f"http://{layout.host}:{p.metrics_port}/metrics"
+        if p.tm_metrics_port is not None:
+            entry["tm_metrics_url"] = f"http://{layout.host}:{p.tm_metrics_port}/metrics"
         nodes.append(entry)
     return {"chain_id": layout.chain_id, "consensus": layout.consensus, "nodes": nodes}

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.localnet import Manager, ManagerFactory, http, post_json
+from tests.support.postgres import PrivateServer
 from tests.support.waiting import wait_until
+from tx_manager.pg_store import PostgresStore
+from tx_manager.store import SqliteStore, Store
 
 __all__ = ["Manager", "ManagerFactory", "http", "post_json", "wait_until", "envelope_count"]
 
@@ -71,3 +75,33 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivateServer]:
+    """One private PostgreSQL for the session; skips where it cannot start."""
+    reason = PrivateServer.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        server = PrivateServer.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot start PostgreSQL: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+StoreOpener = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    """Opens a store of one backend at one place (each call: the same database again),
+    so that every contract test runs against both backends."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "tm.db")
+    server: PrivateServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    return lambda: PostgresStore(url)

@@ -152,6 +152,22 @@ def test_port_in_use(managers: ManagerFactory) -> None:
 
 
 @pytest.mark.integration
+def test_metrics_port_in_use_and_an_unreachable_postgresql(managers: ManagerFactory) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = _config(managers, "metrics")
+        result = cli("run", "--config", str(config), "--metrics-port", str(port))
+        assert_one_line_failure(result, "metrics", "in use", str(port))
+    # Nothing listens there any more: PostgreSQL is refused at once, the password unsaid.
+    config = _config(managers, "pg", store=f"postgresql://tm:secret@127.0.0.1:{port}/tm")
+    result = cli("run", "--config", str(config))
+    assert_one_line_failure(result, "cannot open store", "postgresql://tm@127.0.0.1")
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.integration
 def test_unreadable_configs(tmp_path: Path) -> None:
     assert_one_line_failure(cli("run", "--config", str(tmp_path / "missing.toml")), "missing.toml")
     broken = tmp_path / "broken.toml"

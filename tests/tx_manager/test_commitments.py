@@ -15,6 +15,7 @@ import pytest
 
 from quorum_shared import commitments
 from quorum_shared.commitments import CommitmentClaim, GroupCommitment
+from tests.tx_manager.conftest import StoreOpener
 from tx_manager.commitment_messages import (
     CommitmentPush,
     CommitmentPushItem,
@@ -116,10 +117,12 @@ def _record(
     return StoredCommitment(0, own, (b64encode(member), b64encode(b"\x09" * 32)), signed)
 
 
-async def test_store_is_idempotent_refuses_a_second_own_root_and_pages(tmp_path: Path) -> None:
+async def test_store_is_idempotent_refuses_a_second_own_root_and_pages(
+    open_store: StoreOpener,
+) -> None:
     key = generate_keypair()
     enclave = Enclave([key])
-    store = SqliteStore(tmp_path / "tm.db")
+    store = open_store()
     try:
         (first,) = await store.save_commitments([_record(enclave, key.public, True)])
         assert first.seq > 0
@@ -142,10 +145,10 @@ async def test_store_is_idempotent_refuses_a_second_own_root_and_pages(tmp_path:
         await store.close()
 
 
-async def test_store_keeps_a_members_two_roots_as_evidence(tmp_path: Path) -> None:
+async def test_store_keeps_a_members_two_roots_as_evidence(open_store: StoreOpener) -> None:
     key = generate_keypair()
     enclave = Enclave([key])
-    store = SqliteStore(tmp_path / "tm.db")
+    store = open_store()
     try:
         received = [
             _record(enclave, key.public, False, b"\x33" * 32),
@@ -158,10 +161,10 @@ async def test_store_keeps_a_members_two_roots_as_evidence(tmp_path: Path) -> No
         await store.close()
 
 
-async def test_store_one_bad_record_stores_none_of_its_batch(tmp_path: Path) -> None:
+async def test_store_one_bad_record_stores_none_of_its_batch(open_store: StoreOpener) -> None:
     key = generate_keypair()
     enclave = Enclave([key])
-    store = SqliteStore(tmp_path / "tm.db")
+    store = open_store()
     try:
         await store.save_commitments([_record(enclave, key.public, True)])
         with pytest.raises(CommitmentConflict):
@@ -177,16 +180,16 @@ async def test_store_one_bad_record_stores_none_of_its_batch(tmp_path: Path) -> 
 
 
 async def test_store_keeps_commitments_across_reopen_and_the_largest_height(
-    tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
     key = generate_keypair()
     enclave = Enclave([key])
-    store = SqliteStore(tmp_path / "tm.db")
+    store = open_store()
     try:
         saved = await store.save_commitments([_record(enclave, key.public, True, number=2**64 - 1)])
     finally:
         await store.close()
-    reopened = SqliteStore(tmp_path / "tm.db")
+    reopened = open_store()
     try:
         assert await reopened.page_commitments(0, 10) == saved
         group_id = saved[0].commitment.claim.group_id

@@ -1,4 +1,8 @@
-"""SqliteStore: durability, merge rules, raw separation, paging, concurrency, faults."""
+"""The Store contract: durability, merge rules, raw separation, paging, concurrency, faults.
+
+Every test taking ``open_store`` runs against SQLite and against PostgreSQL (a private
+instance, tests/support/postgres.py); the rest poke at SQLite's own machinery.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from tests.support.postgres import PrivateServer
+from tests.tx_manager.conftest import StoreOpener
 from tx_manager.enclave import Enclave, generate_keypair
 from tx_manager.errors import EnvelopeConflict, StoreError
 from tx_manager.payload import EncodedPayload, ExecutionTerms, PrivacyMode
+from tx_manager.pg_store import PostgresStore
 from tx_manager.store import SqliteStore
 
 
@@ -23,8 +31,8 @@ def _envelope(recipients: int = 2) -> tuple[EncodedPayload, list[bytes]]:
     return Enclave([sender]).encrypt(os.urandom(64), sender.public, others), others
 
 
-async def test_save_find_delete(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+async def test_save_find_delete(open_store: StoreOpener) -> None:
+    store = open_store()
     try:
         envelope, _ = _envelope()
         assert await store.find_envelope(envelope.hash) is None
@@ -38,8 +46,8 @@ async def test_save_find_delete(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_second_push_adds_only_the_new_box(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+async def test_second_push_adds_only_the_new_box(open_store: StoreOpener) -> None:
+    store = open_store()
     try:
         envelope, (first, second) = _envelope()
         await store.save_envelopes([envelope.for_recipients({first})])
@@ -53,8 +61,8 @@ async def test_second_push_adds_only_the_new_box(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_raw_is_kept_apart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+async def test_raw_is_kept_apart(open_store: StoreOpener) -> None:
+    store = open_store()
     try:
         sender = generate_keypair()
         raw = Enclave([sender]).encrypt_raw(b"raw", sender.public)
@@ -68,14 +76,13 @@ async def test_raw_is_kept_apart(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_writes_survive_reopen_and_group_commit(tmp_path: Path) -> None:
-    path = tmp_path / "tm.db"
-    store = SqliteStore(path)
+async def test_writes_survive_reopen_and_group_commit(open_store: StoreOpener) -> None:
+    store = open_store()
     envelopes = [_envelope(1)[0] for _ in range(200)]
     await asyncio.gather(*(store.save_envelopes([e]) for e in envelopes))
     assert store.commits < 200  # concurrent writers shared commits
     await store.close()
-    reopened = SqliteStore(path)
+    reopened = open_store()
     try:
         assert await reopened.count_envelopes() == 200
         seen: list[bytes] = []
@@ -109,8 +116,8 @@ async def test_corrupt_row_fails_only_its_own_write(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_conflicting_copies_change_nothing(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+async def test_conflicting_copies_change_nothing(open_store: StoreOpener) -> None:
+    store = open_store()
     try:
         envelope, (first, _) = _envelope()
         mine = envelope.for_recipients({first})
@@ -169,9 +176,9 @@ class FailsOnce(EncodedPayload):
 
 
 async def test_unexpected_error_in_a_write_answers_it_and_the_writer_goes_on(
-    tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+    store = open_store()
     try:
         faulty_source, _ = _envelope()
         faulty = FailsOnce(**{f: getattr(faulty_source, f) for f in _fields()}, failures=[])
@@ -222,8 +229,8 @@ async def test_unexpected_error_in_a_whole_batch_answers_every_waiter(tmp_path: 
         await store.close()
 
 
-async def test_a_closed_store_refuses_writes_at_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tm.db")
+async def test_a_closed_store_refuses_writes_at_once(open_store: StoreOpener) -> None:
+    store = open_store()
     await store.close()
     with pytest.raises(StoreError, match="closed"):
         await asyncio.wait_for(store.save_envelopes([_envelope()[0]]), 5)
@@ -239,3 +246,29 @@ def _fields() -> list[str]:
         "keyed_terms",
         "terms_mac",
     ]
+
+
+async def test_postgresql_store_reconnects_after_its_connections_were_cut(
+    postgres_server: PrivateServer,
+) -> None:
+    """A server restart or failover cuts idle connections: the next write and read open
+    new ones instead of failing (nothing had run on the lost connection)."""
+    url = postgres_server.create_database()
+    store = PostgresStore(url)
+    try:
+        before, _ = _envelope()
+        await store.save_envelopes([before])
+        assert await store.find_envelope(before.hash) == before
+        with psycopg.connect(url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert cut is not None and cut[0] >= 2  # the writer and a reader
+        after, _ = _envelope()
+        await asyncio.wait_for(store.save_envelopes([after]), 20)
+        assert await store.find_envelope(after.hash) == after
+        assert await store.find_envelope(before.hash) == before
+        assert await store.count_envelopes() == 2
+    finally:
+        await store.close()

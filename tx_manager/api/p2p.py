@@ -164,7 +164,10 @@ def build_p2p_app(
     max_body_bytes: int,
     allowed_fingerprints: frozenset[str] | None = None,
     limits: LimitsConfig | None = None,
+    *,
+    observe: Middleware | None = None,
 ) -> web.Application:
+    """``observe``: an outermost middleware that sees every request and its answer."""
     middlewares: list[Middleware] = [
         error_middleware,
         rate_limit_middleware(limits or LimitsConfig()),
@@ -172,6 +175,8 @@ def build_p2p_app(
     ]
     if allowed_fingerprints is not None:
         middlewares.insert(0, fingerprint_middleware(allowed_fingerprints))
+    if observe is not None:
+        middlewares.insert(0, observe)
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[SERVICE_KEY] = service
     app[DISCOVERY_KEY] = discovery

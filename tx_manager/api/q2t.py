@@ -6,6 +6,7 @@ Bound to 127.0.0.1 or a Unix socket by default: it decrypts for whoever asks.
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from quorum_shared.version import VERSION
 from tx_manager.api.common import (
@@ -175,11 +176,15 @@ async def recovery(request: web.Request) -> web.Response:
     return json_response({"recovering": service.recovering, "received": service.recovery_received})
 
 
-def build_q2t_app(service: TransactionManager, max_body_bytes: int) -> web.Application:
-    app = web.Application(
-        client_max_size=max_body_bytes,
-        middlewares=[error_middleware, body_limit_middleware(max_body_bytes)],
-    )
+def build_q2t_app(
+    service: TransactionManager, max_body_bytes: int, *, observe: Middleware | None = None
+) -> web.Application:
+    """``observe``: an outermost middleware that sees every request and its answer
+    (``tx_manager.metrics``)."""
+    middlewares: list[Middleware] = [error_middleware, body_limit_middleware(max_body_bytes)]
+    if observe is not None:
+        middlewares.insert(0, observe)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[SERVICE_KEY] = service
     app.router.add_get("/upcheck", upcheck)
     app.router.add_get("/version", version)

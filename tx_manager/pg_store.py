@@ -20,27 +20,24 @@ advisory lock, so that their ``seq`` grows in commit order and a reader paging b
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 
+from tx_manager import store_rows as rows
 from tx_manager.commitment_messages import StoredCommitment
 from tx_manager.errors import (
-    CommitmentConflict,
-    EnvelopeConflict,
-    EnvelopeDecodeError,
     StoreError,
     TxManagerError,
 )
 from tx_manager.futures import settle
-from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
-from tx_manager.store import commitment_row, height_bytes
+from tx_manager.payload import Envelope, Raw
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +68,18 @@ _TABLES = ("envelopes", "raw_transactions", "envelope_bodies", "commitments", "t
 # Advisory lock keys (any fixed 64-bit numbers): schema set-up, commitment inserts.
 _SCHEMA_LOCK = 0x71_6D_73_63_68_65_6D_61
 _COMMITMENT_LOCK = 0x71_6D_63_6F_6D_6D_69_74
+
+
+def _serialise_commitments(connection: rows.Connection) -> None:
+    """Commitments are numbered in commit order even when two managers insert at once."""
+    connection.execute("SELECT pg_advisory_xact_lock(%s)", (_COMMITMENT_LOCK,))
+
+
+#: The rows' SQL as PostgreSQL takes it: rows about to be rewritten are locked (another
+#: manager may share the database), commitment inserts serialised.
+POSTGRES = rows.Dialect(
+    placeholder="%s", row_lock=" FOR UPDATE", serialise_commitments=_serialise_commitments
+)
 _MAX_BATCH = 512
 _CONNECT_TIMEOUT = 10
 
@@ -250,154 +259,55 @@ class PostgresStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    # -- Store ----------------------------------------------------------------------
+    # -- Store (the rows themselves: ``store_rows``) ------------------------------------
     async def save_envelopes(self, envelopes: list[Envelope]) -> None:
-        def write(connection: psycopg.Connection) -> None:
-            for envelope in envelopes:
-                tx_hash = envelope.hash
-                inserted = connection.execute(
-                    "INSERT INTO envelopes (hash, data) VALUES (%s, %s)"
-                    " ON CONFLICT (hash) DO NOTHING",
-                    (tx_hash, envelope.to_bytes()),
-                ).rowcount
-                if inserted:
-                    _claim_body(connection, envelope)
-                    continue
-                row = connection.execute(
-                    "SELECT data FROM envelopes WHERE hash = %s FOR UPDATE", (tx_hash,)
-                ).fetchone()
-                if row is None:
-                    raise StoreError("an envelope was deleted while a copy was merged into it")
-                existing = decode_envelope(bytes(row[0]))
-                merged = existing.merged_with(envelope)
-                if merged is not existing:
-                    connection.execute(
-                        "UPDATE envelopes SET data = %s WHERE hash = %s",
-                        (merged.to_bytes(), tx_hash),
-                    )
-
-        await self._write(write)
+        # No cache of fresh envelopes here: another manager may change a row.
+        await self._write(partial(rows.save_envelopes, POSTGRES, envelopes=envelopes))
 
     async def find_envelope(self, tx_hash: bytes) -> Envelope | None:
-        def read(connection: psycopg.Connection) -> Envelope | None:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = %s", (tx_hash,)
-            ).fetchone()
-            return None if row is None else decode_envelope(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_envelope, POSTGRES, tx_hash=tx_hash))
 
     async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
-        tx_hash, body_id = envelope.hash, envelope.body_id
-
-        def read(connection: psycopg.Connection) -> Envelope | None:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = %s", (tx_hash,)
-            ).fetchone()
-            if row is None and body_id is not None:
-                row = connection.execute(
-                    "SELECT e.data FROM envelope_bodies b JOIN envelopes e ON e.hash = b.hash"
-                    " WHERE b.body_id = %s",
-                    (body_id,),
-                ).fetchone()
-            return None if row is None else decode_envelope(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_stored_copy, POSTGRES, envelope=envelope))
 
     async def delete_envelope(self, tx_hash: bytes) -> bool:
-        def write(connection: psycopg.Connection) -> bool:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = %s FOR UPDATE", (tx_hash,)
-            ).fetchone()
-            if row is None:
-                return False
-            try:
-                body_id = decode_envelope(bytes(row[0])).body_id
-            except (EnvelopeDecodeError, TypeError):
-                body_id = None  # a damaged row can still be deleted
-            if body_id is not None:
-                connection.execute(
-                    "DELETE FROM envelope_bodies WHERE body_id = %s AND hash = %s",
-                    (body_id, tx_hash),
-                )
-            connection.execute("DELETE FROM envelopes WHERE hash = %s", (tx_hash,))
-            return True
-
-        return await self._write(write)
+        return await self._write(partial(rows.delete_envelope, POSTGRES, tx_hash=tx_hash))
 
     async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
-        def read(connection: psycopg.Connection) -> list[Envelope]:
-            rows = connection.execute(
-                "SELECT data FROM envelopes WHERE hash > %s ORDER BY hash LIMIT %s",
-                (after, limit),
-            ).fetchall()
-            return [decode_envelope(bytes(row[0])) for row in rows]
-
-        return await self._read(read)
+        return await self._read(partial(rows.page_envelopes, POSTGRES, after=after, limit=limit))
 
     async def count_envelopes(self) -> int:
-        def read(connection: psycopg.Connection) -> int:
-            row = connection.execute("SELECT COUNT(*) FROM envelopes").fetchone()
-            return 0 if row is None else int(row[0])
-
-        return await self._read(read)
+        return await self._read(partial(rows.count_envelopes, POSTGRES))
 
     async def save_raw(self, raw: Raw) -> None:
-        def write(connection: psycopg.Connection) -> None:
-            connection.execute(
-                "INSERT INTO raw_transactions (hash, data) VALUES (%s, %s)"
-                " ON CONFLICT (hash) DO UPDATE SET data = EXCLUDED.data",
-                (raw.hash, raw.to_bytes()),
-            )
-
-        await self._write(write)
+        await self._write(partial(rows.save_raw, POSTGRES, raw=raw))
 
     async def find_raw(self, tx_hash: bytes) -> Raw | None:
-        def read(connection: psycopg.Connection) -> Raw | None:
-            row = connection.execute(
-                "SELECT data FROM raw_transactions WHERE hash = %s", (tx_hash,)
-            ).fetchone()
-            return None if row is None else decode_raw(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_raw, POSTGRES, tx_hash=tx_hash))
 
     async def delete_raw(self, tx_hash: bytes) -> bool:
-        def write(connection: psycopg.Connection) -> bool:
-            cursor = connection.execute("DELETE FROM raw_transactions WHERE hash = %s", (tx_hash,))
-            return cursor.rowcount > 0
-
-        return await self._write(write)
+        return await self._write(partial(rows.delete_raw, POSTGRES, tx_hash=tx_hash))
 
     async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
-        def write(connection: psycopg.Connection) -> list[StoredCommitment]:
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_COMMITMENT_LOCK,))
-            return [_insert_commitment(connection, record) for record in records]
-
-        return await self._write(write)
+        return await self._write(partial(rows.save_commitments, POSTGRES, records=records))
 
     async def find_own_commitment(
         self, group_id: bytes, block_number: int, member: bytes
     ) -> StoredCommitment | None:
-        def read(connection: psycopg.Connection) -> StoredCommitment | None:
-            row = connection.execute(
-                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
-                " WHERE group_id = %s AND block_number = %s AND member = %s AND own",
-                (group_id, height_bytes(block_number), member),
-            ).fetchone()
-            return None if row is None else commitment_row(row)
-
-        return await self._read(read)
+        return await self._read(
+            partial(
+                rows.find_own_commitment,
+                POSTGRES,
+                group_id=group_id,
+                block_number=block_number,
+                member=member,
+            )
+        )
 
     async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
-        def read(connection: psycopg.Connection) -> list[StoredCommitment]:
-            rows = connection.execute(
-                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE seq > %s"
-                " ORDER BY seq LIMIT %s",
-                (after_seq, limit),
-            ).fetchall()
-            return [commitment_row(row) for row in rows]
-
-        return await self._read(read)
+        return await self._read(
+            partial(rows.page_commitments, POSTGRES, after_seq=after_seq, limit=limit)
+        )
 
     async def size_bytes(self) -> int:
         def read(connection: psycopg.Connection) -> int:
@@ -420,77 +330,6 @@ class PostgresStore:
         self._readers.shutdown(wait=True)
         for connection in self._reader_connections:
             connection.close()
-
-
-_COMMITMENT_COLUMNS = "seq, own, members, commitment"
-
-
-def _claim_body(connection: psycopg.Connection, envelope: Envelope) -> None:
-    """Record a new envelope's sealed payload; refuse it if stored under another hash."""
-    body_id = envelope.body_id
-    if body_id is None:
-        return
-    claimed = connection.execute(
-        "INSERT INTO envelope_bodies (body_id, hash) VALUES (%s, %s)"
-        " ON CONFLICT (body_id) DO NOTHING",
-        (body_id, envelope.hash),
-    ).rowcount
-    if claimed:
-        return
-    row = connection.execute(
-        "SELECT hash FROM envelope_bodies WHERE body_id = %s", (body_id,)
-    ).fetchone()
-    if row is not None and bytes(row[0]) != envelope.hash:
-        raise EnvelopeConflict(
-            b64encode(bytes(row[0])),
-            "the same sealed payload arrives under another header "
-            f"(hash {b64encode(envelope.hash)})",
-        )
-
-
-def _insert_commitment(
-    connection: psycopg.Connection, record: StoredCommitment
-) -> StoredCommitment:
-    """Insert one commitment unless stored already; the stored record either way."""
-    claim = record.commitment.claim
-    height = height_bytes(claim.block_number)
-    if record.own:
-        row = connection.execute(
-            f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
-            " WHERE group_id = %s AND block_number = %s AND member = %s AND own",
-            (claim.group_id, height, claim.member),
-        ).fetchone()
-        if row is not None:
-            stored = commitment_row(row)
-            if stored.commitment.claim.root != claim.root:
-                raise CommitmentConflict(
-                    f"this manager already signed root 0x{stored.commitment.claim.root.hex()}"
-                    f" for group 0x{claim.group_id.hex()} at block {claim.block_number}"
-                    f" as {b64encode(claim.member)}; it never signs a second root"
-                )
-            return stored
-    key = (claim.group_id, height, claim.member, claim.root, record.commitment.signer)
-    inserted = connection.execute(
-        "INSERT INTO commitments (group_id, block_number, member, root, signer, commitment,"
-        " own, members) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (group_id, block_number, member, root, signer) DO NOTHING RETURNING seq",
-        (
-            *key,
-            json.dumps(record.commitment.to_json(), separators=(",", ":")),
-            record.own,
-            json.dumps(list(record.members)),
-        ),
-    ).fetchone()
-    if inserted is not None:
-        return StoredCommitment(int(inserted[0]), record.own, record.members, record.commitment)
-    row = connection.execute(
-        f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE group_id = %s"
-        " AND block_number = %s AND member = %s AND root = %s AND signer = %s",
-        key,
-    ).fetchone()
-    if row is None:
-        raise StoreError("a commitment vanished between its insert and its read")
-    return commitment_row(row)
 
 
 def _job_error(exc: Exception, what: str) -> BaseException:

@@ -21,7 +21,6 @@ their commit) and deletes empty it, so it never holds what the database does not
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import sqlite3
@@ -29,20 +28,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from quorum_shared.commitments import GroupCommitment
+from tx_manager import store_rows as rows
 from tx_manager.commitment_messages import StoredCommitment
 from tx_manager.errors import (
-    CommitmentConflict,
-    EnvelopeConflict,
-    EnvelopeDecodeError,
     StoreError,
     TxManagerError,
 )
 from tx_manager.futures import settle
-from tx_manager.payload import Envelope, Raw, b64encode, decode_envelope, decode_raw
+from tx_manager.payload import Envelope, Raw
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +126,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+
+#: The rows' SQL as SQLite takes it: one writer thread, so no row locks are needed.
+SQLITE = rows.Dialect(placeholder="?", row_lock="", serialise_commitments=lambda _: None)
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
@@ -278,157 +278,62 @@ class SqliteStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    # -- Store ----------------------------------------------------------------------
+    # -- Store (the rows themselves: ``store_rows``) ------------------------------------
     async def save_envelopes(self, envelopes: list[Envelope]) -> None:
-        def write(connection: sqlite3.Connection) -> list[tuple[bytes, Envelope]]:
-            stored: list[tuple[bytes, Envelope]] = []
-            for envelope in envelopes:
-                tx_hash = envelope.hash
-                inserted = connection.execute(
-                    "INSERT INTO envelopes (hash, data) VALUES (?, ?)"
-                    " ON CONFLICT (hash) DO NOTHING",
-                    (tx_hash, envelope.to_bytes()),
-                ).rowcount
-                if inserted:  # the common case: a new transaction
-                    _claim_body(connection, envelope)
-                    stored.append((tx_hash, envelope))
-                    continue
-                row = connection.execute(
-                    "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
-                ).fetchone()
-                existing = decode_envelope(row[0])
-                merged = existing.merged_with(envelope)
-                if merged is not existing:
-                    connection.execute(
-                        "UPDATE envelopes SET data = ? WHERE hash = ?", (merged.to_bytes(), tx_hash)
-                    )
-                stored.append((tx_hash, merged))
-            return stored
-
-        for tx_hash, envelope in await self._write(write):
+        stored = await self._write(partial(rows.save_envelopes, SQLITE, envelopes=envelopes))
+        for tx_hash, envelope in stored:
             self._cache_put(tx_hash, envelope)
 
     async def find_envelope(self, tx_hash: bytes) -> Envelope | None:
         cached = self._cache.get(tx_hash)
         if cached is not None:
             return cached
-
-        def read(connection: sqlite3.Connection) -> Envelope | None:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
-            ).fetchone()
-            return None if row is None else decode_envelope(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_envelope, SQLITE, tx_hash=tx_hash))
 
     async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
-        tx_hash, body_id = envelope.hash, envelope.body_id
-
-        def read(connection: sqlite3.Connection) -> Envelope | None:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
-            ).fetchone()
-            if row is None and body_id is not None:
-                row = connection.execute(
-                    "SELECT e.data FROM envelope_bodies b JOIN envelopes e ON e.hash = b.hash"
-                    " WHERE b.body_id = ?",
-                    (body_id,),
-                ).fetchone()
-            return None if row is None else decode_envelope(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_stored_copy, SQLITE, envelope=envelope))
 
     async def delete_envelope(self, tx_hash: bytes) -> bool:
-        def write(connection: sqlite3.Connection) -> bool:
-            row = connection.execute(
-                "SELECT data FROM envelopes WHERE hash = ?", (tx_hash,)
-            ).fetchone()
-            if row is None:
-                return False
-            try:
-                body_id = decode_envelope(bytes(row[0])).body_id
-            except (EnvelopeDecodeError, TypeError):
-                body_id = None  # a damaged row can still be deleted
-            if body_id is not None:
-                connection.execute(
-                    "DELETE FROM envelope_bodies WHERE body_id = ? AND hash = ?", (body_id, tx_hash)
-                )
-            connection.execute("DELETE FROM envelopes WHERE hash = ?", (tx_hash,))
-            return True
-
         self._cache_drop(tx_hash)  # before and after: a concurrent save may refill it
-        deleted = await self._write(write)
+        deleted = await self._write(partial(rows.delete_envelope, SQLITE, tx_hash=tx_hash))
         self._cache_drop(tx_hash)
         return deleted
 
     async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
-        def read(connection: sqlite3.Connection) -> list[Envelope]:
-            rows = connection.execute(
-                "SELECT data FROM envelopes WHERE hash > ? ORDER BY hash LIMIT ?", (after, limit)
-            ).fetchall()
-            return [decode_envelope(bytes(row[0])) for row in rows]
-
-        return await self._read(read)
+        return await self._read(partial(rows.page_envelopes, SQLITE, after=after, limit=limit))
 
     async def count_envelopes(self) -> int:
-        def read(connection: sqlite3.Connection) -> int:
-            return int(connection.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
-
-        return await self._read(read)
+        return await self._read(partial(rows.count_envelopes, SQLITE))
 
     async def save_raw(self, raw: Raw) -> None:
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT OR REPLACE INTO raw_transactions (hash, data) VALUES (?, ?)",
-                (raw.hash, raw.to_bytes()),
-            )
-
-        await self._write(write)
+        await self._write(partial(rows.save_raw, SQLITE, raw=raw))
 
     async def find_raw(self, tx_hash: bytes) -> Raw | None:
-        def read(connection: sqlite3.Connection) -> Raw | None:
-            row = connection.execute(
-                "SELECT data FROM raw_transactions WHERE hash = ?", (tx_hash,)
-            ).fetchone()
-            return None if row is None else decode_raw(bytes(row[0]))
-
-        return await self._read(read)
+        return await self._read(partial(rows.find_raw, SQLITE, tx_hash=tx_hash))
 
     async def delete_raw(self, tx_hash: bytes) -> bool:
-        def write(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute("DELETE FROM raw_transactions WHERE hash = ?", (tx_hash,))
-            return cursor.rowcount > 0
-
-        return await self._write(write)
+        return await self._write(partial(rows.delete_raw, SQLITE, tx_hash=tx_hash))
 
     async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
-        def write(connection: sqlite3.Connection) -> list[StoredCommitment]:
-            return [_insert_commitment(connection, record) for record in records]
-
-        return await self._write(write)
+        return await self._write(partial(rows.save_commitments, SQLITE, records=records))
 
     async def find_own_commitment(
         self, group_id: bytes, block_number: int, member: bytes
     ) -> StoredCommitment | None:
-        def read(connection: sqlite3.Connection) -> StoredCommitment | None:
-            row = connection.execute(
-                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
-                " WHERE group_id = ? AND block_number = ? AND member = ? AND own = 1",
-                (group_id, height_bytes(block_number), member),
-            ).fetchone()
-            return None if row is None else commitment_row(row)
-
-        return await self._read(read)
+        return await self._read(
+            partial(
+                rows.find_own_commitment,
+                SQLITE,
+                group_id=group_id,
+                block_number=block_number,
+                member=member,
+            )
+        )
 
     async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
-        def read(connection: sqlite3.Connection) -> list[StoredCommitment]:
-            rows = connection.execute(
-                f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
-            return [commitment_row(row) for row in rows]
-
-        return await self._read(read)
+        return await self._read(
+            partial(rows.page_commitments, SQLITE, after_seq=after_seq, limit=limit)
+        )
 
     async def size_bytes(self) -> int:
         """The database file with its WAL (one ``stat`` each: cheap enough for the loop)."""
@@ -449,92 +354,6 @@ class SqliteStore:
         self._readers.shutdown(wait=True)
         for connection in self._reader_connections:
             connection.close()
-
-
-def _claim_body(connection: sqlite3.Connection, envelope: Envelope) -> None:
-    """Record a new envelope's sealed payload; refuse it if stored under another hash."""
-    body_id = envelope.body_id
-    if body_id is None:
-        return
-    claimed = connection.execute(
-        "INSERT INTO envelope_bodies (body_id, hash) VALUES (?, ?)"
-        " ON CONFLICT (body_id) DO NOTHING",
-        (body_id, envelope.hash),
-    ).rowcount
-    if claimed:
-        return
-    row = connection.execute(
-        "SELECT hash FROM envelope_bodies WHERE body_id = ?", (body_id,)
-    ).fetchone()
-    if bytes(row[0]) != envelope.hash:
-        raise EnvelopeConflict(
-            b64encode(bytes(row[0])),
-            "the same sealed payload arrives under another header "
-            f"(hash {b64encode(envelope.hash)})",
-        )
-
-
-_COMMITMENT_COLUMNS = "seq, own, members, commitment"
-
-
-def height_bytes(block_number: int) -> bytes:
-    """A block number as stored: 8 big-endian bytes (shared with ``pg_store``)."""
-    return block_number.to_bytes(8, "big")
-
-
-def commitment_row(row: tuple[Any, ...]) -> StoredCommitment:
-    """A stored commitment from a (seq, own, members, commitment) row."""
-    return StoredCommitment(
-        seq=int(row[0]),
-        own=bool(row[1]),
-        members=tuple(json.loads(row[2])),
-        commitment=GroupCommitment.from_json(json.loads(row[3])),
-    )
-
-
-def _insert_commitment(
-    connection: sqlite3.Connection, record: StoredCommitment
-) -> StoredCommitment:
-    """Insert one commitment unless stored already; the stored record either way."""
-    claim = record.commitment.claim
-    height = height_bytes(claim.block_number)
-    if record.own:
-        row = connection.execute(
-            f"SELECT {_COMMITMENT_COLUMNS} FROM commitments"
-            " WHERE group_id = ? AND block_number = ? AND member = ? AND own = 1",
-            (claim.group_id, height, claim.member),
-        ).fetchone()
-        if row is not None:
-            stored = commitment_row(row)
-            if stored.commitment.claim.root != claim.root:
-                raise CommitmentConflict(
-                    f"this manager already signed root 0x{stored.commitment.claim.root.hex()}"
-                    f" for group 0x{claim.group_id.hex()} at block {claim.block_number}"
-                    f" as {b64encode(claim.member)}; it never signs a second root"
-                )
-            return stored
-    key = (claim.group_id, height, claim.member, claim.root, record.commitment.signer)
-    cursor = connection.execute(
-        "INSERT INTO commitments (group_id, block_number, member, root, signer, commitment,"
-        " own, members) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (group_id, block_number, member, root, signer) DO NOTHING",
-        (
-            *key,
-            json.dumps(record.commitment.to_json(), separators=(",", ":")),
-            int(record.own),
-            json.dumps(list(record.members)),
-        ),
-    )
-    if cursor.rowcount:
-        return StoredCommitment(
-            int(cursor.lastrowid or 0), record.own, record.members, record.commitment
-        )
-    row = connection.execute(
-        f"SELECT {_COMMITMENT_COLUMNS} FROM commitments WHERE group_id = ? AND block_number = ?"
-        " AND member = ? AND root = ? AND signer = ?",
-        key,
-    ).fetchone()
-    return commitment_row(row)
 
 
 def _job_error(exc: Exception, what: str) -> BaseException:

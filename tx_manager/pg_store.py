@@ -25,19 +25,16 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 
 from tx_manager import store_rows as rows
-from tx_manager.commitment_messages import StoredCommitment
 from tx_manager.errors import (
     StoreError,
     TxManagerError,
 )
 from tx_manager.futures import settle
-from tx_manager.payload import Envelope, Raw
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +102,10 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{user}@{location}"
 
 
-class PostgresStore:
+class PostgresStore(rows.RowStore):
     """PostgreSQL, one writer thread with group commit, pooled readers, no cache."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str, readers: int = 2) -> None:
         self.url = url
@@ -259,56 +258,8 @@ class PostgresStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    # -- Store (the rows themselves: ``store_rows``) ------------------------------------
-    async def save_envelopes(self, envelopes: list[Envelope]) -> None:
-        # No cache of fresh envelopes here: another manager may change a row.
-        await self._write(partial(rows.save_envelopes, POSTGRES, envelopes=envelopes))
-
-    async def find_envelope(self, tx_hash: bytes) -> Envelope | None:
-        return await self._read(partial(rows.find_envelope, POSTGRES, tx_hash=tx_hash))
-
-    async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
-        return await self._read(partial(rows.find_stored_copy, POSTGRES, envelope=envelope))
-
-    async def delete_envelope(self, tx_hash: bytes) -> bool:
-        return await self._write(partial(rows.delete_envelope, POSTGRES, tx_hash=tx_hash))
-
-    async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
-        return await self._read(partial(rows.page_envelopes, POSTGRES, after=after, limit=limit))
-
-    async def count_envelopes(self) -> int:
-        return await self._read(partial(rows.count_envelopes, POSTGRES))
-
-    async def save_raw(self, raw: Raw) -> None:
-        await self._write(partial(rows.save_raw, POSTGRES, raw=raw))
-
-    async def find_raw(self, tx_hash: bytes) -> Raw | None:
-        return await self._read(partial(rows.find_raw, POSTGRES, tx_hash=tx_hash))
-
-    async def delete_raw(self, tx_hash: bytes) -> bool:
-        return await self._write(partial(rows.delete_raw, POSTGRES, tx_hash=tx_hash))
-
-    async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
-        return await self._write(partial(rows.save_commitments, POSTGRES, records=records))
-
-    async def find_own_commitment(
-        self, group_id: bytes, block_number: int, member: bytes
-    ) -> StoredCommitment | None:
-        return await self._read(
-            partial(
-                rows.find_own_commitment,
-                POSTGRES,
-                group_id=group_id,
-                block_number=block_number,
-                member=member,
-            )
-        )
-
-    async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
-        return await self._read(
-            partial(rows.page_commitments, POSTGRES, after_seq=after_seq, limit=limit)
-        )
-
+    # -- Store: the rows are ``store_rows.RowStore``'s (no cache: another manager may
+    # change a row) --------------------------------------------------------------------
     async def size_bytes(self) -> int:
         def read(connection: psycopg.Connection) -> int:
             row = connection.execute(

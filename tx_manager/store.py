@@ -141,8 +141,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class SqliteStore:
+class SqliteStore(rows.RowStore):
     """SQLite in WAL mode, one writer thread with group commit, pooled readers."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path, readers: int = 2, cache_bytes: int = _CACHE_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +280,7 @@ class SqliteStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    # -- Store (the rows themselves: ``store_rows``) ------------------------------------
+    # -- Store: the rows are ``store_rows.RowStore``'s, the envelopes' through the cache --
     async def save_envelopes(self, envelopes: list[Envelope]) -> None:
         stored = await self._write(partial(rows.save_envelopes, SQLITE, envelopes=envelopes))
         for tx_hash, envelope in stored:
@@ -288,52 +290,13 @@ class SqliteStore:
         cached = self._cache.get(tx_hash)
         if cached is not None:
             return cached
-        return await self._read(partial(rows.find_envelope, SQLITE, tx_hash=tx_hash))
-
-    async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
-        return await self._read(partial(rows.find_stored_copy, SQLITE, envelope=envelope))
+        return await super().find_envelope(tx_hash)
 
     async def delete_envelope(self, tx_hash: bytes) -> bool:
         self._cache_drop(tx_hash)  # before and after: a concurrent save may refill it
-        deleted = await self._write(partial(rows.delete_envelope, SQLITE, tx_hash=tx_hash))
+        deleted = await super().delete_envelope(tx_hash)
         self._cache_drop(tx_hash)
         return deleted
-
-    async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
-        return await self._read(partial(rows.page_envelopes, SQLITE, after=after, limit=limit))
-
-    async def count_envelopes(self) -> int:
-        return await self._read(partial(rows.count_envelopes, SQLITE))
-
-    async def save_raw(self, raw: Raw) -> None:
-        await self._write(partial(rows.save_raw, SQLITE, raw=raw))
-
-    async def find_raw(self, tx_hash: bytes) -> Raw | None:
-        return await self._read(partial(rows.find_raw, SQLITE, tx_hash=tx_hash))
-
-    async def delete_raw(self, tx_hash: bytes) -> bool:
-        return await self._write(partial(rows.delete_raw, SQLITE, tx_hash=tx_hash))
-
-    async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
-        return await self._write(partial(rows.save_commitments, SQLITE, records=records))
-
-    async def find_own_commitment(
-        self, group_id: bytes, block_number: int, member: bytes
-    ) -> StoredCommitment | None:
-        return await self._read(
-            partial(
-                rows.find_own_commitment,
-                SQLITE,
-                group_id=group_id,
-                block_number=block_number,
-                member=member,
-            )
-        )
-
-    async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
-        return await self._read(
-            partial(rows.page_commitments, SQLITE, after_seq=after_seq, limit=limit)
-        )
 
     async def size_bytes(self) -> int:
         """The database file with its WAL (one ``stat`` each: cheap enough for the loop)."""

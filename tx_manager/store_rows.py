@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from quorum_shared.commitments import GroupCommitment
 from tx_manager.commitment_messages import StoredCommitment
@@ -290,3 +291,69 @@ def _insert_commitment(
     if row is None:
         raise StoreError("a commitment vanished between its insert and its read")
     return commitment_row(row)
+
+
+T = TypeVar("T")
+
+
+class RowStore:
+    """The ``Store`` methods that only carry rows to and from the database, for a store
+    that says how it reads (``_read``: any connection, off the event loop) and writes
+    (``_write``: in its writer's next transaction, durable when it returns). A store
+    with a cache overrides the envelope methods around these."""
+
+    dialect: Dialect
+
+    async def _read(self, operation: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def _write(self, operation: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def save_envelopes(self, envelopes: list[Envelope]) -> None:
+        await self._write(partial(save_envelopes, self.dialect, envelopes=envelopes))
+
+    async def find_envelope(self, tx_hash: bytes) -> Envelope | None:
+        return await self._read(partial(find_envelope, self.dialect, tx_hash=tx_hash))
+
+    async def find_stored_copy(self, envelope: Envelope) -> Envelope | None:
+        return await self._read(partial(find_stored_copy, self.dialect, envelope=envelope))
+
+    async def delete_envelope(self, tx_hash: bytes) -> bool:
+        return await self._write(partial(delete_envelope, self.dialect, tx_hash=tx_hash))
+
+    async def page_envelopes(self, after: bytes, limit: int) -> list[Envelope]:
+        return await self._read(partial(page_envelopes, self.dialect, after=after, limit=limit))
+
+    async def count_envelopes(self) -> int:
+        return await self._read(partial(count_envelopes, self.dialect))
+
+    async def save_raw(self, raw: Raw) -> None:
+        await self._write(partial(save_raw, self.dialect, raw=raw))
+
+    async def find_raw(self, tx_hash: bytes) -> Raw | None:
+        return await self._read(partial(find_raw, self.dialect, tx_hash=tx_hash))
+
+    async def delete_raw(self, tx_hash: bytes) -> bool:
+        return await self._write(partial(delete_raw, self.dialect, tx_hash=tx_hash))
+
+    async def save_commitments(self, records: list[StoredCommitment]) -> list[StoredCommitment]:
+        return await self._write(partial(save_commitments, self.dialect, records=records))
+
+    async def find_own_commitment(
+        self, group_id: bytes, block_number: int, member: bytes
+    ) -> StoredCommitment | None:
+        return await self._read(
+            partial(
+                find_own_commitment,
+                self.dialect,
+                group_id=group_id,
+                block_number=block_number,
+                member=member,
+            )
+        )
+
+    async def page_commitments(self, after_seq: int, limit: int) -> list[StoredCommitment]:
+        return await self._read(
+            partial(page_commitments, self.dialect, after_seq=after_seq, limit=limit)
+        )

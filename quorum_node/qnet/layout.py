@@ -1,8 +1,10 @@
 """Generating a local network's files: keys, genesis, permissioned nodes, configs.
 
-Everything a participant needs lives in ``DIR/<name>/``; ``DIR/layout.json`` records
-what was generated (names, ports, keys) so ``qnet start`` can bring the same network
-back. Development accounts' private keys are written in clear on purpose, as ganache
+Everything a participant needs lives in ``DIR/<name>/`` (its bundle, which ``qnet init``
+hands to a participant on another host), and nothing secret of anyone else's;
+``DIR/layout.json`` (every development account's key) and ``DIR/ca/`` (the network CA's
+key) stay outside every bundle. ``layout.json`` records what was generated (names,
+hosts, ports, keys) so ``qnet start`` can bring the same network back. Development accounts' private keys are written in clear on purpose, as ganache
 prints its keys: this is a local test network, never a production one.
 """
 

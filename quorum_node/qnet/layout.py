@@ -4,8 +4,9 @@ Everything a participant needs lives in ``DIR/<name>/`` (its bundle, which ``qne
 hands to a participant on another host), and nothing secret of anyone else's;
 ``DIR/layout.json`` (every development account's key) and ``DIR/ca/`` (the network CA's
 key) stay outside every bundle. ``layout.json`` records what was generated (names,
-hosts, ports, keys) so ``qnet start`` can bring the same network back. Development accounts' private keys are written in clear on purpose, as ganache
-prints its keys: this is a local test network, never a production one.
+hosts, ports, keys) so ``qnet start`` can bring the same network back. Development
+accounts' private keys are written in clear on purpose, as ganache prints its keys:
+this is a test network, never a production one.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class NetworkLayout:
 
 #: Ports of a participant on a host this machine cannot bind (``qnet init --hosts`` for
 #: other machines): the usual ones (GoQuorum's p2p and Raft, geth's JSON-RPC, Tessera's
-#: P2P), plus one for each earlier participant on the same host.
+#: P2P), plus ``REMOTE_PORT_STEP`` for each earlier participant on the same host (so
+#: that 8545 and 8546 of two participants do not meet; up to ten on one host).
 REMOTE_PORTS = {
     "http_port": 8545,
     "ws_port": 8546,
@@ -162,6 +164,7 @@ REMOTE_PORTS = {
     "tm_q2t_port": 9101,
     "tm_metrics_port": 9102,
 }
+REMOTE_PORT_STEP = 10
 #: The ports that listen on the participant's host; the others stay on loopback.
 HOST_PORTS = ("p2p_port", "raft_port", "tm_p2p_port")
 
@@ -192,7 +195,7 @@ def _choose_ports(
             offset = seen_on_host.get(host, 0)
             seen_on_host[host] = offset + 1
             for name in names:
-                ports[name] = REMOTE_PORTS[name] + offset
+                ports[name] = REMOTE_PORTS[name] + offset * REMOTE_PORT_STEP
         chosen.append(ports)
     return chosen
 

@@ -324,3 +324,24 @@ def test_a_node_refuses_a_peer_without_a_network_certificate(
     # plain HTTP gets nowhere either
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://{HOSTS['B']}:{config['p2p_port']}/p2p/status", timeout=5)
+
+
+def test_participants_sharing_a_host_this_machine_cannot_bind_get_distinct_ports(
+    tmp_path: Path,
+) -> None:
+    """192.0.2.0/24 is for documentation: no interface here has it."""
+    directory = tmp_path / "net"
+    subprocess.run(
+        [sys.executable, "-m", "quorum_node.qnet.cli", "init", "--dir", str(directory)]
+        + ["--names", "A,B", "--hosts", "192.0.2.1,192.0.2.1"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    used: list[int] = []
+    for name in ("A", "B"):
+        node = json.loads((directory / name / "node.json").read_text())
+        manager = json.loads((directory / name / "tm" / "tm.json").read_text())
+        used += [node[k] for k in ("http_port", "ws_port", "p2p_port", "raft_port")]
+        used += [node["metrics_port"], *(manager[k]["port"] for k in ("p2p", "q2t", "metrics"))]
+    assert len(used) == len(set(used)) == 16

@@ -123,6 +123,9 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
     if self_enode.raft_port != config.raft_port or self_enode.p2p_port != config.p2p_port:
         raise ConfigError(f"ports in {config.permissioned_nodes_file} differ from the config")
     network = PeerNetwork(node_key, permissions, config.p2p_host, config.p2p_port)
+    if config.p2p_tls is not None:
+        network.server_tls = config.p2p_tls.server_context()
+        network.client_tls = config.p2p_tls.client_context()
     engine = RaftEngine(
         node,
         node,

@@ -7,6 +7,11 @@ Endpoints (all requests signed with the node key, see ``identity``):
 * ``POST /p2p/blocks``                 RLP list with one block the minter pushes before proposing
 * ``GET  /p2p/blocks?from=N&count=M``  RLP list of canonical blocks, for catching up
 
+With ``server_tls`` and ``client_tls`` (node.json ``p2p_tls``) the channel is HTTPS with
+client certificates: a peer whose certificate the network CA did not issue, or that
+presents none, fails the handshake before any request is read. The request signatures
+stay: TLS says "a member of this network", the signature says which node.
+
 Requests from nodes that are not on the permissioned list, unsigned or forged requests,
 and bodies that do not decode are refused with a 4xx and a message; the node keeps
 serving. Peers that answered recently are "live" (``admin_peers``, ``net_peerCount``).
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,6 +82,9 @@ class PeerNetwork:
     peers: dict[str, Peer] = field(default_factory=dict)
     handlers: P2PHandlers | None = None
     on_peer_status: Callable[[Peer], Awaitable[None]] | None = None
+    #: Both set (mutual TLS) or both None (plain HTTP).
+    server_tls: ssl.SSLContext | None = None
+    client_tls: ssl.SSLContext | None = None
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     _ping_task: asyncio.Task[None] | None = None
@@ -90,12 +99,17 @@ class PeerNetwork:
         app.router.add_get("/p2p/blocks", self._get_blocks)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, ssl_context=self.server_tls
+        )
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        connector = aiohttp.TCPConnector(ssl=self.client_tls if self.client_tls else True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=10)
+        )
         self.refresh_peers()
         self._ping_task = asyncio.create_task(self._ping_forever(), name="p2p-ping")
 
@@ -191,13 +205,17 @@ class PeerNetwork:
 
     # --- client side ---------------------------------------------------------------
 
+    def peer_url(self, peer: Peer) -> str:
+        scheme = "https" if self.client_tls is not None else "http"
+        return f"{scheme}://{peer.enode.host}:{peer.enode.p2p_port}"
+
     async def _request(self, peer: Peer, method: str, path: str, body: bytes = b"") -> bytes:
         if self._session is None:
             raise PeerUnreachable("network is not started")
         headers = self.node_key.sign_request(method, path, body)
         try:
             async with self._session.request(
-                method, peer.enode.p2p_url + path, data=body, headers=headers
+                method, self.peer_url(peer) + path, data=body, headers=headers
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:

@@ -1,6 +1,7 @@
 """``qnet``: a whole local network in one command.
 
-    qnet up     --dir DIR --nodes N [--consensus raft|solo] [--block-period MS]
+    qnet init   --dir DIR --names A,B,C [--hosts HOST_A,HOST_B,HOST_C] [--no-tls]
+    qnet up     --dir DIR --nodes N [--consensus raft|solo] [--block-period MS] [--tls]
     qnet status --dir DIR
     qnet stop   --dir DIR NAME [--kill] [--only node|tm]
     qnet start  --dir DIR NAME [--only node|tm]
@@ -9,7 +10,9 @@
 The installed ``qnet`` command also offers ``qnet demo`` (``quorum_node.qnet_command``):
 the demo uses this module and the disclosure verifier, so it is added from above both.
 
-``up`` generates everything on first use (keys, funded accounts, genesis, configs),
+``init`` writes one bundle per participant (``DIR/<name>/``) to copy to that
+participant's host, with mutual TLS under a network CA whose key stays in ``DIR/ca/``.
+``up`` generates the same bundles on one host (without TLS unless ``--tls``) on first use,
 starts every process in the background, waits until they answer (and, with Raft, until
 a leader is elected) and writes ``DIR/network.json``.
 """
@@ -81,6 +84,37 @@ def _write_network(directory: Path, layout: NetworkLayout) -> None:
     write_secret(directory / "network.json", description)
 
 
+def _names(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",")] if text else None
+
+
+def init(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if (directory / "layout.json").exists():
+        raise ConfigError(f"{directory} holds a network already (layout.json)")
+    names = _names(args.names) or []
+    layout = generate(
+        directory,
+        len(names),
+        args.consensus,
+        args.block_period,
+        names=names,
+        with_tx_managers=True,
+        hosts=_names(args.hosts),
+        tls=not args.no_tls,
+    )
+    print(f"{len(names)} bundles in {directory}; copy each folder to its participant's host")
+    for participant in layout.participants:
+        print(
+            f"  {participant.name} ({layout.host_of(participant)}): {directory / participant.name}"
+        )
+    print("on each host, in its bundle: quorum-node run --config node.json")
+    print("                             tx-manager run --config tm/tm.json")
+    if layout.tls:
+        print(f"the CA's private key is {directory / 'ca' / 'ca.key'}: keep it off those hosts")
+    return 0
+
+
 def up(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     if (directory / "layout.json").exists():
@@ -91,8 +125,9 @@ def up(args: argparse.Namespace) -> int:
             args.nodes,
             args.consensus,
             args.block_period,
-            names=args.names.split(",") if args.names else None,
+            names=_names(args.names),
             with_tx_managers=not args.no_tm,
+            tls=args.tls,
         )
     participants = list(layout.participants)
     for participant in participants:
@@ -189,7 +224,26 @@ def build_parser(more_commands: MoreCommands | None = None) -> argparse.Argument
     p_up.add_argument("--block-period", type=int, default=50, metavar="MS")
     p_up.add_argument("--names", help="comma-separated participant names (default node1..N)")
     p_up.add_argument("--no-tm", action="store_true", help="no transaction managers (public only)")
+    p_up.add_argument(
+        "--tls", action="store_true", help="mutual TLS on node p2p and manager P2P (as init)"
+    )
     p_up.set_defaults(handler=up)
+    p_init = commands.add_parser(
+        "init", help="write one bundle per participant, to run each on its own host"
+    )
+    p_init.add_argument("--dir", type=Path, required=True)
+    p_init.add_argument("--names", required=True, help="comma-separated participant names")
+    p_init.add_argument(
+        "--hosts",
+        help="comma-separated address of each participant's p2p, Raft and manager P2P "
+        "ports, in --names order (default 127.0.0.1 for all)",
+    )
+    p_init.add_argument("--consensus", choices=["raft", "solo"], default="raft")
+    p_init.add_argument("--block-period", type=int, default=50, metavar="MS")
+    p_init.add_argument(
+        "--no-tls", action="store_true", help="plain HTTP between hosts (not for real networks)"
+    )
+    p_init.set_defaults(handler=init)
     p_status = commands.add_parser("status", help="role, head and peers of each node")
     p_status.add_argument("--dir", type=Path, required=True)
     p_status.set_defaults(handler=status)

@@ -1,9 +1,12 @@
 """Generating a local network's files: keys, genesis, permissioned nodes, configs.
 
-Everything a participant needs lives in ``DIR/<name>/``; ``DIR/layout.json`` records
-what was generated (names, ports, keys) so ``qnet start`` can bring the same network
-back. Development accounts' private keys are written in clear on purpose, as ganache
-prints its keys: this is a local test network, never a production one.
+Everything a participant needs lives in ``DIR/<name>/`` (its bundle, which ``qnet init``
+hands to a participant on another host), and nothing secret of anyone else's;
+``DIR/layout.json`` (every development account's key) and ``DIR/ca/`` (the network CA's
+key) stay outside every bundle. ``layout.json`` records what was generated (names,
+hosts, ports, keys) so ``qnet start`` can bring the same network back. Development
+accounts' private keys are written in clear on purpose, as ganache prints its keys:
+this is a test network, never a production one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from quorum_node.chain.genesis import Genesis, GenesisAccount
 from quorum_node.config import DEFAULT_VHOSTS, DEFAULT_WS_ORIGINS
 from quorum_node.errors import ConfigError
 from quorum_node.p2p.identity import Enode, NodeKey
+from quorum_shared import pki
 from quorum_shared.secret_files import secret_directory, write_secret
 
 DEV_BALANCE = 10**30
@@ -79,6 +83,9 @@ class ParticipantLayout:
     #: ``GET /metrics`` of the node and of its manager (None in layouts made before).
     metrics_port: int | None = None
     tm_metrics_port: int | None = None
+    #: Where its p2p, Raft and manager P2P ports listen (None in layouts made before:
+    #: the network's ``host``). JSON-RPC, Q2T and metrics stay on the network's host.
+    host: str | None = None
 
     @property
     def directory_name(self) -> str:
@@ -96,6 +103,15 @@ class NetworkLayout:
     host: str
     participants: tuple[ParticipantLayout, ...]
     with_tx_managers: bool = False
+    #: Mutual TLS under ``DIR/ca`` on node p2p and manager P2P (``qnet init``).
+    tls: bool = False
+
+    def host_of(self, participant: ParticipantLayout) -> str:
+        return participant.host or self.host
+
+    def tm_p2p_url(self, participant: ParticipantLayout) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host_of(participant)}:{participant.tm_p2p_port}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -111,6 +127,7 @@ class NetworkLayout:
             host=raw["host"],
             participants=tuple(ParticipantLayout(**p) for p in raw["participants"]),
             with_tx_managers=raw.get("with_tx_managers", False),
+            tls=raw.get("tls", False),
         )
 
     @classmethod
@@ -133,6 +150,65 @@ class NetworkLayout:
         raise ConfigError(f"no participant {name!r} (there are: {names})")
 
 
+#: Ports of a participant on a host this machine cannot bind (``qnet init --hosts`` for
+#: other machines): the usual ones (GoQuorum's p2p and Raft, geth's JSON-RPC, Tessera's
+#: P2P), plus ``REMOTE_PORT_STEP`` for each earlier participant on the same host (so
+#: that 8545 and 8546 of two participants do not meet; up to ten on one host).
+REMOTE_PORTS = {
+    "http_port": 8545,
+    "ws_port": 8546,
+    "p2p_port": 21000,
+    "raft_port": 50400,
+    "metrics_port": 9545,
+    "tm_p2p_port": 9001,
+    "tm_q2t_port": 9101,
+    "tm_metrics_port": 9102,
+}
+REMOTE_PORT_STEP = 10
+#: The ports that listen on the participant's host; the others stay on loopback.
+HOST_PORTS = ("p2p_port", "raft_port", "tm_p2p_port")
+
+
+def _can_bind(host: str) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _choose_ports(
+    hosts: list[str], loopback: str, with_tx_managers: bool
+) -> list[dict[str, int | None]]:
+    """Free ports for participants on this machine; the usual ports, shifted per
+    participant sharing a host, for the others."""
+    chosen: list[dict[str, int | None]] = []
+    seen_on_host: dict[str, int] = {}
+    for host in hosts:
+        names = [n for n in REMOTE_PORTS if with_tx_managers or not n.startswith("tm_")]
+        ports: dict[str, int | None] = {n: None for n in REMOTE_PORTS}
+        if _can_bind(host):
+            for name in names:
+                ports[name] = free_port(host if name in HOST_PORTS else loopback)
+        else:
+            offset = seen_on_host.get(host, 0)
+            seen_on_host[host] = offset + 1
+            for name in names:
+                ports[name] = REMOTE_PORTS[name] + offset * REMOTE_PORT_STEP
+        chosen.append(ports)
+    return chosen
+
+
+def _write_network_ca(directory: Path) -> pki.PemPair:
+    """``DIR/ca/``: the CA certificate and its private key, outside every bundle."""
+    ca = pki.make_ca(f"quorum-py network {secrets.token_hex(4)}")
+    ca_dir = secret_directory(directory / "ca")
+    write_secret(ca_dir / "ca.key", ca.private_key)
+    (ca_dir / "ca.pem").write_bytes(ca.certificate)
+    return ca
+
+
 def generate(
     directory: Path,
     nodes: int,
@@ -142,8 +218,20 @@ def generate(
     names: list[str] | None = None,
     chain_id: int = DEFAULT_CHAIN_ID,
     with_tx_managers: bool = True,
+    hosts: list[str] | None = None,
+    tls: bool = False,
 ) -> NetworkLayout:
-    """Write every file of a new network under ``directory`` and return its layout."""
+    """Write a new network under ``directory`` and return its layout.
+
+    Each participant gets a bundle, ``directory/<name>/``, with everything it needs to
+    run on its host and nothing secret of anyone else's: node and manager configs, its
+    node key, keystore and password, manager key pair, the Raft password (the one secret
+    the whole network shares: pysyncobj authenticates every member with it), and the
+    shared genesis and permissioned-nodes list. With ``tls`` also its certificate and
+    key and the network CA's certificate; the CA's key stays in ``directory/ca/``.
+    ``hosts`` (one per participant, default ``host``) is where its p2p, Raft and
+    manager P2P ports listen and are dialled; JSON-RPC and Q2T stay on ``host``.
+    """
     if nodes < 1:
         raise ConfigError("--nodes must be at least 1")
     if consensus == "solo" and nodes != 1:
@@ -151,9 +239,14 @@ def generate(
     names = names or [f"node{index + 1}" for index in range(nodes)]
     if len(names) != nodes or len(set(names)) != nodes:
         raise ConfigError("need one distinct name per node")
+    hosts = hosts or [host] * nodes
+    if len(hosts) != nodes:
+        raise ConfigError(f"need one host per participant ({nodes}), got {len(hosts)}")
     secret_directory(directory)  # raft-password.txt and layout.json hold secrets
     participants = []
-    for name in names:
+    for name, participant_host, ports in zip(
+        names, hosts, _choose_ports(hosts, host, with_tx_managers), strict=True
+    ):
         node_dir = secret_directory(directory / name)
         datadir = secret_directory(node_dir / "data")
         node_key = NodeKey.load_or_create(datadir / "nodekey")
@@ -161,20 +254,27 @@ def generate(
         write_keystore_file(datadir / "keystore", account_key, ACCOUNT_PASSWORD)
         write_secret(node_dir / "password.txt", ACCOUNT_PASSWORD + "\n")
         address = keys.PrivateKey(account_key).public_key.to_checksum_address()
+        public_key = _write_manager_keys(node_dir / "tm", name) if with_tx_managers else None
         participants.append(
             ParticipantLayout(
                 name=name,
                 node_id=node_key.node_id,
-                http_port=free_port(host),
-                ws_port=free_port(host),
-                p2p_port=free_port(host),
-                raft_port=free_port(host),
-                metrics_port=free_port(host),
                 account_address=address,
                 account_private_key="0x" + account_key.hex(),
+                tm_public_key=public_key,
+                host=participant_host,
+                **ports,  # type: ignore[arg-type]
             )
         )
-    layout = NetworkLayout(chain_id, consensus, block_period_ms, host, tuple(participants))
+    layout = NetworkLayout(
+        chain_id,
+        consensus,
+        block_period_ms,
+        host,
+        tuple(participants),
+        with_tx_managers=with_tx_managers,
+        tls=tls,
+    )
     genesis = Genesis(
         chain_id=chain_id,
         alloc={
@@ -183,83 +283,102 @@ def generate(
         },
     )
     genesis.save(directory / "genesis.json")
-    permissioned = [str(p.enode(host)) for p in participants]
-    write_secret(directory / "raft-password.txt", secrets.token_hex(32) + "\n")
+    permissioned = json.dumps([str(p.enode(layout.host_of(p))) for p in participants], indent=2)
+    raft_password = secrets.token_hex(32) + "\n"
+    write_secret(directory / "raft-password.txt", raft_password)
+    ca = _write_network_ca(directory) if tls else None
     for participant in participants:
         node_dir = directory / participant.name
-        (node_dir / "data" / "permissioned-nodes.json").write_text(
-            json.dumps(permissioned, indent=2) + "\n"
-        )
-        config = {
-            "datadir": "data",
-            "genesis": "../genesis.json",
-            "consensus": consensus,
-            "block_period_ms": block_period_ms,
-            "rpc_host": host,
-            "http_port": participant.http_port,
-            "ws_port": participant.ws_port,
-            "password_file": "password.txt",
-            "p2p_host": host,
-            "p2p_port": participant.p2p_port,
-            "raft_port": participant.raft_port,
-            "raft_password_file": "../raft-password.txt",
-            "permissioned_nodes": "data/permissioned-nodes.json",
-            "metrics_host": host,
-            "metrics_port": participant.metrics_port,
-            **rpc_access_settings(),
-        }
-        (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
-    if with_tx_managers:
-        layout = add_transaction_managers(directory, layout)
+        (node_dir / "genesis.json").write_bytes((directory / "genesis.json").read_bytes())
+        write_secret(node_dir / "raft-password.txt", raft_password)
+        (node_dir / "data" / "permissioned-nodes.json").write_text(permissioned + "\n")
+        if ca is not None:
+            _write_certificate(node_dir / "tls", participant, layout.host_of(participant), ca)
+        _write_node_config(node_dir, layout, participant)
+        if with_tx_managers:
+            _write_manager_config(node_dir / "tm", layout, participant)
     save_layout(directory, layout)
     return layout
 
 
-def add_transaction_managers(directory: Path, layout: NetworkLayout) -> NetworkLayout:
-    """Give every participant a transaction manager: an unlocked key pair (a local test
-    network), fixed ports, and a config listing every other manager as a peer."""
-    from dataclasses import replace
-
+def _write_manager_keys(tm_dir: Path, name: str) -> str:
+    """An unlocked key pair (a test network's): returns the public key, base64."""
     from tx_manager.keyfile import read_public_key, write_keypair
     from tx_manager.payload import b64encode
 
-    host = layout.host
-    with_ports = [
-        replace(
-            p,
-            tm_q2t_port=free_port(host),
-            tm_p2p_port=free_port(host),
-            tm_metrics_port=free_port(host),
-        )
-        for p in layout.participants
-    ]
-    participants = []
-    for participant in with_ports:
-        tm_dir = directory / participant.name / "tm"
-        public_path = tm_dir / f"{participant.name}.pub"
-        if not public_path.exists():
-            write_keypair(tm_dir, participant.name, None)
-        public_key = b64encode(read_public_key(public_path))
-        peers = [
-            f"http://{host}:{other.tm_p2p_port}" for other in with_ports if other is not participant
-        ]
-        config = {
-            "data_dir": ".",
-            "keys": [{"public": f"{participant.name}.pub", "private": f"{participant.name}.key"}],
-            "peers": peers,
-            "q2t": {"host": host, "port": participant.tm_q2t_port},
-            "p2p": {"host": host, "port": participant.tm_p2p_port},
-            "advertised_url": f"http://{host}:{participant.tm_p2p_port}",
-            "discovery_interval": 1.0,
-            "metrics": {"host": host, "port": participant.tm_metrics_port},
-        }
-        (tm_dir / "tm.json").write_text(json.dumps(config, indent=2) + "\n")
-        participants.append(replace(participant, tm_public_key=public_key))
-        node_config_path = directory / participant.name / "node.json"
-        node_config = json.loads(node_config_path.read_text())
-        node_config["tm_url"] = f"http://{host}:{participant.tm_q2t_port}"
-        node_config_path.write_text(json.dumps(node_config, indent=2) + "\n")
-    return replace(layout, participants=tuple(participants), with_tx_managers=True)
+    public_path = tm_dir / f"{name}.pub"
+    if not public_path.exists():
+        write_keypair(secret_directory(tm_dir), name, None)
+    return b64encode(read_public_key(public_path))
+
+
+def _write_certificate(
+    tls_dir: Path, participant: ParticipantLayout, host: str, ca: pki.PemPair
+) -> None:
+    """``tls/<name>.pem`` and ``.key`` (for ``host``, server and client) and ``tls/ca.pem``."""
+    secret_directory(tls_dir)
+    made = pki.issue_certificate(ca, participant.name, [host])
+    write_secret(tls_dir / f"{participant.name}.key", made.private_key)
+    (tls_dir / f"{participant.name}.pem").write_bytes(made.certificate)
+    (tls_dir / "ca.pem").write_bytes(ca.certificate)
+
+
+def _tls_files(prefix: str, name: str) -> dict[str, str]:
+    return {
+        "cert": f"{prefix}tls/{name}.pem",
+        "key": f"{prefix}tls/{name}.key",
+        "ca": f"{prefix}tls/ca.pem",
+    }
+
+
+def _write_node_config(
+    node_dir: Path, layout: NetworkLayout, participant: ParticipantLayout
+) -> None:
+    config: dict[str, Any] = {
+        "datadir": "data",
+        "genesis": "genesis.json",
+        "consensus": layout.consensus,
+        "block_period_ms": layout.block_period_ms,
+        "rpc_host": layout.host,
+        "http_port": participant.http_port,
+        "ws_port": participant.ws_port,
+        "password_file": "password.txt",
+        "p2p_host": layout.host_of(participant),
+        "p2p_port": participant.p2p_port,
+        "raft_port": participant.raft_port,
+        "raft_password_file": "raft-password.txt",
+        "permissioned_nodes": "data/permissioned-nodes.json",
+        "metrics_host": layout.host,
+        "metrics_port": participant.metrics_port,
+        **rpc_access_settings(),
+    }
+    if layout.tls:
+        config["p2p_tls"] = _tls_files("", participant.name)
+    if participant.tm_q2t_port is not None:
+        config["tm_url"] = f"http://{layout.host}:{participant.tm_q2t_port}"
+    (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _write_manager_config(
+    tm_dir: Path, layout: NetworkLayout, participant: ParticipantLayout
+) -> None:
+    """Every other manager is a peer, at its host's P2P URL (https under ``tls``)."""
+    host = layout.host_of(participant)
+    config: dict[str, Any] = {
+        "data_dir": ".",
+        "keys": [{"public": f"{participant.name}.pub", "private": f"{participant.name}.key"}],
+        "peers": [
+            layout.tm_p2p_url(other) for other in layout.participants if other is not participant
+        ],
+        "q2t": {"host": layout.host, "port": participant.tm_q2t_port},
+        "p2p": {"host": host, "port": participant.tm_p2p_port},
+        "advertised_url": layout.tm_p2p_url(participant),
+        "discovery_interval": 1.0,
+        "metrics": {"host": layout.host, "port": participant.tm_metrics_port},
+    }
+    if layout.tls:
+        config["tls"] = {"mode": "ca", **_tls_files("../", participant.name)}
+    (tm_dir / "tm.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def save_layout(directory: Path, layout: NetworkLayout) -> None:
@@ -275,12 +394,12 @@ def network_description(layout: NetworkLayout) -> dict[str, Any]:
             "name": p.name,
             "rpc_url": f"http://{layout.host}:{p.http_port}",
             "ws_url": f"ws://{layout.host}:{p.ws_port}",
-            "enode": str(p.enode(layout.host)),
+            "enode": str(p.enode(layout.host_of(p))),
             "accounts": [{"address": p.account_address, "private_key": p.account_private_key}],
         }
         if p.tm_q2t_port is not None:
             entry["tm_url"] = f"http://{layout.host}:{p.tm_q2t_port}"
-            entry["tm_p2p_url"] = f"http://{layout.host}:{p.tm_p2p_port}"
+            entry["tm_p2p_url"] = layout.tm_p2p_url(p)
             entry["tm_public_key"] = p.tm_public_key
         if p.metrics_port is not None:
             entry["metrics_url"] = f"http://{layout.host}:{p.metrics_port}/metrics"

@@ -1,4 +1,5 @@
-"""Certificates for TLS tests, made with the openssl command line (EC P-256, 2 days).
+"""Certificates for TLS tests, from the same code ``qnet init`` uses
+(``quorum_shared.pki``: EC P-256, 2 days here).
 
 ``make_cert`` signs for 127.0.0.1 with both server and client key usage, so one
 certificate serves a manager's listening side and its connecting side.
@@ -6,73 +7,30 @@ certificate serves a manager's listening side and its connecting side.
 
 from __future__ import annotations
 
-import hashlib
-import ssl
-import subprocess
 from pathlib import Path
 
+from quorum_shared import pki
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+DAYS = 2
 
 
 def make_ca(directory: Path, name: str) -> Path:
     """A self-signed CA: ``name.pem`` and ``name.key`` in ``directory``."""
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        str(directory / f"{name}.key"),
-        "-out",
-        str(directory / f"{name}.pem"),
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-    )
+    ca = pki.make_ca(name, days=DAYS)
+    (directory / f"{name}.key").write_bytes(ca.private_key)
+    (directory / f"{name}.pem").write_bytes(ca.certificate)
     return directory / f"{name}.pem"
 
 
-def make_cert(directory: Path, name: str, ca: str) -> tuple[Path, Path, str]:
+def make_cert(
+    directory: Path, name: str, ca: str, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Path, Path, str]:
     """A certificate signed by CA ``ca``: (pem, key, SHA-256 fingerprint of its DER)."""
-    key, csr, pem = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
-    ext = directory / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
-    _openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
-        f"/CN={name}",
+    authority = pki.PemPair(
+        (directory / f"{ca}.pem").read_bytes(), (directory / f"{ca}.key").read_bytes()
     )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(directory / f"{ca}.pem"),
-        "-CAkey",
-        str(directory / f"{ca}.key"),
-        "-CAcreateserial",
-        "-out",
-        str(pem),
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-    )
-    der = ssl.PEM_cert_to_DER_cert(pem.read_text())
-    return pem, key, hashlib.sha256(der).hexdigest()
+    made = pki.issue_certificate(authority, name, list(hosts), days=DAYS)
+    pem, key = directory / f"{name}.pem", directory / f"{name}.key"
+    key.write_bytes(made.private_key)
+    pem.write_bytes(made.certificate)
+    return pem, key, made.fingerprint

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from quorum_shared.json_fields import hex_bytes
+
 _DOMAIN = b"quorum-py group commitment v1\x00"
 _IDENTITY_INFO = b"quorum-py identity key v1"
 _BINDING_DOMAIN = b"quorum-py identity binding v1\x00"
@@ -187,16 +189,7 @@ def _integer(raw: Mapping[str, Any], name: str) -> int:
 
 
 def _hex(raw: Mapping[str, Any], name: str, size: int) -> bytes:
-    value = _field(raw, name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise CommitmentFormatError(f"{name} must be 0x-prefixed hex")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise CommitmentFormatError(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise CommitmentFormatError(f"{name} must be {size} bytes")
-    return decoded
+    return hex_bytes(_field(raw, name), name, size, CommitmentFormatError)
 
 
 def _base64(raw: Mapping[str, Any], name: str, size: int) -> bytes:

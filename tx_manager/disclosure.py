@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from quorum_shared import commitments
+from quorum_shared.json_fields import hex_bytes
 from tx_manager.errors import (
     BadRequest,
     DecryptionFailed,
@@ -352,13 +353,4 @@ def _from_b64(
 
 
 def _from_hex(body: Mapping[str, Any], name: str, size: int) -> bytes:
-    value = _field(body, name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise DisclosureFormatError(f"{name} must be 0x-prefixed hex of {size} bytes")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise DisclosureFormatError(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise DisclosureFormatError(f"{name} must be {size} bytes, got {len(decoded)}")
-    return decoded
+    return hex_bytes(_field(body, name), name, size, DisclosureFormatError)

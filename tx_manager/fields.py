@@ -12,6 +12,7 @@ import binascii
 import hashlib
 from enum import IntEnum
 
+from quorum_shared.json_fields import hex_bytes
 from tx_manager.errors import BadRequest, EnvelopeDecodeError
 
 KEY_SIZE = 32
@@ -56,16 +57,7 @@ def b64_list(value: object, what: str) -> tuple[bytes, ...]:
 
 def hex_field(obj: dict[str, object], name: str, size: int = 32) -> bytes:
     """Field ``name`` of a JSON object: exactly ``size`` bytes as 0x-prefixed hex."""
-    value = obj.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise BadRequest(f"{name} must be 0x-prefixed hex of {size} bytes")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise BadRequest(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise BadRequest(f"{name} must be {size} bytes, got {len(decoded)}")
-    return decoded
+    return hex_bytes(obj.get(name), name, size, BadRequest)
 
 
 def parse_privacy_mode(value: object) -> PrivacyMode:

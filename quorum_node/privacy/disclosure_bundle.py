@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from quorum_shared.json_fields import hex_bytes
+
 TRANSACTION_KIND = "quorum-py/disclosure/transaction/v1"
 GROUP_KIND = "quorum-py/disclosure/group/v1"
 
@@ -97,16 +99,7 @@ def _integer(body: dict[str, Any], name: str) -> int:
 
 
 def _hex(body: dict[str, Any], name: str, size: int) -> bytes:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise BundleFormatError(f"{name} must be 0x-prefixed hex")
-    try:
-        decoded = bytes.fromhex(value[2:])
-    except ValueError:
-        raise BundleFormatError(f"{name} is not hex") from None
-    if len(decoded) != size:
-        raise BundleFormatError(f"{name} must be {size} bytes")
-    return decoded
+    return hex_bytes(body.get(name), name, size, BundleFormatError)
 
 
 def parse_transaction_bundle(raw: Any) -> tuple[dict[str, Any], DisclosedTransaction]:

@@ -12,7 +12,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,10 +230,6 @@ def _manager_recovery(url: str) -> dict[str, Any] | None:
         return None
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str, logs: list[Path]) -> None:
-    processes.wait_for(condition, timeout, what, logs)
-
-
 def private_payload_census(url: str, accounts: set[str]) -> tuple[dict[str, int], int]:
     """Per group, the private transactions this node holds the payload of; and how many
     private transactions sent from ``accounts`` it holds no payload of (sent with
@@ -338,7 +333,9 @@ def recover(directory: Path, name: str, wipe: bool, as_json: bool) -> int:
     processes.start_process(directory, participant, "tm", tm_flags)
     processes.start_process(directory, participant, "node", ["--wipe"] if wipe else [])
     tm_url = f"http://{layout.host}:{participant.tm_q2t_port}"
-    _wait(lambda: processes.tm_answers(layout, participant), 90, f"{name}'s manager", logs)
+    processes.wait_for(
+        lambda: processes.tm_answers(layout, participant), 90, f"{name}'s manager", logs
+    )
     recovery: dict[str, Any] = {}
 
     def recovered() -> bool:
@@ -346,8 +343,12 @@ def recover(directory: Path, name: str, wipe: bool, as_json: bool) -> int:
         recovery = _manager_recovery(tm_url) or {"recovering": True}
         return not recovery.get("recovering", True)
 
-    _wait(recovered, RECOVERY_TIMEOUT, f"{name}'s manager to recover from its peers", logs)
-    _wait(lambda: processes.node_answers(layout, participant), 90, f"{name}'s node", logs)
+    processes.wait_for(
+        recovered, RECOVERY_TIMEOUT, f"{name}'s manager to recover from its peers", logs
+    )
+    processes.wait_for(
+        lambda: processes.node_answers(layout, participant), 90, f"{name}'s node", logs
+    )
     url = _url(layout, participant)
     others = [
         p
@@ -365,7 +366,7 @@ def recover(directory: Path, name: str, wipe: bool, as_json: bool) -> int:
             return False
         return own >= max(heads, default=0)
 
-    _wait(synced, SYNC_TIMEOUT, f"{name}'s node to resync", logs)
+    processes.wait_for(synced, SYNC_TIMEOUT, f"{name}'s node to resync", logs)
     own_key = participant.tm_public_key or ""
     report = check_recovery(url, {participant.account_address.lower()}, own_key)
     report.received = recovery.get("received")

@@ -15,6 +15,29 @@ _FIRST_DELAY = 0.01
 _MAX_DELAY = 0.1
 
 
+class _Poll:
+    """The deadline and the delays one wait polls with (sync or async alike)."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+        self._what = what
+        self._delay = _FIRST_DELAY
+
+    def done(self, result: Any) -> bool:
+        """Whether ``result`` ends the wait; AssertionError once the deadline has passed."""
+        if result:
+            return True
+        if time.monotonic() > self._deadline:
+            raise AssertionError(f"timed out after {self._timeout}s waiting for {self._what}")
+        return False
+
+    def next_delay(self) -> float:
+        delay = self._delay
+        self._delay = min(delay * 2, _MAX_DELAY)
+        return delay
+
+
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll ``condition`` until it returns something truthy, and return that.
 
@@ -22,28 +45,16 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     ``timeout`` seconds it raises AssertionError naming ``what``. An exception
     raised by ``condition`` propagates at once (a process that exited, say).
     """
-    deadline = time.monotonic() + timeout
-    delay = _FIRST_DELAY
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, _MAX_DELAY)
+    poll = _Poll(timeout, what)
+    while not poll.done(result := condition()):
+        time.sleep(poll.next_delay())
+    return result
 
 
 async def wait_until_async(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     """``wait_until`` for a test on an event loop: sleeps without blocking the loop, so
     the code under test runs while the test waits."""
-    deadline = time.monotonic() + timeout
-    delay = _FIRST_DELAY
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, _MAX_DELAY)
+    poll = _Poll(timeout, what)
+    while not poll.done(result := condition()):
+        await asyncio.sleep(poll.next_delay())
+    return result

@@ -29,6 +29,7 @@ from quorum_node.p2p.permissions import PermissionedNodes
 from quorum_node.privacy.audit_service import AuditService
 from quorum_node.privacy.audit_store import AlarmStore
 from quorum_node.privacy.disclosure import DisclosureService
+from quorum_node.privacy.group_change_service import GroupChangeService
 from quorum_node.privacy.payloads import PayloadResolver
 from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.service import PrivacyService
@@ -40,6 +41,7 @@ from quorum_node.rpc.eth_filters import FilterNamespace
 from quorum_node.rpc.evm import EvmNamespace
 from quorum_node.rpc.net import NetNamespace
 from quorum_node.rpc.quorum import QuorumNamespace
+from quorum_node.rpc.quorum_extension import QuorumExtensionNamespace
 from quorum_node.rpc.raft import RaftNamespace
 from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
@@ -166,9 +168,9 @@ async def start_node(config: NodeConfig) -> RunningNode:
         metrics = NodeMetrics() if config.metrics_port is not None else None
         if manager is not None and metrics is not None:
             manager.observer = metrics.on_manager_request
-        private_blocks = PrivateBlocks(
-            PayloadResolver(manager), PrivacyProcessor(db, private_store)
-        )
+        resolver = PayloadResolver(manager)
+        processor = PrivacyProcessor(db, private_store)
+        private_blocks = PrivateBlocks(resolver, processor)
         node = Node(chain, accounts, config.coinbase, private_blocks)
         started.push_async_callback(node.close)
         sender = TransactionSender(node, NonceReservations(node))
@@ -198,16 +200,26 @@ async def start_node(config: NodeConfig) -> RunningNode:
                 AlarmStore(config.datadir / "audit.sqlite"),
                 config.commitment_interval,
             )
+        disclosure = DisclosureService(node, private_store, manager, audit) if manager else None
+        group_changes: GroupChangeService | None = None
+        if manager is not None:
+            group_changes = GroupChangeService(
+                node,
+                privacy,
+                private_store,
+                manager,
+                processor,
+                resolver,
+                disclosure,
+                config.datadir / "group-changes",
+            )
         filters = FilterNamespace(node, audit)
         peers = network
         live_peers = (lambda: len(peers.live_peers())) if peers is not None else (lambda: 0)
         for namespace in (
             EthNamespace(node, privacy, sender),
-            QuorumNamespace(
-                privacy,
-                audit,
-                DisclosureService(node, private_store, manager, audit) if manager else None,
-            ),
+            QuorumNamespace(privacy, audit, disclosure),
+            QuorumExtensionNamespace(group_changes),
             filters,
             NetNamespace(chain.chain_id, live_peers),
             Web3Namespace(config.client_version),
@@ -227,6 +239,9 @@ async def start_node(config: NodeConfig) -> RunningNode:
         if audit is not None:
             await audit.start()
             started.push_async_callback(audit.stop)
+        if group_changes is not None:
+            await group_changes.start()
+            started.push_async_callback(group_changes.stop)
         metrics_server = None
         if metrics is not None and config.metrics_port is not None:
             metrics.watch(node, engine, live_peers)
@@ -255,6 +270,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
     )
     if audit is not None:
         running.on_stop.append(audit.stop)
+    if group_changes is not None:
+        running.on_stop.append(group_changes.stop)
     if manager is not None:
         running.on_stop.append(manager.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}

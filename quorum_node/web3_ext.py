@@ -203,6 +203,62 @@ class QuorumModule(Module):  # type: ignore[misc]
         """``quorum_auditStatus``: per party group, whether its members' signed roots agree."""
         return list(_plain(self._call("quorum_auditStatus", [])))
 
+    # --- group changes (docs/group-changes.md) ------------------------------------------
+
+    def propose_group_change(
+        self,
+        sender: str,
+        *,
+        group_id: str | None = None,
+        contract: str | None = None,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+        scope: str = "state",
+    ) -> HexBytes:
+        """``quorum_proposeGroupChange``: add and/or remove parties of a group (named by
+        its id or one of its contracts); the change id (the proposal's transaction)."""
+        change: dict[str, Any] = {"add": add or [], "remove": remove or [], "scope": scope}
+        if group_id is not None:
+            change["groupId"] = group_id
+        if contract is not None:
+            change["contract"] = contract
+        return HexBytes(self._call("quorum_proposeGroupChange", [change, {"from": sender}]))
+
+    def extend_contract(
+        self, contract: str, new_party_key: str, sender: str, scope: str = "state"
+    ) -> HexBytes:
+        """``quorumExtension_extendContract``: add one party to the contract's group."""
+        args = {"from": sender, "scope": scope}
+        return HexBytes(
+            self._call("quorumExtension_extendContract", [contract, new_party_key, None, args])
+        )
+
+    def approve_extension(self, change_id: bytes | str, sender: str, vote: bool = True) -> HexBytes:
+        """``quorumExtension_approveExtension``: approve (or, ``vote=False``, reject)."""
+        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        return HexBytes(
+            self._call("quorumExtension_approveExtension", [as_hex, vote, {"from": sender}])
+        )
+
+    def cancel_extension(self, change_id: bytes | str, sender: str) -> HexBytes:
+        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        return HexBytes(self._call("quorumExtension_cancelExtension", [as_hex, {"from": sender}]))
+
+    def active_extension_contracts(self) -> list[dict[str, Any]]:
+        return list(_plain(self._call("quorumExtension_activeExtensionContracts", [])))
+
+    def get_extension_status(self, change_id: bytes | str) -> str:
+        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        return str(self._call("quorumExtension_getExtensionStatus", [as_hex]))
+
+    def get_group_change(self, change_id: bytes | str) -> Any:
+        """``quorum_getGroupChange``: votes, status, activation block, hand-over."""
+        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        return _plain(self._call("quorum_getGroupChange", [as_hex]))
+
+    def group_changes(self) -> list[dict[str, Any]]:
+        return list(_plain(self._call("quorum_groupChanges", [])))
+
     @staticmethod
     def verify_commitment(commitment: dict[str, Any]) -> bool:
         """Whether a signed group-root commitment (from an alarm's evidence, or anyone's)

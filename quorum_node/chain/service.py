@@ -137,7 +137,7 @@ class ChainService:
             .hash
         )
         if stored_genesis_hash is None:
-            with self._one_write():
+            with self.one_write():
                 self.chain: ChainAPI = chain_class.from_genesis(
                     db, genesis.header_params(), genesis.state()
                 )
@@ -167,7 +167,7 @@ class ChainService:
 
     # --- writes -------------------------------------------------------------------
 
-    def _one_write(self) -> AbstractContextManager[Any]:
+    def one_write(self) -> AbstractContextManager[Any]:
         """Group every database write of a block into one atomic, durable commit."""
         batch_scope: Callable[[], AbstractContextManager[Any]] | None = getattr(
             self.db, "batch_scope", None
@@ -184,7 +184,7 @@ class ChainService:
         private: PrivateBlock | None = None,
     ) -> CommittedBlock:
         """Build the next block from ``candidates`` on the head and commit it."""
-        with self._one_write():
+        with self.one_write():
             built = self._build(candidates, timestamp, coinbase, extra_data, private)
         return self._advance(built.block, built.records, built.rejected, built.deferred)
 
@@ -240,7 +240,7 @@ class ChainService:
             raise ChainError(
                 f"block #{block.number} does not extend the head #{self.head.block_number}"
             )
-        with self._one_write():
+        with self.one_write():
             try:
                 imported, receipts = self._execute_import(block)
             except ValidationError as exc:

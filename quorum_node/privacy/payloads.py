@@ -40,6 +40,7 @@ class PrivatePayload:
     parties: tuple[str, ...]  # every key of the group, base64, sorted
     privacy_flag: int
     mandatory_for: tuple[str, ...] = ()  # flag 2, base64, sorted; authenticated in the envelope
+    sender_key: str = ""  # base64; authenticated in the envelope
 
 
 class PayloadResolver:
@@ -53,6 +54,22 @@ class PayloadResolver:
     def __init__(self, manager: Q2TClient | None) -> None:
         self._manager = manager
         self._cache: OrderedDict[bytes, PrivatePayload | None] = OrderedDict()
+        self._own_keys: frozenset[str] | None = None
+
+    async def own_keys(self) -> frozenset[str]:
+        """The manager's keys: which parties this node speaks for (asked once)."""
+        if self._own_keys is None:
+            if self._manager is None:
+                return frozenset()
+            try:
+                keys = await self._manager.keys()
+            except ClientError as exc:
+                raise PrivateDataUnavailable(
+                    f"the transaction manager at {self._manager.base_url} did not say "
+                    f"which keys it holds: {exc}"
+                ) from None
+            self._own_keys = frozenset(keys)
+        return self._own_keys
 
     async def resolve(
         self, payload_hashes: Iterable[bytes], *, patient: bool = True
@@ -134,6 +151,7 @@ def _private_payload(found: ReceiveResult | None) -> PrivatePayload | None:
         parties=tuple(sorted(found.parties)),
         privacy_flag=found.privacy_flag,
         mandatory_for=tuple(sorted(found.mandatory_recipients)),
+        sender_key=found.sender_key,
     )
 
 

@@ -156,6 +156,7 @@ class PrivacyService:
         async with self._sender.nonces.reserve(account.address, request.nonce) as nonce:
 
             def check_and_estimate() -> int:
+                self.check_group_open(group_id)
                 self.check_contract_group(request.to, privacy, default_key)
                 self.check_contract_flags(request.to, privacy)
                 if request.gas is not None:
@@ -198,6 +199,7 @@ class PrivacyService:
         to = None if transaction.to == CREATE_CONTRACT_ADDRESS else bytes(transaction.to)
 
         def check() -> None:
+            self.check_group_open(privacy.group_id(default_key))
             self.check_contract_group(to, privacy, default_key)
             self.check_contract_flags(to, privacy)
 
@@ -222,6 +224,26 @@ class PrivacyService:
             return None
         contract = self._store.contract(Address(address))
         return contract.group_id if contract is not None else None
+
+    def check_group_open(self, group_id: bytes) -> None:
+        """Refuse a transaction to a party group that a group change moved on (it would
+        be refused on every party when it executes), or to one this node joined and holds
+        no state of yet. Chain thread."""
+        change_id = self._store.frozen_by(group_id)
+        change = self._store.change(change_id) if change_id is not None else None
+        if change is not None:
+            raise PrivacyError(
+                f"party group 0x{group_id.hex()} became party group "
+                f"0x{change.new_group_id.hex()} ({parties_text(change.new_members)}) at block "
+                f"{change.final_block} (group change 0x{change.change_id.hex()}): send to "
+                "those parties instead"
+            )
+        waiting = self._store.pending_groups().get(group_id)
+        if waiting is not None:
+            raise PrivacyError(
+                f"this node joined party group 0x{group_id.hex()} (group change "
+                f"0x{waiting.hex()}) and has not accepted its handed-over state yet"
+            )
 
     def check_contract_group(
         self, to: bytes | None, privacy: PrivacyParams, default_key: str
@@ -262,8 +284,18 @@ class PrivacyService:
 
     def _private_calls(self, header: BlockHeaderAPI, group_id: bytes) -> PrivateCalls:
         chain = self._node.chain
-        root = self._store.roots_after(header.hash).get(group_id, Hash32(BLANK_ROOT_HASH))
-        return PrivateCalls(chain, chain.db, header, root)
+        return PrivateCalls(chain, chain.db, header, self._group_root(header, group_id))
+
+    def _group_root(self, header: BlockHeaderAPI, group_id: bytes) -> Hash32:
+        """The group's root after ``header``; up to a group change's activation block H,
+        the root of the group it came from (its contracts' state before the change)."""
+        roots = self._store.roots_after(header.hash)
+        root = roots.get(group_id)
+        if root is None:
+            predecessor = self._store.predecessor(group_id)
+            if predecessor is not None and header.block_number <= predecessor[1]:
+                root = roots.get(predecessor[0])
+        return root if root is not None else Hash32(BLANK_ROOT_HASH)
 
     def _runner(self, header: BlockHeaderAPI, group_id: bytes | None) -> CallRunner:
         if group_id is None:

@@ -11,7 +11,10 @@ crash never leaves a block without its private roots or receipts:
 * per public block with private transactions this node executed, which transactions
   (and payload hashes) each group executed in it, in block order (for disclosure);
 * per party group, its members and the contracts created in it (for
-  ``quorum_groupContracts``; contracts created before this index existed are not listed).
+  ``quorum_groupContracts``; contracts created before this index existed are not listed);
+* per group change this node is party to, its record, and what follows from it: the
+  group it froze, the group that succeeds it, the hand-overs received
+  (``privacy.group_change``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from eth.abc import DatabaseAPI
 from eth_typing import Address, Hash32
 
 from quorum_node.chain.records import TransactionRecord
+from quorum_node.privacy.group_change import GroupChange
 
 _ROOTS = b"quorum-py:private-roots:"
 _RECORD = b"quorum-py:private-record:"
@@ -31,6 +35,14 @@ _BLOOM = b"quorum-py:private-bloom:"
 _GROUP = b"quorum-py:private-group:"
 _GROUP_CONTRACTS = b"quorum-py:group-contracts:"
 _BLOCK_GROUPS = b"quorum-py:block-groups:"
+_CHANGE = b"quorum-py:group-change:"
+_CHANGES = b"quorum-py:group-changes"
+_FROZEN = b"quorum-py:group-frozen:"
+_SUCCESSIONS = b"quorum-py:group-successions:"
+_PREDECESSOR = b"quorum-py:group-predecessor:"
+_PENDING = b"quorum-py:group-pending"
+_HANDOVER = b"quorum-py:group-handover:"
+_HANDOVER_SENT = b"quorum-py:group-handover-sent:"
 
 
 _CONTRACT_VERSION = 2
@@ -163,3 +175,77 @@ class PrivateStore:
                 [group, [list(entry) for entry in entries]] for group, entries in executed.items()
             ]
             self._db[_BLOCK_GROUPS + block_hash] = bytes(rlp.encode(sorted(items)))
+
+    # per group change (``privacy.group_change``)
+    def change(self, change_id: bytes) -> GroupChange | None:
+        encoded = self._get(_CHANGE + change_id)
+        return GroupChange.from_bytes(encoded) if encoded else None
+
+    def set_change(self, change: GroupChange) -> None:
+        if self._get(_CHANGE + change.change_id) is None:
+            self._db[_CHANGES] = bytes(rlp.encode([*self.change_ids(), change.change_id]))
+        self._db[_CHANGE + change.change_id] = change.to_bytes()
+
+    def change_ids(self) -> list[bytes]:
+        """Every change this node is party to, oldest first."""
+        encoded = self._get(_CHANGES)
+        return [bytes(change_id) for change_id in rlp.decode(encoded)] if encoded else []
+
+    def frozen_by(self, group_id: bytes) -> bytes | None:
+        """The change that froze ``group_id`` (at its activation block), if any."""
+        return self._get(_FROZEN + group_id)
+
+    def set_frozen(self, group_id: bytes, change_id: bytes) -> None:
+        self._db[_FROZEN + group_id] = change_id
+
+    def successions(self, block_hash: bytes) -> list[tuple[bytes, bytes | None]]:
+        """(G, G′ or None) for each group frozen in this block: from the next block on,
+        G's root moves to G′ (a staying member) or is dropped (a removed one)."""
+        encoded = self._get(_SUCCESSIONS + block_hash)
+        if encoded is None:
+            return []
+        return [(bytes(old), bytes(new) or None) for old, new in rlp.decode(encoded)]
+
+    def set_successions(self, block_hash: bytes, moves: list[tuple[bytes, bytes | None]]) -> None:
+        if moves:
+            items = [[old, new or b""] for old, new in moves]
+            self._db[_SUCCESSIONS + block_hash] = bytes(rlp.encode(items))
+
+    def predecessor(self, group_id: bytes) -> tuple[bytes, int] | None:
+        """(G, H) if ``group_id`` is G′ of a change that activated at block H."""
+        encoded = self._get(_PREDECESSOR + group_id)
+        if encoded is None:
+            return None
+        old, height = rlp.decode(encoded)
+        return bytes(old), int.from_bytes(height, "big")
+
+    def set_predecessor(self, group_id: bytes, old_group: bytes, height: int) -> None:
+        self._db[_PREDECESSOR + group_id] = bytes(rlp.encode([old_group, height]))
+
+    def pending_groups(self) -> dict[bytes, bytes]:
+        """G′ → change id, for each group this node joins and holds no state of yet."""
+        encoded = self._get(_PENDING)
+        return (
+            {bytes(group): bytes(change) for group, change in rlp.decode(encoded)}
+            if encoded
+            else {}
+        )
+
+    def set_pending_groups(self, pending: dict[bytes, bytes]) -> None:
+        self._db[_PENDING] = bytes(rlp.encode(sorted(pending.items())))
+
+    def handovers(self, change_id: bytes) -> list[tuple[str, bytes]]:
+        """(old member key, hand-over message) for each hand-over sent to this node."""
+        encoded = self._get(_HANDOVER + change_id)
+        return [(key.decode(), bytes(body)) for key, body in rlp.decode(encoded)] if encoded else []
+
+    def add_handover(self, change_id: bytes, sender: str, message: bytes) -> None:
+        items = [[key.encode(), body] for key, body in self.handovers(change_id)]
+        items.append([sender.encode(), message])
+        self._db[_HANDOVER + change_id] = bytes(rlp.encode(items))
+
+    def handover_sent(self, change_id: bytes) -> bool:
+        return self._get(_HANDOVER_SENT + change_id) is not None
+
+    def set_handover_sent(self, change_id: bytes) -> None:
+        self._db[_HANDOVER_SENT + change_id] = b"\x01"

@@ -77,6 +77,7 @@ async def test_a_party_gets_the_payload_and_its_group() -> None:
             group_id=group_of(PARTIES),
             parties=(KEY_A, KEY_B),
             privacy_flag=0,
+            sender_key=KEY_A,
         )
     }
 

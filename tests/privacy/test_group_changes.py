@@ -1,0 +1,260 @@
+"""Group changes through real processes (docs/group-changes.md): a party joins a token
+group with its state handed over and proven against the old members' signed roots
+(scopes ``state`` and ``full``), a party leaves, changes are cancelled, bad votes and a
+wrong hand-over are refused, and transactions sent around the change land on the right
+side of H. One 4-node network: node1 and node2 hold the token; node3 joins; node4 is
+never a party."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from quorum_node.privacy.group_change import GROUP_CHANGE_ADDRESS
+from tests.privacy.conftest import PrivateNet, artifact, private_network
+from tests.privacy.test_audit import audit_entry, group_id
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+SUPPLY = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNet]:
+    with private_network(tmp_path_factory.mktemp("group-changes"), 4) as network:
+        yield network
+
+
+def send(net: PrivateNet, name: str, parties: list[str], request: dict[str, Any]) -> dict[str, Any]:
+    others = [net.key(n) for n in parties if n != name]
+    tx_hash = net.call(
+        name,
+        "eth_sendTransaction",
+        [{"from": net.address(name), "privateFor": others, "gas": hex(1_000_000), **request}],
+    )
+    return net.receipt(name, tx_hash)
+
+
+def deploy_token(net: PrivateNet, name: str, parties: list[str]) -> str:
+    build = artifact("Token")
+    data = (
+        build["bytecode"] + encode(["string", "string", "uint256"], ["Bond", "BND", SUPPLY]).hex()
+    )
+    receipt = send(net, name, parties, {"data": data})
+    assert receipt["status"] == "0x1"
+    return str(receipt["contractAddress"])
+
+
+def transfer_data(to: str, value: int) -> str:
+    return (
+        "0x"
+        + (
+            keccak(text="transfer(address,uint256)")[:4]
+            + encode(["address", "uint256"], [to, value])
+        ).hex()
+    )
+
+
+def balance(net: PrivateNet, name: str, token: str, holder: str, block: str = "latest") -> int:
+    data = "0x" + (keccak(text="balanceOf(address)")[:4] + encode(["address"], [holder])).hex()
+    answer = net.call(name, "eth_call", [{"to": token, "data": data}, block])
+    return int(answer, 16) if answer not in ("0x", "") else -1
+
+
+def change_status(net: PrivateNet, name: str, change_id: str) -> dict[str, Any] | None:
+    result: dict[str, Any] | None = net.call(name, "quorum_getGroupChange", [change_id])
+    return result
+
+
+def vote(net: PrivateNet, name: str, change_id: str, approve: bool = True) -> dict[str, Any]:
+    tx_hash = net.call(
+        name, "quorumExtension_approveExtension", [change_id, approve, {"from": net.address(name)}]
+    )
+    return net.receipt(name, tx_hash)
+
+
+def wait_status(net: PrivateNet, name: str, change_id: str, status: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        found = change_status(net, name, change_id)
+        return found if found is not None and found["status"] == status else None
+
+    return wait_until(reached, 30, f"change {change_id} {status} on {name}")
+
+
+def wait_accepted(net: PrivateNet, name: str, change_id: str) -> dict[str, Any]:
+    def accepted() -> dict[str, Any] | None:
+        found = change_status(net, name, change_id)
+        return found if found and found["handover"].get("state") == "accepted" else None
+
+    return wait_until(accepted, 60, f"{name} accepts the hand-over of {change_id}")
+
+
+def test_a_custodian_joins_the_token_group_with_its_state_proven(net: PrivateNet) -> None:
+    token = deploy_token(net, "node1", ["node1", "node2"])
+    send(
+        net,
+        "node1",
+        ["node1", "node2"],
+        {"to": token, "data": transfer_data(net.address("node2"), 250)},
+    )
+    old_group = group_id(net, "node1", "node2")
+    new_group = group_id(net, "node1", "node2", "node3")
+    assert balance(net, "node3", token, net.address("node2")) == -1  # not a party yet
+
+    change_id = net.call(
+        "node1",
+        "quorumExtension_extendContract",
+        [token, net.key("node3"), None, {"from": net.address("node1")}],
+    )
+    proposed = wait_status(net, "node3", change_id, "voting")
+    assert proposed["groupId"] == old_group and proposed["newGroupId"] == new_group
+    assert sorted(proposed["waitingFor"]) == sorted([net.key("node2"), net.key("node3")])
+    assert net.call("node4", "quorum_getGroupChange", [change_id]) is None
+    assert net.call("node2", "quorumExtension_getExtensionStatus", [change_id]) == "ACTIVE"
+    active = net.call("node3", "quorumExtension_activeExtensionContracts")
+    assert [entry["managementContractAddress"] for entry in active] == [change_id]
+
+    # A second approval by the same party is refused, at the node and on chain alike.
+    assert vote(net, "node2", change_id)["status"] == "0x1"
+    error = net.error(
+        "node2",
+        "quorumExtension_approveExtension",
+        [change_id, True, {"from": net.address("node2")}],
+    )
+    assert "already approved" in error["message"]
+
+    activation = vote(net, "node3", change_id)
+    height = int(activation["blockNumber"], 16)
+    for name in ("node1", "node2", "node3"):
+        status = wait_status(net, name, change_id, "active")
+        assert status["activationBlock"] == height
+    assert net.call("node1", "quorumExtension_getExtensionStatus", [change_id]) == "DONE"
+
+    accepted = wait_accepted(net, "node3", change_id)
+    assert sorted(accepted["handover"]["receivedFrom"]) == sorted(
+        [net.key("node1"), net.key("node2")]
+    )
+    for holder in ("node1", "node2"):
+        expected = balance(net, "node1", token, net.address(holder))
+        assert balance(net, "node3", token, net.address(holder)) == expected
+    assert balance(net, "node3", token, net.address("node2")) == 250
+    assert balance(net, "node4", token, net.address("node2")) == -1
+
+    # Settle in the new group: all three execute it; the old party set is refused.
+    moved = send(
+        net,
+        "node3",
+        ["node1", "node2", "node3"],
+        {"to": token, "data": transfer_data(net.address("node3"), 0)},
+    )
+    assert moved["status"] == "0x1"
+    settled = send(
+        net,
+        "node1",
+        ["node1", "node2", "node3"],
+        {"to": token, "data": transfer_data(net.address("node3"), 40)},
+    )
+    assert settled["status"] == "0x1"
+    for name in ("node1", "node2", "node3"):
+        assert balance(net, name, token, net.address("node3")) == 40
+    refused = net.error(
+        "node1",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node1"),
+                "to": token,
+                "data": transfer_data(net.address("node2"), 1),
+                "privateFor": [net.key("node2")],
+                "gas": hex(200_000),
+            }
+        ],
+    )
+    assert new_group[2:] in refused["message"] and net.key("node3") in refused["message"]
+    # Before H, the contract's state is G's: readable as it was.
+    assert balance(net, "node1", token, net.address("node2"), hex(height)) == 250
+
+    # The three members' roots of the new group agree at every later commitment.
+    def agreed() -> int | None:
+        entries = [audit_entry(net, name, new_group) for name in ("node1", "node2", "node3")]
+        if any(entry is None or entry["agreedHeight"] is None for entry in entries):
+            return None
+        settled_at = int(settled["blockNumber"], 16)
+        return min(entry["agreedHeight"] for entry in entries if entry) >= settled_at or None
+
+    wait_until(agreed, 40, "all three members agree on the new group's root after the transfer")
+    for name in ("node1", "node2", "node3"):
+        entry = audit_entry(net, name, new_group)
+        assert entry is not None and entry["alarms"] == [], entry
+
+
+def test_cancel_before_activation_and_votes_from_outsiders_are_refused(net: PrivateNet) -> None:
+    token = deploy_token(net, "node2", ["node2", "node4"])
+    change_id = net.call(
+        "node2",
+        "quorum_proposeGroupChange",
+        [{"contract": token, "add": [net.key("node1")]}, {"from": net.address("node2")}],
+    )
+    wait_status(net, "node1", change_id, "voting")
+    # node3 is no party: its node does not know the change, and refuses to vote on it.
+    error = net.error(
+        "node3",
+        "quorumExtension_approveExtension",
+        [change_id, True, {"from": net.address("node3")}],
+    )
+    assert "not known to this node" in error["message"]
+    # A vote node3 sends anyway, crafted, is refused by every party when it executes.
+    crafted = json.dumps(
+        {
+            "type": "quorum-py/group-change/v1",
+            "action": "vote",
+            "changeId": change_id,
+            "approve": True,
+        }
+    ).encode()
+    tx_hash = net.call(
+        "node3",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node3"),
+                "to": "0x" + GROUP_CHANGE_ADDRESS.hex(),
+                "data": "0x" + crafted.hex(),
+                "privateFor": [net.key("node1"), net.key("node2"), net.key("node4")],
+                "gas": hex(100_000),
+            }
+        ],
+    )
+    assert net.receipt("node2", tx_hash)["status"] == "0x0"
+    assert net.key("node3") not in change_status(net, "node2", change_id)["approvals"]
+
+    cancelled = net.call(
+        "node4", "quorumExtension_cancelExtension", [change_id, {"from": net.address("node4")}]
+    )
+    assert net.receipt("node4", cancelled)["status"] == "0x1"
+    for name in ("node1", "node2", "node4"):
+        status = wait_status(net, name, change_id, "cancelled")
+        assert net.key("node4") in status["reason"]
+    error = net.error(
+        "node1",
+        "quorumExtension_approveExtension",
+        [change_id, True, {"from": net.address("node1")}],
+    )
+    assert "cancelled" in error["message"]
+    # The group is unchanged: node2 and node4 still transact in it.
+    assert (
+        send(
+            net,
+            "node2",
+            ["node2", "node4"],
+            {"to": token, "data": transfer_data(net.address("node4"), 5)},
+        )["status"]
+        == "0x1"
+    )
+    assert balance(net, "node4", token, net.address("node4")) == 5

@@ -46,6 +46,7 @@ from quorum_node.chain.transactions import (
 from quorum_node.node import Node
 from quorum_node.privacy.calls import PrivateCalls
 from quorum_node.privacy.flags import STATE_VALIDATION_EXEC_HASH, flag_violation
+from quorum_node.privacy.group_change import GROUP_CHANGE_ADDRESS
 from quorum_node.privacy.params import (
     STANDARD_PRIVATE,
     STATE_VALIDATION,
@@ -156,7 +157,8 @@ class PrivacyService:
         async with self._sender.nonces.reserve(account.address, request.nonce) as nonce:
 
             def check_and_estimate() -> int:
-                self.check_group_open(group_id)
+                if request.to != GROUP_CHANGE_ADDRESS:  # control messages name any parties
+                    self.check_group_open(group_id)
                 self.check_contract_group(request.to, privacy, default_key)
                 self.check_contract_flags(request.to, privacy)
                 if request.gas is not None:
@@ -199,7 +201,8 @@ class PrivacyService:
         to = None if transaction.to == CREATE_CONTRACT_ADDRESS else bytes(transaction.to)
 
         def check() -> None:
-            self.check_group_open(privacy.group_id(default_key))
+            if to != GROUP_CHANGE_ADDRESS:
+                self.check_group_open(privacy.group_id(default_key))
             self.check_contract_group(to, privacy, default_key)
             self.check_contract_flags(to, privacy)
 

@@ -8,17 +8,21 @@ never a party."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
+from web3 import Web3
 
+from quorum_node.disclosure.verify import verify_bundle
 from quorum_node.privacy.group_change import GROUP_CHANGE_ADDRESS
 from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.privacy.test_audit import audit_entry, group_id
 from tests.support.waiting import wait_until
+from tx_manager.keyfile import read_keypair
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -92,7 +96,11 @@ def wait_accepted(net: PrivateNet, name: str, change_id: str) -> dict[str, Any]:
         found = change_status(net, name, change_id)
         return found if found and found["handover"].get("state") == "accepted" else None
 
-    return wait_until(accepted, 60, f"{name} accepts the hand-over of {change_id}")
+    try:
+        return wait_until(accepted, 60, f"{name} accepts the hand-over of {change_id}")
+    except AssertionError:
+        statuses = {other: change_status(net, other, change_id) for other in net.names}
+        raise AssertionError(f"not accepted; the parties' views: {statuses}") from None
 
 
 def test_a_custodian_joins_the_token_group_with_its_state_proven(net: PrivateNet) -> None:
@@ -258,3 +266,157 @@ def test_cancel_before_activation_and_votes_from_outsiders_are_refused(net: Priv
         == "0x1"
     )
     assert balance(net, "node4", token, net.address("node4")) == 5
+
+
+def test_a_party_leaves_and_a_party_joins_with_the_full_history(net: PrivateNet) -> None:
+    """G = {node2, node3, node4} becomes {node1, node2, node4}: node3 leaves, node1 joins
+    with scope ``full`` and receives G's history as a disclosure bundle it can verify."""
+    members = ["node2", "node3", "node4"]
+    token = deploy_token(net, "node2", members)
+    send(net, "node2", members, {"to": token, "data": transfer_data(net.address("node3"), 70)})
+    change_id = net.call(
+        "node2",
+        "quorum_proposeGroupChange",
+        [
+            {
+                "contract": token,
+                "add": [net.key("node1")],
+                "remove": [net.key("node3")],
+                "scope": "full",
+            },
+            {"from": net.address("node2")},
+        ],
+    )
+    wait_status(net, "node1", change_id, "voting")
+    for name in ("node3", "node4"):
+        assert vote(net, name, change_id)["status"] == "0x1"
+    height = int(vote(net, "node1", change_id)["blockNumber"], 16)
+    assert wait_status(net, "node3", change_id, "active")["role"] == "removed"
+
+    accepted = wait_accepted(net, "node1", change_id)
+    history = json.loads(open(accepted["handover"]["history"]).read())
+    tm = net.directory("node1") / "tm"
+    pair = read_keypair(tm / "node1.pub", tm / "node1.key", None)
+    report = verify_bundle(history, pair.private, net.qnet.url("node4"))
+    assert report.ok, report.to_json()
+    assert history["height"] == height and len(history["transactions"]) == 2
+    assert balance(net, "node1", token, net.address("node3")) == 70
+
+    after = send(
+        net,
+        "node2",
+        ["node1", "node2", "node4"],
+        {"to": token, "data": transfer_data(net.address("node4"), 9)},
+    )
+    assert after["status"] == "0x1"
+    for name in ("node1", "node2", "node4"):
+        assert balance(net, name, token, net.address("node4")) == 9
+    # The removed party sees nothing after H, and keeps G as it was at H.
+    assert net.call("node3", "eth_getTransactionReceipt", [after["transactionHash"]])["logs"] == []
+    assert balance(net, "node3", token, net.address("node4")) == -1
+    assert balance(net, "node3", token, net.address("node3"), hex(height)) == 70
+    refused = net.error(
+        "node3",
+        "eth_sendTransaction",
+        [
+            {
+                "from": net.address("node3"),
+                "to": token,
+                "data": transfer_data(net.address("node2"), 1),
+                "privateFor": [net.key("node2"), net.key("node4")],
+                "gas": hex(200_000),
+            }
+        ],
+    )
+    assert group_id(net, "node1", "node2", "node4")[2:] in refused["message"]
+
+
+def own_commitment(net: PrivateNet, name: str, group: str, height: int) -> dict[str, Any] | None:
+    with urllib.request.urlopen(f"{net.tm_url(name)}/commitments?after=0&limit=1000") as answer:
+        page = json.loads(answer.read())
+    for item in page["commitments"]:
+        signed = item["commitment"]
+        if item["own"] and signed["groupId"] == group and signed["blockNumber"] == height:
+            return dict(signed)
+    return None
+
+
+def test_a_wrong_hand_over_is_refused_and_a_killed_member_catches_up(net: PrivateNet) -> None:
+    """G = {node1, node3} gains node4. node1's node is killed (-9) before activation, so
+    node4 waits for node1's signed root; meanwhile node3 hands over an empty state under
+    its genuine commitment. node4 refuses it with evidence; once node1 is back and has
+    caught up, node4 accepts the state the old members agree on."""
+    token = deploy_token(net, "node3", ["node1", "node3"])
+    change_id = net.call(
+        "node3",
+        "quorum_proposeGroupChange",
+        [{"contract": token, "add": [net.key("node4")]}, {"from": net.address("node3")}],
+    )
+    wait_status(net, "node1", change_id, "voting")
+    assert vote(net, "node1", change_id)["status"] == "0x1"
+    before = send(
+        net,
+        "node3",
+        ["node1", "node3"],
+        {"to": token, "data": transfer_data(net.address("node1"), 11)},
+    )
+    assert before["status"] == "0x1"  # ordered before H: runs in G
+    net.qnet.stop("node1", kill=True, only="node")
+    try:
+        height = int(vote(net, "node4", change_id)["blockNumber"], 16)
+        old_group = group_id(net, "node1", "node3")
+        signed = wait_until(
+            lambda: own_commitment(net, "node3", old_group, height), 30, "node3's root at H"
+        )
+        wrong = {
+            "type": "quorum-py/group-change/v1",
+            "action": "handover",
+            "changeId": change_id,
+            "commitment": signed,
+            "accounts": [],
+            "contracts": [],
+            "history": None,
+        }
+        sent = net.call(
+            "node3",
+            "eth_sendTransaction",
+            [
+                {
+                    "from": net.address("node3"),
+                    "to": "0x" + GROUP_CHANGE_ADDRESS.hex(),
+                    "data": "0x" + json.dumps(wrong).encode().hex(),
+                    "privateFor": [net.key("node4")],
+                    "gas": hex(100_000),
+                }
+            ],
+        )
+        assert net.receipt("node3", sent)["status"] == "0x1"
+        waiting = wait_status(net, "node4", change_id, "active")
+        assert waiting["handover"]["state"] == "waiting"  # node1's signed root is missing
+    finally:
+        net.qnet.start("node1", only="node")
+
+    accepted = wait_accepted(net, "node4", change_id)
+    refusals = [e for e in accepted["handover"]["evidence"] if e["sender"] == net.key("node3")]
+    assert refusals, accepted["handover"]
+    evidence = refusals[0]
+    assert "refused" in evidence["reason"] and len(evidence["commitments"]) == 2
+    assert evidence["agreedRoot"] == signed["root"] and evidence["offeredRoot"] != signed["root"]
+    assert Web3.to_checksum_address(token) in [a["address"] for a in evidence["differingAccounts"]]
+    assert "the state handed over by" in net.qnet.log_tail("node4", 200_000)
+
+    assert balance(net, "node4", token, net.address("node1")) == 11
+    settled = send(
+        net,
+        "node1",
+        ["node1", "node3", "node4"],
+        {"to": token, "data": transfer_data(net.address("node4"), 3)},
+    )
+    assert settled["status"] == "0x1"
+    for name in ("node1", "node3", "node4"):
+        assert balance(net, name, token, net.address("node4")) == 3
+    roots = {
+        name: net.call(name, "quorum_groupContracts", [group_id(net, "node1", "node3", "node4")])
+        for name in ("node1", "node3", "node4")
+    }
+    assert roots["node1"] == roots["node3"] == roots["node4"]

@@ -14,6 +14,9 @@ BankA, BankB and BankC):
 5. A regulator, a fresh key no participant knows, is shown the settlement and the bank
    group's whole history with proof, checks both against BankC's public node, and sees
    a copy with a changed amount fail, naming the step.
+6. A custodian, BankC, joins the bank group: BankA proposes, BankB and BankC approve,
+   BankC checks the state handed over against both members' signed roots, and BankA
+   moves bonds to it in the new group.
 
 After each step a table shows what each participant's node answers.
 """
@@ -26,6 +29,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +243,53 @@ def run_story(network: dict[str, Any]) -> list[str]:
         "A copy with the settled amount changed: "
         + ("verified (it should not be!)" if failed is None else f"fails at step '{failed.name}'")
     )
+
+    # 6 -------------------------------------------------------------------------
+    print("\n== 6. A custodian (BankC) joins the bank group, with its state proven ==")
+    change = a.quorum.extend_contract(bond, c.manager_key, a.account)
+    for voter in (b, c):
+        wait_for_change(voter, change, lambda s: s["status"] == "voting")
+        voter.w3.eth.wait_for_transaction_receipt(
+            voter.quorum.approve_extension(change, voter.account)
+        )
+    status = wait_for_change(c, change, lambda s: s["handover"].get("state") == "accepted")
+    print(
+        f"group change active at block {status['activationBlock']}: BankC checked the state "
+        f"handed over by {len(status['handover']['receivedFrom'])} members against their "
+        "signed roots and accepted it"
+    )
+
+    def bonds(title: str) -> None:
+        table(
+            title,
+            ["seen from", "A's bonds", "B's bonds", "C's bonds"],
+            [
+                [p.name, *(read(p, "Token", bond, "balanceOf", q.account) for q in everyone)]
+                for p in everyone
+            ],
+        )
+
+    bonds("Bond balances after the hand-over: BankC sees what BankA and BankB see")
+    receipt = a.transact(
+        a.contract("Token", bond).functions.transfer(c.account, 10), [b.manager_key, c.manager_key]
+    )
+    private_hashes.append(receipt.transactionHash.hex())
+    bonds(f"After BankA moves 10 bonds to the custodian in the new group (status {receipt.status})")
     return private_hashes
+
+
+def wait_for_change(
+    participant: Participant, change: Any, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The change as ``participant`` sees it, once ``done`` holds (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status = participant.quorum.get_group_change(change)
+        if status is not None and done(status):
+            return dict(status)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"group change on {participant.name}: still {status}")
+        time.sleep(0.2)
 
 
 def wait_for_agreement(participant: Participant, group: str, height: int) -> dict[str, Any]:

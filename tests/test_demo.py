@@ -51,4 +51,10 @@ def test_demo_tells_the_story(tmp_path: Path) -> None:
     assert _row(history, "The bank group's", "commitments")[0] == "ok"
     assert output.count("  verified") == 2
     assert "A copy with the settled amount changed: fails at step 'signature'" in output
+    custody = output[output.index("== 6.") :]
+    assert "BankC checked the state handed over by 2 members" in custody
+    handed = "Bond balances after the hand-over"
+    for name in ("BankA", "BankB", "BankC"):
+        assert _row(custody, handed, name) == ["900", "100", "0"]
+        assert _row(custody, "After BankA moves 10 bonds", name) == ["890", "100", "10"]
     assert "network stopped" in output

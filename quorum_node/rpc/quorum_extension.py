@@ -68,15 +68,10 @@ class QuorumExtensionNamespace:
         the added party votes from any account of its own node.)"""
         contract_raw, key_raw, _recipient, args = p.expect_params(params, 2, 4)
         sender, private_from, scope = _tx_args(args)
-        change = await self._changes().propose(
-            sender,
-            None,
-            p.address(contract_raw, "toExtend"),
-            [manager_key(key_raw, "newRecipientPtmPublicKey")],
-            [],
-            scope,
-            private_from,
-        )
+        contract = p.address(contract_raw, "toExtend")
+        added = [manager_key(key_raw, "newRecipientPtmPublicKey")]
+        changes = self._changes()
+        change = await changes.propose(sender, None, contract, added, [], scope, private_from)
         return fmt.hex_data(change)
 
     @rpc_method("quorum_proposeGroupChange")
@@ -96,14 +91,11 @@ class QuorumExtensionNamespace:
         contract = None
         if request.get("contract") is not None:
             contract = p.address(request["contract"], "contract")
-        change = await self._changes().propose(
-            sender,
-            group_id,
-            contract,
-            _keys(request.get("add"), "add"),
-            _keys(request.get("remove"), "remove"),
-            scope,
-            private_from,
+        added = _keys(request.get("add"), "add")
+        removed = _keys(request.get("remove"), "remove")
+        changes = self._changes()
+        change = await changes.propose(
+            sender, group_id, contract, added, removed, scope, private_from
         )
         return fmt.hex_data(change)
 
@@ -113,14 +105,15 @@ class QuorumExtensionNamespace:
         change_raw, vote_raw, args = p.expect_params(params, 2, 3)
         sender, _private_from, _scope = _tx_args(args)
         approve = p.boolean(vote_raw, "vote")
-        change = await self._changes().vote(sender, _change_id(change_raw), approve)
-        return fmt.hex_data(change)
+        change_id = _change_id(change_raw)
+        return fmt.hex_data(await self._changes().vote(sender, change_id, approve))
 
     @rpc_method("quorumExtension_cancelExtension")
     async def cancel_extension(self, params: Any, context: CallContext) -> str:
         change_raw, args = p.expect_params(params, 1, 2)
         sender, _private_from, _scope = _tx_args(args)
-        return fmt.hex_data(await self._changes().cancel(sender, _change_id(change_raw)))
+        change_id = _change_id(change_raw)
+        return fmt.hex_data(await self._changes().cancel(sender, change_id))
 
     @rpc_method("quorumExtension_activeExtensionContracts")
     async def active_extensions(self, params: Any, context: CallContext) -> list[dict[str, Any]]:
@@ -147,7 +140,8 @@ class QuorumExtensionNamespace:
     async def extension_status(self, params: Any, context: CallContext) -> str:
         """GoQuorum's answer: ``ACTIVE`` while voting, ``DONE`` once activated or ended."""
         (change_raw,) = p.expect_params(params, 1, 1)
-        change = await self._changes().status(_change_id(change_raw))
+        change_id = _change_id(change_raw)
+        change = await self._changes().status(change_id)
         if change is None:
             raise ServerError("no such extension: this node is not a party of that change")
         return "ACTIVE" if change["status"] == "voting" else "DONE"
@@ -156,7 +150,8 @@ class QuorumExtensionNamespace:
     async def get_group_change(self, params: Any, context: CallContext) -> dict[str, Any] | None:
         """Everything this node holds of a change: votes, status, H, the hand-over."""
         (change_raw,) = p.expect_params(params, 1, 1)
-        return await self._changes().status(_change_id(change_raw))
+        change_id = _change_id(change_raw)
+        return await self._changes().status(change_id)
 
     @rpc_method("quorum_groupChanges")
     async def group_changes(self, params: Any, context: CallContext) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 ADDRESS = "0x" + "12" * 20
 HELD = Account.from_key(TEST_KEYS[0]).address  # the node holds every TEST_KEY
 HASH = "0x" + "ab" * 32
+OTHER_ADDRESS = "0x" + "34" * 20
 SHORT_ADDRESS = "0x1234"
 MANAGER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # 32 bytes, base64
 NOT_HEX = "0xzzzz"
@@ -407,6 +408,26 @@ BAD_PARAMS: dict[str, list[Any]] = {
         [HASH, "0x1", 5],
         [HASH, OBJECT, MANAGER_KEY],
     ],
+    "quorumExtension_extendContract": [
+        ["0x12", MANAGER_KEY],
+        [OTHER_ADDRESS, 5],
+        [OTHER_ADDRESS, MANAGER_KEY, None, "x"],
+        [OTHER_ADDRESS, MANAGER_KEY, None, {"from": "0x12"}],
+        [OTHER_ADDRESS, MANAGER_KEY, None, {"scope": "everything"}],
+    ],
+    "quorum_proposeGroupChange": [
+        [5],
+        [{"groupId": "0x12"}],
+        [{"contract": "0x12"}],
+        [{"add": "x"}],
+        [{"remove": [5]}],
+        [{"scope": "x"}],
+        [{}, "x"],
+    ],
+    "quorumExtension_approveExtension": [["0x12", True], [HASH, "yes"], [HASH, True, "x"]],
+    "quorumExtension_cancelExtension": [["0x12"], [HASH, "x"]],
+    "quorumExtension_getExtensionStatus": [["0x12"], [5]],
+    "quorum_getGroupChange": [["0x12"], [5]],
     "evm_mine": [],
 }
 
@@ -477,6 +498,8 @@ def test_every_method_has_typed_bad_params_or_takes_none() -> None:
         "raft_role",
         "eth_getPrivacyPrecompileAddress",
         "quorum_auditStatus",
+        "quorumExtension_activeExtensionContracts",
+        "quorum_groupChanges",
         # takes a raw transaction and options; its refusals are tested in tests/privacy
         "eth_sendRawPrivateTransaction",
         # Raft's, not served by a solo dev node; refusals tested in tests/network

@@ -26,6 +26,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from quorum_node.config import load_node_config
+from quorum_node.qnet.layout import node_config_path, tm_config_path
 from quorum_node.wipe import wipe_chain_state
 from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.support.waiting import wait_until
@@ -123,8 +124,8 @@ def test_a_wiped_participant_recovers_its_private_state(net: PrivateNet) -> None
     # node3 loses everything but its keys and config.
     net.qnet.stop(WIPED)
     directory = net.directory(WIPED)
-    deleted_chain = wipe_chain_state(load_node_config(directory / "node.json"))
-    tm_config = directory / "tm" / "tm.json"
+    deleted_chain = wipe_chain_state(load_node_config(node_config_path(directory)))
+    tm_config = tm_config_path(directory)
     deleted_store = wipe_store(load_config(tm_config), tm_config)
     assert any(p.name == "chain.sqlite" for p in deleted_chain)
     assert any(p.name == "raft" for p in deleted_chain)

@@ -28,6 +28,7 @@ from eth_utils import keccak
 from quorum_node.config import load_node_config
 from quorum_node.qnet.layout import node_config_path, tm_config_path
 from quorum_node.wipe import wipe_chain_state
+from quorum_shared.config_files import read_document, write_document
 from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.support.waiting import wait_until
 from tx_manager.config import load_config
@@ -134,8 +135,7 @@ def test_a_wiped_participant_recovers_its_private_state(net: PrivateNet) -> None
     # Its node first: it resyncs the public chain and waits for its manager. node2's
     # manager is paused for RECOVERY_SECONDS, which node3's manager waits out (its peer
     # timeout raised above that), so the recovery lasts that long.
-    settings = json.loads(tm_config.read_text())
-    tm_config.write_text(json.dumps({**settings, "peer_timeout": 4 * RECOVERY_SECONDS}))
+    write_document(tm_config, {**read_document(tm_config), "peer_timeout": 4 * RECOVERY_SECONDS})
     net.qnet.start(WIPED, only="node")
     paused_at = time.monotonic()
     with paused(manager_pid(net, PAUSED_MANAGER)):

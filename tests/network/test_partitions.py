@@ -65,7 +65,7 @@ def _answers(url: str) -> bool:
 @dataclass(eq=False)  # hashed by identity: its caches are keyed on it
 class NamespacedNetwork:
     directory: Path
-    net: Topology
+    links: Topology
     processes: dict[tuple[str, str], subprocess.Popen[bytes]] = field(default_factory=dict)
 
     # --- files and processes ---------------------------------------------------------
@@ -89,7 +89,7 @@ class NamespacedNetwork:
         bundle = self.directory / name
         with open(bundle / f"{kind}.log", "ab") as log:
             self.processes[name, kind] = subprocess.Popen(
-                self.net.hosts[name].command(
+                self.links.hosts[name].command(
                     sys.executable, "-m", module, "run", "--config", config
                 ),
                 cwd=bundle,
@@ -102,7 +102,7 @@ class NamespacedNetwork:
             wait_until(
                 lambda: (
                     self._alive(name, kind)
-                    and self.net.hosts[name].run(_answers, f"http://127.0.0.1:{q2t}/upcheck")
+                    and self.links.hosts[name].run(_answers, f"http://127.0.0.1:{q2t}/upcheck")
                 ),
                 60,
                 f"{name}'s manager\n{self.log_tail()}",
@@ -153,7 +153,7 @@ class NamespacedNetwork:
 
     def call(self, name: str, method: str, params: list[Any] | None = None) -> Any:
         url = f"http://127.0.0.1:{self.node_config(name)['http_port']}"
-        reply = self.net.hosts[name].run(rpc, url, method, params, 30.0)
+        reply = self.links.hosts[name].run(rpc, url, method, params, 30.0)
         if "error" in reply:
             raise RpcFailure(method, reply["error"])
         return reply["result"]
@@ -232,11 +232,11 @@ class NamespacedNetwork:
         return int(result, 16) if result not in ("0x", None) else -1
 
 
-def _init(directory: Path, net: Topology) -> None:
+def _init(directory: Path, links: Topology) -> None:
     subprocess.run(
         [sys.executable, "-m", "quorum_node.qnet.cli", "init", "--dir", str(directory)]
         + ["--names", ",".join(NAMES)]
-        + ["--hosts", ",".join(net.hosts[name].address for name in NAMES)],
+        + ["--hosts", ",".join(links.hosts[name].address for name in NAMES)],
         check=True,
         capture_output=True,
         timeout=120,
@@ -253,10 +253,10 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamespacedNetw
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    with topology(NAMES) as net:
-        running = NamespacedNetwork(tmp_path_factory.mktemp("netns") / "net", net)
+    with topology(NAMES) as links:
+        running = NamespacedNetwork(tmp_path_factory.mktemp("netns") / "net", links)
         try:
-            _init(running.directory, net)
+            _init(running.directory, links)
             for name in NAMES:
                 running.start(name, "tm")
             for name in NAMES:
@@ -273,7 +273,7 @@ def net(network: NamespacedNetwork) -> Iterator[NamespacedNetwork]:
     unfiltered, every process running, one head everywhere."""
     network.wait_same_head()
     yield network
-    network.net.restore()
+    network.links.restore()
     network.restart_exited()
     network.leader(NAMES, 30)
 
@@ -287,7 +287,7 @@ def test_a_leader_cut_off_is_replaced_and_no_block_is_ever_replaced(
     height = net.wait_same_head()
     before = net.hashes(old, height)
 
-    net.net.cut(old)
+    net.links.cut(old)
     cut_at = time.monotonic()
     new = net.leader(majority, ELECTION_DEADLINE)
     elected_after = time.monotonic() - cut_at
@@ -307,7 +307,7 @@ def test_a_leader_cut_off_is_replaced_and_no_block_is_ever_replaced(
         assert waiting is not None and waiting["blockNumber"] is None, waiting
     assert net.hashes(old, height) == before
 
-    net.net.heal(old)
+    net.links.heal(old)
     head = net.wait_same_head()
     assert head > height
     after = {name: net.hashes(name, head) for name in NAMES}
@@ -322,7 +322,7 @@ def test_a_leader_cut_off_is_replaced_and_no_block_is_ever_replaced(
 def test_transactions_commit_with_100ms_more_on_every_link(net: NamespacedNetwork) -> None:
     try:
         for name in NAMES:
-            net.net.delay(name, 100)
+            net.links.delay(name, 100)
     except NetemUnavailable as missing:
         pytest.skip(f"the kernel has no sch_netem, so no tc netem delay here ({missing})")
     sender = next(name for name in NAMES if net.try_call(name, "raft_role") != "minter")
@@ -349,7 +349,7 @@ def test_a_manager_that_cannot_be_reached_fails_sends_to_it_and_nothing_else(
 ) -> None:
     sender, other, unreachable = NAMES
     port = int(net.tm_config(unreachable)["p2p"]["port"])
-    net.net.drop_port(unreachable, port)
+    net.links.drop_port(unreachable, port)
     started = time.monotonic()
     error = net.error(
         sender,
@@ -379,7 +379,7 @@ def test_a_manager_that_cannot_be_reached_fails_sends_to_it_and_nothing_else(
     assert net.stored(sender, contract) == net.stored(other, contract) == 8
     assert net.stored(unreachable, contract) in (-1, 0)
 
-    net.net.allow_port(unreachable, port)
+    net.links.allow_port(unreachable, port)
     back = net.send_private(sender, 9, [unreachable])
     contract = net.receipt(unreachable, back, timeout=60)["contractAddress"]
     assert net.stored(unreachable, contract) == 9
@@ -391,7 +391,7 @@ def test_kill_9_during_a_partition_loses_no_acknowledged_transaction_or_payload(
     leader = net.leader(NAMES, 30)
     cut = next(name for name in NAMES if name != leader)
     sender, killed = leader, next(name for name in NAMES if name not in (leader, cut))
-    net.net.cut(cut)
+    net.links.cut(cut)
     sent = {net.send_private(sender, 100 + index, [killed]): 100 + index for index in range(2)}
     for tx_hash in sent:
         net.receipt(killed, tx_hash)
@@ -403,7 +403,7 @@ def test_kill_9_during_a_partition_loses_no_acknowledged_transaction_or_payload(
 
     net.start(killed, "tm")
     net.start(killed, "node")
-    net.net.heal(cut)
+    net.links.heal(cut)
     net.wait_same_head()
     for tx_hash, value in sent.items():
         receipts = {name: net.receipt(name, tx_hash, timeout=60) for name in NAMES}

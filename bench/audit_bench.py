@@ -66,7 +66,8 @@ from bench.network_bench import (
 )
 from bench.node_bench import machine_info
 from quorum_node.qnet import processes
-from quorum_node.qnet.layout import generate
+from quorum_node.qnet.layout import NODE_CONFIG, generate, node_config_path
+from quorum_shared.config_files import read_document, write_document
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "audit_bench.json"
 
@@ -99,10 +100,11 @@ def network_up(
     default), then start it with ``qnet up``."""
     generate(directory, NODES, "raft", BLOCK_PERIOD_MS)
     if commitment_interval is not None:
-        for config_path in sorted(directory.glob("*/node.json")):
-            config = json.loads(config_path.read_text())
+        for bundle in sorted(p.parent for p in directory.glob(f"*/{NODE_CONFIG}")):
+            config_path = node_config_path(bundle)
+            config = read_document(config_path)
             config["commitment_interval"] = commitment_interval
-            config_path.write_text(json.dumps(config, indent=2) + "\n")
+            write_document(config_path, config)
     qnet("up", "--dir", str(directory))
     network = json.loads((directory / "network.json").read_text())
     parties = [

@@ -220,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a node from a config file, or from flags")
     _add_rpc_options(run, DEFAULT_APIS)
-    run.add_argument("--config", type=Path, help="node config (JSON, as qnet writes it)")
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="node config: node.toml as qnet writes it (TOML; *.json read as JSON)",
+    )
     run.add_argument("--genesis", type=Path, help="genesis.json (geth format)")
     run.add_argument("--password-file", type=Path, help="password of the keystore files")
     run.add_argument(

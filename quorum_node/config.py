@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 
 from quorum_node.errors import ConfigError
 from quorum_shared.addresses import is_loopback_host
+from quorum_shared.config_files import ConfigFileError, read_document
 from quorum_shared.version import VERSION
 
 # geth's limits (--rpc.batch-request-limit, --rpc.batch-response-max-size).
@@ -82,7 +82,7 @@ def check_insecure_unlock(rpc: RpcConfig, held_accounts: int) -> None:
             f"refusing to unlock {held_accounts} account(s) while JSON-RPC listens on "
             f"{rpc.host}, beyond loopback: anyone who reaches the port could spend them; "
             "listen on 127.0.0.1, or accept the risk with --allow-insecure-unlock "
-            '(node.json: "allow_insecure_unlock": true)'
+            "(node.toml: allow_insecure_unlock = true)"
         )
 
 
@@ -108,7 +108,7 @@ class ManagerTls:
 
 @dataclass(frozen=True)
 class PeerTls:
-    """Mutual TLS on the node-to-node channel (``p2p_tls`` in node.json): this node
+    """Mutual TLS on the node-to-node channel (``[p2p_tls]`` in node.toml): this node
     presents ``cert`` as server and as client, and accepts only peers whose certificate
     chains to ``ca`` (the network CA). Request signatures are checked as without TLS."""
 
@@ -192,16 +192,13 @@ class NodeConfig:
 
 
 def load_node_config(path: Path) -> NodeConfig:
-    """Read a node config file (JSON, as ``qnet`` writes it); relative paths are taken
+    """Read a node config file: TOML (``node.toml``, as ``qnet`` writes it), or JSON
+    when the file is named ``*.json``, with the same fields. Relative paths are taken
     from the file's folder."""
     try:
-        raw: Any = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"config {path} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path}: expected a JSON object")
+        raw: dict[str, Any] = read_document(path)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
     base = path.resolve().parent
 
     def a_path(key: str, required: bool = False) -> Path | None:

@@ -6,14 +6,13 @@ clear line instead of a failure later. See docs/tx-manager.md for an example.
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quorum_shared.addresses import is_loopback_host
+from quorum_shared.config_files import ConfigFileError, read_document
 from tx_manager.errors import ManagerConfigError
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
@@ -329,18 +328,11 @@ def parse_config(document: dict[str, Any], base: Path) -> Config:
 
 
 def load_config(path: Path) -> Config:
+    """Read ``tm.toml`` (TOML), or a ``*.json`` file with the same fields."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ManagerConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    try:
-        document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ManagerConfigError(
-            f"config {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
-        ) from exc
-    if not isinstance(document, dict):
-        raise ManagerConfigError(f"config {path} must be a table/object at the top level")
+        document = read_document(path)
+    except ConfigFileError as exc:
+        raise ManagerConfigError(str(exc)) from exc
     return parse_config(document, path.parent.resolve())
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 from quorum_node.errors import ConfigError
 from quorum_node.qnet import audit as network_audit
 from quorum_node.qnet import processes
-from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout, generate, network_description
+from quorum_node.qnet.layout import (
+    NODE_CONFIG,
+    TM_CONFIG,
+    NetworkLayout,
+    ParticipantLayout,
+    generate,
+    network_description,
+)
 from quorum_shared.secret_files import write_secret
 from quorum_shared.version import VERSION
 
@@ -108,8 +115,8 @@ def init(args: argparse.Namespace) -> int:
         print(
             f"  {participant.name} ({layout.host_of(participant)}): {directory / participant.name}"
         )
-    print("on each host, in its bundle: quorum-node run --config node.json")
-    print("                             tx-manager run --config tm/tm.json")
+    print(f"on each host, in its bundle (managers first): tx-manager run --config {TM_CONFIG}")
+    print(f"                                              quorum-node run --config {NODE_CONFIG}")
     if layout.tls:
         print(f"the CA's private key is {directory / 'ca' / 'ca.key'}: keep it off those hosts")
     return 0

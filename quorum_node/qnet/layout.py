@@ -26,8 +26,16 @@ from quorum_node.config import DEFAULT_VHOSTS, DEFAULT_WS_ORIGINS
 from quorum_node.errors import ConfigError
 from quorum_node.p2p.identity import Enode, NodeKey
 from quorum_shared import pki
+from quorum_shared.config_files import write_document
 from quorum_shared.secret_files import secret_directory, write_secret
 
+#: A bundle's config files, run from the bundle's folder: ``quorum-node run --config
+#: node.toml`` and ``tx-manager run --config tm.toml``. Folders made before TOML have
+#: the legacy names (``node_config_path``, ``tm_config_path`` find either).
+NODE_CONFIG = "node.toml"
+TM_CONFIG = "tm.toml"
+LEGACY_NODE_CONFIG = "node.json"
+LEGACY_TM_CONFIG = "tm/tm.json"
 DEV_BALANCE = 10**30
 DEFAULT_CHAIN_ID = 1337
 ACCOUNT_PASSWORD = "quorum-py-dev"
@@ -38,7 +46,7 @@ QNET_APIS = ("eth", "net", "web3", "txpool", "quorum", "admin", "raft", "debug",
 
 
 def rpc_access_settings() -> dict[str, Any]:
-    """The JSON-RPC access fields of a qnet node's ``node.json``, written out in full so
+    """The JSON-RPC access fields of a qnet node's ``node.toml``, written out in full so
     that a user sees what to change."""
     return {
         "http_api": list(QNET_APIS),
@@ -296,7 +304,7 @@ def generate(
             _write_certificate(node_dir / "tls", participant, layout.host_of(participant), ca)
         _write_node_config(node_dir, layout, participant)
         if with_tx_managers:
-            _write_manager_config(node_dir / "tm", layout, participant)
+            _write_manager_config(node_dir, layout, participant)
     save_layout(directory, layout)
     return layout
 
@@ -323,12 +331,8 @@ def _write_certificate(
     (tls_dir / "ca.pem").write_bytes(ca.certificate)
 
 
-def _tls_files(prefix: str, name: str) -> dict[str, str]:
-    return {
-        "cert": f"{prefix}tls/{name}.pem",
-        "key": f"{prefix}tls/{name}.key",
-        "ca": f"{prefix}tls/ca.pem",
-    }
+def _tls_files(name: str) -> dict[str, str]:
+    return {"cert": f"tls/{name}.pem", "key": f"tls/{name}.key", "ca": "tls/ca.pem"}
 
 
 def _write_node_config(
@@ -353,20 +357,21 @@ def _write_node_config(
         **rpc_access_settings(),
     }
     if layout.tls:
-        config["p2p_tls"] = _tls_files("", participant.name)
+        config["p2p_tls"] = _tls_files(participant.name)
     if participant.tm_q2t_port is not None:
         config["tm_url"] = f"http://{layout.host}:{participant.tm_q2t_port}"
-    (node_dir / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_document(node_dir / NODE_CONFIG, config)
 
 
 def _write_manager_config(
-    tm_dir: Path, layout: NetworkLayout, participant: ParticipantLayout
+    node_dir: Path, layout: NetworkLayout, participant: ParticipantLayout
 ) -> None:
-    """Every other manager is a peer, at its host's P2P URL (https under ``tls``)."""
+    """``tm.toml`` beside ``node.toml``, its store and keys in ``tm/``. Every other
+    manager is a peer, at its host's P2P URL (https under ``tls``)."""
     host = layout.host_of(participant)
     config: dict[str, Any] = {
-        "data_dir": ".",
-        "keys": [{"public": f"{participant.name}.pub", "private": f"{participant.name}.key"}],
+        "data_dir": "tm",
+        "keys": [{"public": f"tm/{participant.name}.pub", "private": f"tm/{participant.name}.key"}],
         "peers": [
             layout.tm_p2p_url(other) for other in layout.participants if other is not participant
         ],
@@ -377,8 +382,23 @@ def _write_manager_config(
         "metrics": {"host": layout.host, "port": participant.tm_metrics_port},
     }
     if layout.tls:
-        config["tls"] = {"mode": "ca", **_tls_files("../", participant.name)}
-    (tm_dir / "tm.json").write_text(json.dumps(config, indent=2) + "\n")
+        config["tls"] = {"mode": "ca", **_tls_files(participant.name)}
+    write_document(node_dir / TM_CONFIG, config)
+
+
+def node_config_path(bundle: Path) -> Path:
+    """A bundle's node config: ``node.toml``, or the ``node.json`` of a folder that an
+    earlier ``qnet`` wrote."""
+    legacy = bundle / LEGACY_NODE_CONFIG
+    return (
+        legacy if legacy.exists() and not (bundle / NODE_CONFIG).exists() else bundle / NODE_CONFIG
+    )
+
+
+def tm_config_path(bundle: Path) -> Path:
+    """A bundle's manager config: ``tm.toml``, or an earlier ``qnet``'s ``tm/tm.json``."""
+    legacy = bundle / LEGACY_TM_CONFIG
+    return legacy if legacy.exists() and not (bundle / TM_CONFIG).exists() else bundle / TM_CONFIG
 
 
 def save_layout(directory: Path, layout: NetworkLayout) -> None:

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from quorum_node.errors import ConfigError
-from quorum_node.qnet.layout import NetworkLayout, ParticipantLayout
+from quorum_node.qnet.layout import (
+    NetworkLayout,
+    ParticipantLayout,
+    node_config_path,
+    tm_config_path,
+)
 
 KINDS = ("node", "tm")
 
@@ -71,23 +76,12 @@ def command_for(
 
 
 def _base_command(directory: Path, participant: ParticipantLayout, kind: str) -> list[str]:
+    bundle = directory / participant.name
     if kind == "node":
-        return [
-            sys.executable,
-            "-m",
-            "quorum_node.cli",
-            "run",
-            "--config",
-            str(directory / participant.name / "node.json"),
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "tx_manager.cli",
-        "run",
-        "--config",
-        str(directory / participant.name / "tm" / "tm.json"),
-    ]
+        module, config = "quorum_node.cli", node_config_path(bundle)
+    else:
+        module, config = "tx_manager.cli", tm_config_path(bundle)
+    return [sys.executable, "-m", module, "run", "--config", str(config)]
 
 
 def start_process(

@@ -23,6 +23,8 @@ from typing import Any
 from eth_account import Account
 
 from quorum_node.p2p.identity import NodeKey
+from quorum_node.qnet.layout import node_config_path
+from quorum_shared.config_files import read_document
 from tests.support.node_process import rpc
 from tests.support.waiting import wait_until
 
@@ -134,7 +136,7 @@ class QnetNetwork:
         return dict(self.node(name)["accounts"][0])
 
     def node_config(self, name: str) -> dict[str, Any]:
-        return dict(json.loads((self.directory / name / "node.json").read_text()))
+        return read_document(node_config_path(self.directory / name))
 
     def p2p_url(self, name: str) -> str:
         config = self.node_config(name)

@@ -1,8 +1,9 @@
 """``qnet init`` bundles, one per participant on its own address (127.0.0.2-4, all
 loopback on Linux), each started with the two commands of the README from its own
-folder: no bundle holds another participant's secrets or the CA's key, the configs
-name the right hosts, a private transaction goes between two of them, and every link
-between hosts refuses a certificate the network CA did not issue, or none.
+folder (``tx-manager run --config tm.toml``, ``quorum-node run --config node.toml``):
+no bundle holds another participant's secrets or the CA's key, the configs name the
+right hosts, a private transaction goes between two of them, and every link between
+hosts refuses a certificate the network CA did not issue, or none.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from eth_abi import encode
 
 from quorum_node.p2p.identity import NodeKey
 from quorum_shared import pki
+from quorum_shared.config_files import read_document
 from tests.privacy.conftest import artifact
 from tests.support.node_process import rpc, wait_until
 
@@ -39,10 +41,10 @@ class Bundles:
     processes: list[subprocess.Popen[bytes]]
 
     def config(self, name: str) -> dict[str, Any]:
-        return dict(json.loads((self.directory / name / "node.json").read_text()))
+        return read_document(self.directory / name / "node.toml")
 
     def tm_config(self, name: str) -> dict[str, Any]:
-        return dict(json.loads((self.directory / name / "tm" / "tm.json").read_text()))
+        return read_document(self.directory / name / "tm.toml")
 
     def rpc_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.config(name)['http_port']}"
@@ -107,7 +109,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundles]:
             running.processes.append(
                 _run(
                     directory / name,
-                    ["tx_manager.cli", "run", "--config", "tm/tm.json"],
+                    ["tx_manager.cli", "run", "--config", "tm.toml"],
                     "tm.log",
                 )
             )
@@ -122,7 +124,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundles]:
             running.processes.append(
                 _run(
                     directory / name,
-                    ["quorum_node.cli", "run", "--config", "node.json"],
+                    ["quorum_node.cli", "run", "--config", "node.toml"],
                     "node.log",
                 )
             )
@@ -208,8 +210,9 @@ def test_the_configs_name_each_participants_host(tmp_path: Path) -> None:
     _init(directory)
     for name, host in HOSTS.items():
         bundle = directory / name
-        node = json.loads((bundle / "node.json").read_text())
-        manager = json.loads((bundle / "tm" / "tm.json").read_text())
+        assert not (bundle / "node.json").exists() and not (bundle / "tm" / "tm.json").exists()
+        node = read_document(bundle / "node.toml")
+        manager = read_document(bundle / "tm.toml")
         assert node["p2p_host"] == host
         assert node["rpc_host"] == "127.0.0.1" and node["tm_url"].startswith("http://127.0.0.1:")
         assert node["p2p_tls"] == {
@@ -219,7 +222,10 @@ def test_the_configs_name_each_participants_host(tmp_path: Path) -> None:
         }
         assert manager["p2p"]["host"] == host and manager["q2t"]["host"] == "127.0.0.1"
         assert manager["advertised_url"] == f"https://{host}:{manager['p2p']['port']}"
-        assert manager["tls"]["mode"] == "ca"
+        assert manager["tls"] == {"mode": "ca", **node["p2p_tls"]}
+        assert manager["data_dir"] == "tm" and manager["keys"] == [
+            {"public": f"tm/{name}.pub", "private": f"tm/{name}.key"}
+        ]
         others = {h for n, h in HOSTS.items() if n != name}
         assert {peer.split("//")[1].split(":")[0] for peer in manager["peers"]} == others
         enodes = json.loads((bundle / "data" / "permissioned-nodes.json").read_text())
@@ -340,8 +346,8 @@ def test_participants_sharing_a_host_this_machine_cannot_bind_get_distinct_ports
     )
     used: list[int] = []
     for name in ("A", "B"):
-        node = json.loads((directory / name / "node.json").read_text())
-        manager = json.loads((directory / name / "tm" / "tm.json").read_text())
+        node = read_document(directory / name / "node.toml")
+        manager = read_document(directory / name / "tm.toml")
         used += [node[k] for k in ("http_port", "ws_port", "p2p_port", "raft_port")]
         used += [node["metrics_port"], *(manager[k]["port"] for k in ("p2p", "q2t", "metrics"))]
     assert len(used) == len(set(used)) == 16

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from quorum_node.qnet.layout import generate, network_description
+from quorum_node.qnet.layout import generate, network_description, node_config_path
+from quorum_shared.config_files import read_document, write_document
 from tests.network.harness import QnetNetwork, RpcFailure, running_network
 from tests.support.node_process import wait_until
 
@@ -94,15 +95,15 @@ def test_a_new_node_joins_every_node_sees_it_and_it_can_lead(
         for name in founders:
             _permissioned(network, name).write_text(json.dumps(all_enodes[:3]) + "\n")
         # The newcomer stands for election long before anyone else when a leader goes.
-        config_path = directory / newcomer / "node.json"
-        config = json.loads(config_path.read_text())
+        config_path = node_config_path(directory / newcomer)
+        config = read_document(config_path)
         config["raft_election_timeout_ms"] = 100
-        config_path.write_text(json.dumps(config))
+        write_document(config_path, config)
         for name in founders:
-            config_path = directory / name / "node.json"
-            config = json.loads(config_path.read_text())
+            config_path = node_config_path(directory / name)
+            config = read_document(config_path)
             config["raft_election_timeout_ms"] = 2000
-            config_path.write_text(json.dumps(config))
+            write_document(config_path, config)
         for name in founders:
             network.start(name)
         leader = network.leader(founders, timeout=60)

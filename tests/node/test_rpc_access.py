@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from quorum_node.rpc.access import content_type_is_json, host_allowed, origin_al
 from quorum_node.rpc.dispatcher import CallContext, Dispatcher, namespace_of, rpc_method
 from quorum_node.rpc.outbox import Outbox
 from quorum_shared.addresses import is_loopback_host
+from quorum_shared.config_files import write_document
 
 # --- Host ------------------------------------------------------------------------------
 
@@ -291,6 +293,35 @@ def test_node_json_access_fields(tmp_path: Path) -> None:
         1000,
         4096,
     )
+
+
+def test_node_toml_reads_as_the_same_fields_in_json(tmp_path: Path) -> None:
+    """``node.toml`` (as ``qnet init`` writes it) and ``node.json`` (as earlier
+    versions did) with the same fields give the same config."""
+    fields: dict[str, Any] = {
+        "datadir": "data",
+        "genesis": "genesis.json",
+        "consensus": "raft",
+        "http_api": ["eth", "raft"],
+        "p2p_host": "10.0.0.1",
+        "p2p_port": 21000,
+        "p2p_tls": {"cert": "tls/A.pem", "key": "tls/A.key", "ca": "tls/ca.pem"},
+        "allow_insecure_unlock": False,
+    }
+    (tmp_path / "toml").mkdir()
+    (tmp_path / "json").mkdir()
+    write_document(tmp_path / "toml" / "node.toml", fields)
+    write_document(tmp_path / "json" / "node.json", fields)
+    from_toml = load_node_config(tmp_path / "toml" / "node.toml")
+    from_json = load_node_config(tmp_path / "json" / "node.json")
+    assert from_toml.p2p_tls is not None
+    assert from_toml.p2p_tls.ca == tmp_path / "toml" / "tls" / "ca.pem"
+    assert replace(from_toml, datadir=Path(), genesis_file=Path(), p2p_tls=None) == replace(
+        from_json, datadir=Path(), genesis_file=Path(), p2p_tls=None
+    )
+    (tmp_path / "bad.toml").write_text("http_port = ")
+    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+        load_node_config(tmp_path / "bad.toml")
 
 
 def test_node_json_defaults(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
+from quorum_node.qnet.layout import node_config_path
 from quorum_shared.commitments import CommitmentClaim, GroupCommitment, verify_json
+from quorum_shared.config_files import read_document, write_document
 from tests.network.harness import QNET
 from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.support.localnet import post_json
@@ -134,10 +136,10 @@ class AlarmListener:
 
 def _point_node_at(net: PrivateNet, name: str, tm_url: str) -> None:
     net.qnet.stop(name, only="node")
-    config_path = net.directory(name) / "node.json"
-    config = json.loads(config_path.read_text())
+    config_path = node_config_path(net.directory(name))
+    config = read_document(config_path)
     config["tm_url"] = tm_url
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    write_document(config_path, config)
     net.qnet.start(name, only="node")
 
 

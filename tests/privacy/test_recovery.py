@@ -26,7 +26,9 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from quorum_node.config import load_node_config
+from quorum_node.qnet.layout import node_config_path, tm_config_path
 from quorum_node.wipe import wipe_chain_state
+from quorum_shared.config_files import read_document, write_document
 from tests.privacy.conftest import PrivateNet, artifact, private_network
 from tests.support.waiting import wait_until
 from tx_manager.config import load_config
@@ -123,8 +125,8 @@ def test_a_wiped_participant_recovers_its_private_state(net: PrivateNet) -> None
     # node3 loses everything but its keys and config.
     net.qnet.stop(WIPED)
     directory = net.directory(WIPED)
-    deleted_chain = wipe_chain_state(load_node_config(directory / "node.json"))
-    tm_config = directory / "tm" / "tm.json"
+    deleted_chain = wipe_chain_state(load_node_config(node_config_path(directory)))
+    tm_config = tm_config_path(directory)
     deleted_store = wipe_store(load_config(tm_config), tm_config)
     assert any(p.name == "chain.sqlite" for p in deleted_chain)
     assert any(p.name == "raft" for p in deleted_chain)
@@ -133,8 +135,7 @@ def test_a_wiped_participant_recovers_its_private_state(net: PrivateNet) -> None
     # Its node first: it resyncs the public chain and waits for its manager. node2's
     # manager is paused for RECOVERY_SECONDS, which node3's manager waits out (its peer
     # timeout raised above that), so the recovery lasts that long.
-    settings = json.loads(tm_config.read_text())
-    tm_config.write_text(json.dumps({**settings, "peer_timeout": 4 * RECOVERY_SECONDS}))
+    write_document(tm_config, {**read_document(tm_config), "peer_timeout": 4 * RECOVERY_SECONDS})
     net.qnet.start(WIPED, only="node")
     paused_at = time.monotonic()
     with paused(manager_pid(net, PAUSED_MANAGER)):

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from eth_hash.auto import keccak
 from eth_typing import Address
 
+from quorum_shared.json_fields import hex_bytes
 from tx_manager.client import privacy_group_id
 
 #: The address control messages are sent to. Nothing is deployed there: the node reads
@@ -107,16 +108,7 @@ def _key_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
 
 
 def _hex(body: dict[str, Any], name: str, size: int) -> bytes:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ChangeMessageError(f"{name}: expected 0x-prefixed hex")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise ChangeMessageError(f"{name}: {value!r} is not hex") from None
-    if len(raw) != size:
-        raise ChangeMessageError(f"{name}: expected {size} bytes, got {len(raw)}")
-    return raw
+    return hex_bytes(body.get(name), name, size, ChangeMessageError)
 
 
 def encode(message: ControlMessage) -> bytes:

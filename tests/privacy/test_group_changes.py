@@ -71,6 +71,19 @@ def balance(net: PrivateNet, name: str, token: str, holder: str, block: str = "l
     return int(answer, 16) if answer not in ("0x", "") else -1
 
 
+def refused_send(net: PrivateNet, name: str, parties: list[str], token: str) -> dict[str, Any]:
+    """The error a transfer to ``token`` from ``name`` to the party set ``parties`` gets."""
+    others = [net.key(n) for n in parties if n != name]
+    request = {
+        "from": net.address(name),
+        "to": token,
+        "data": transfer_data(net.address(name), 1),
+        "privateFor": others,
+        "gas": hex(200_000),
+    }
+    return net.error(name, "eth_sendTransaction", [request])
+
+
 def change_status(net: PrivateNet, name: str, change_id: str) -> dict[str, Any] | None:
     result: dict[str, Any] | None = net.call(name, "quorum_getGroupChange", [change_id])
     return result
@@ -171,19 +184,7 @@ def test_a_custodian_joins_the_token_group_with_its_state_proven(net: PrivateNet
     assert settled["status"] == "0x1"
     for name in ("node1", "node2", "node3"):
         assert balance(net, name, token, net.address("node3")) == 40
-    refused = net.error(
-        "node1",
-        "eth_sendTransaction",
-        [
-            {
-                "from": net.address("node1"),
-                "to": token,
-                "data": transfer_data(net.address("node2"), 1),
-                "privateFor": [net.key("node2")],
-                "gas": hex(200_000),
-            }
-        ],
-    )
+    refused = refused_send(net, "node1", ["node1", "node2"], token)
     assert new_group[2:] in refused["message"] and net.key("node3") in refused["message"]
     # Before H, the contract's state is G's: readable as it was.
     assert balance(net, "node1", token, net.address("node2"), hex(height)) == 250
@@ -315,19 +316,7 @@ def test_a_party_leaves_and_a_party_joins_with_the_full_history(net: PrivateNet)
     assert net.call("node3", "eth_getTransactionReceipt", [after["transactionHash"]])["logs"] == []
     assert balance(net, "node3", token, net.address("node4")) == -1
     assert balance(net, "node3", token, net.address("node3"), hex(height)) == 70
-    refused = net.error(
-        "node3",
-        "eth_sendTransaction",
-        [
-            {
-                "from": net.address("node3"),
-                "to": token,
-                "data": transfer_data(net.address("node2"), 1),
-                "privateFor": [net.key("node2"), net.key("node4")],
-                "gas": hex(200_000),
-            }
-        ],
-    )
+    refused = refused_send(net, "node3", ["node2", "node3", "node4"], token)
     assert group_id(net, "node1", "node2", "node4")[2:] in refused["message"]
 
 

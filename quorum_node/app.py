@@ -30,6 +30,7 @@ from quorum_node.privacy.audit_service import AuditService
 from quorum_node.privacy.audit_store import AlarmStore
 from quorum_node.privacy.disclosure import DisclosureService
 from quorum_node.privacy.group_change_service import GroupChangeService
+from quorum_node.privacy.handover_service import HandoverService
 from quorum_node.privacy.payloads import PayloadResolver
 from quorum_node.privacy.processor import PrivacyProcessor, PrivateBlocks
 from quorum_node.privacy.service import PrivacyService
@@ -201,9 +202,10 @@ async def start_node(config: NodeConfig) -> RunningNode:
                 config.commitment_interval,
             )
         disclosure = DisclosureService(node, private_store, manager, audit) if manager else None
+        handovers: HandoverService | None = None
         group_changes: GroupChangeService | None = None
         if manager is not None:
-            group_changes = GroupChangeService(
+            handovers = HandoverService(
                 node,
                 privacy,
                 private_store,
@@ -213,6 +215,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
                 disclosure,
                 config.datadir / "group-changes",
             )
+            group_changes = GroupChangeService(node, privacy, private_store, resolver, handovers)
         filters = FilterNamespace(node, audit)
         peers = network
         live_peers = (lambda: len(peers.live_peers())) if peers is not None else (lambda: 0)
@@ -239,9 +242,9 @@ async def start_node(config: NodeConfig) -> RunningNode:
         if audit is not None:
             await audit.start()
             started.push_async_callback(audit.stop)
-        if group_changes is not None:
-            await group_changes.start()
-            started.push_async_callback(group_changes.stop)
+        if handovers is not None:
+            await handovers.start()
+            started.push_async_callback(handovers.stop)
         metrics_server = None
         if metrics is not None and config.metrics_port is not None:
             metrics.watch(node, engine, live_peers)
@@ -270,8 +273,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
     )
     if audit is not None:
         running.on_stop.append(audit.stop)
-    if group_changes is not None:
-        running.on_stop.append(group_changes.stop)
+    if handovers is not None:
+        running.on_stop.append(handovers.stop)
     if manager is not None:
         running.on_stop.append(manager.close)
     endpoints = {"http": running.http_url, "ws": running.ws_url}

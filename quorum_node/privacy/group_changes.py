@@ -9,7 +9,7 @@ carries out an activation for this node's role in it:
 * an old member freezes G (its transactions after H are refused, status 0) and, if it
   stays, moves G's root, contracts and index to G′ from block H+1;
 * a removed member keeps G as it was at H and holds nothing of G′;
-* an added party waits for G's state at H (``GroupChangeService`` checks and installs
+* an added party waits for G's state at H (``HandoverService`` checks and installs
   it, then runs G′'s transactions it skipped meanwhile).
 """
 

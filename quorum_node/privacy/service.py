@@ -184,6 +184,24 @@ class PrivacyService:
                 await asyncio.shield(self._forget(payload_hash))
                 raise
 
+    async def send_group_change_message(
+        self, sender: Address | None, private_from: str, parties: list[str], data: bytes
+    ) -> Hash32:
+        """A control message of a group change (``privacy.group_change``) to exactly
+        ``parties``, from ``sender``'s account. Its gas is the minimum: nothing runs it in
+        the EVM."""
+        request = TransactionRequest(
+            sender=sender,
+            to=GROUP_CHANGE_ADDRESS,
+            gas=PRIVATE_MIN_GAS,
+            data=data,
+            extra={
+                "privateFrom": private_from,
+                "privateFor": [key for key in parties if key != private_from],
+            },
+        )
+        return await self.send_transaction(request)
+
     async def send_raw_private_transaction(self, raw: bytes, options: Any) -> Hash32:
         """``eth_sendRawPrivateTransaction``: a transaction signed offline over a
         ``/storeraw`` hash; the manager re-wraps its key for the parties, then it is

@@ -111,6 +111,7 @@ class HandoverService:
         self._task: asyncio.Task[None] | None = None
         self._evidence: dict[bytes, list[Evidence]] = {}
         self._handover_errors: dict[bytes, str] = {}
+        self._judged: dict[bytes, int] = {}  # change → hand-overs looked at (and refused)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -255,8 +256,8 @@ class HandoverService:
         height = change.final_block
         assert height is not None  # noqa: S101 - set when active
         received = await node.executor.run(self._store.handovers, change.change_id)
-        if not received:
-            return
+        if not received or self._judged.get(change.change_id) == len(received):
+            return  # nothing new since the last look
         header = await node.executor.run(node.chain.header_by_number, height)
         if header is None:
             return
@@ -291,6 +292,7 @@ class HandoverService:
                 continue
             signed.setdefault(sender, commitment)
             offers.append((sender, message))
+        self._judged[change.change_id] = len(received)
         missing = [member for member in change.members if member not in signed]
         if missing:
             return  # not every old member's signed root yet
@@ -337,7 +339,11 @@ class HandoverService:
             )
         if accepted is None:
             return
-        await self._install(change, new_group, accepted[0], accepted[1])
+        try:
+            await self._install(change, new_group, accepted[0], accepted[1])
+        except BaseException:
+            self._judged.pop(change.change_id, None)  # look again at the next step
+            raise
 
     def _refuse(self, change: GroupChange, evidence: Evidence) -> None:
         known = self._evidence.setdefault(change.change_id, [])

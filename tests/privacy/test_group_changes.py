@@ -36,13 +36,18 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNet]:
 
 
 def send(net: PrivateNet, name: str, parties: list[str], request: dict[str, Any]) -> dict[str, Any]:
+    """Send privately to ``parties``; the sender's receipt, once every node has the block
+    (so that what any node reads next reflects it)."""
     others = [net.key(n) for n in parties if n != name]
     tx_hash = net.call(
         name,
         "eth_sendTransaction",
         [{"from": net.address(name), "privateFor": others, "gas": hex(1_000_000), **request}],
     )
-    return net.receipt(name, tx_hash)
+    receipt = net.receipt(name, tx_hash)
+    for other in net.names:
+        net.receipt(other, tx_hash)
+    return receipt
 
 
 def deploy_token(net: PrivateNet, name: str, parties: list[str]) -> str:
@@ -90,6 +95,8 @@ def change_status(net: PrivateNet, name: str, change_id: str) -> dict[str, Any] 
 
 
 def vote(net: PrivateNet, name: str, change_id: str, approve: bool = True) -> dict[str, Any]:
+    """``name`` votes, once its node holds the change (its proposal's block imported)."""
+    wait_status(net, name, change_id, "voting")
     tx_hash = net.call(
         name, "quorumExtension_approveExtension", [change_id, approve, {"from": net.address(name)}]
     )
@@ -137,6 +144,7 @@ def test_a_custodian_joins_the_token_group_with_its_state_proven(net: PrivateNet
     assert proposed["groupId"] == old_group and proposed["newGroupId"] == new_group
     assert sorted(proposed["waitingFor"]) == sorted([net.key("node2"), net.key("node3")])
     assert net.call("node4", "quorum_getGroupChange", [change_id]) is None
+    wait_status(net, "node2", change_id, "voting")
     assert net.call("node2", "quorumExtension_getExtensionStatus", [change_id]) == "ACTIVE"
     active = net.call("node3", "quorumExtension_activeExtensionContracts")
     assert [entry["managementContractAddress"] for entry in active] == [change_id]
@@ -243,6 +251,7 @@ def test_cancel_before_activation_and_votes_from_outsiders_are_refused(net: Priv
     assert net.receipt("node2", tx_hash)["status"] == "0x0"
     assert net.key("node3") not in change_status(net, "node2", change_id)["approvals"]
 
+    wait_status(net, "node4", change_id, "voting")
     cancelled = net.call(
         "node4", "quorumExtension_cancelExtension", [change_id, {"from": net.address("node4")}]
     )

@@ -213,12 +213,21 @@ def test_a_custodian_joins_the_token_group_with_its_state_proven(net: PrivateNet
 
 def test_cancel_before_activation_and_votes_from_outsiders_are_refused(net: PrivateNet) -> None:
     token = deploy_token(net, "node2", ["node2", "node4"])
-    change_id = net.call(
-        "node2",
-        "quorum_proposeGroupChange",
-        [{"contract": token, "add": [net.key("node1")]}, {"from": net.address("node2")}],
+    proposed = net.w3("node2").quorum.propose_group_change(
+        net.address("node2"), contract=token, add=[net.key("node1")]
     )
+    change_id = "0x" + bytes(proposed).hex()
     wait_status(net, "node1", change_id, "voting")
+    assert net.w3("node1").quorum.get_extension_status(change_id) == "ACTIVE"
+    listed = net.w3("node1").quorum.active_extension_contracts()
+    assert change_id in [entry["changeId"] for entry in listed]
+    # A second open change of the same group is refused at the proposer's node.
+    error = net.error(
+        "node4",
+        "quorum_proposeGroupChange",
+        [{"contract": token, "add": [net.key("node3")]}, {"from": net.address("node4")}],
+    )
+    assert change_id in error["message"] and "open" in error["message"]
     # node3 is no party: its node does not know the change, and refuses to vote on it.
     error = net.error(
         "node3",
@@ -252,13 +261,16 @@ def test_cancel_before_activation_and_votes_from_outsiders_are_refused(net: Priv
     assert net.key("node3") not in change_status(net, "node2", change_id)["approvals"]
 
     wait_status(net, "node4", change_id, "voting")
-    cancelled = net.call(
-        "node4", "quorumExtension_cancelExtension", [change_id, {"from": net.address("node4")}]
-    )
-    assert net.receipt("node4", cancelled)["status"] == "0x1"
+    cancelled = net.w3("node4").quorum.cancel_extension(change_id, net.address("node4"))
+    assert net.receipt("node4", "0x" + bytes(cancelled).hex())["status"] == "0x1"
     for name in ("node1", "node2", "node4"):
         status = wait_status(net, name, change_id, "cancelled")
         assert net.key("node4") in status["reason"]
+    assert net.w3("node2").quorum.get_extension_status(change_id) == "DONE"
+    assert change_id not in [
+        e["changeId"] for e in net.w3("node2").quorum.active_extension_contracts()
+    ]
+    assert change_id in [e["changeId"] for e in net.w3("node2").quorum.group_changes()]
     error = net.error(
         "node1",
         "quorumExtension_approveExtension",

@@ -10,8 +10,11 @@ it. Every name carries a random tag, so parallel runs do not collide, and ``topo
 deletes what it made even when a test fails.
 
 Needs root and iproute2; ``unavailable_reason`` says why not when they are missing.
-Delay needs the kernel's ``sch_netem``. No iptables or nft binary is needed: a manager's
-port is filtered with a policy-routing rule (``ip rule ... sport PORT blackhole``).
+Delay is the kernel's ``tc netem`` where it has ``sch_netem``, and otherwise a delay in
+the test process (tests/support/tun_delay.py: each host's outgoing packets routed
+through a TUN device and written back late); either way each packet between two hosts
+is delayed once. No iptables or nft binary is needed: a manager's port is filtered with
+a policy-routing rule (``ip rule ... sport PORT blackhole``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from tests.support.tun_delay import DelayedHost
 
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 Result = TypeVar("Result")
+SUBNET = "10.213.0.0/24"
+#: How a delay is made: the kernel's netem, or the test process (no sch_netem).
+DelayKind = Literal["netem", "userspace"]
 
 
 class CommandFailed(Exception):
@@ -112,14 +120,16 @@ class Host:
 
 class Topology:
     """Hosts on one bridge; ``cut``/``heal`` a host's link, ``drop_port`` on a host,
-    ``delay`` a host's incoming traffic."""
+    ``delay`` a host's traffic."""
 
     def __init__(self, names: list[str]) -> None:
         self.tag = secrets.token_hex(2)
         self.bridge = f"qp{self.tag}br"
         self.hosts: dict[str, Host] = {}
         self._names = names
-        self._delayed: set[str] = set()
+        #: Delayed hosts: None for netem, else the userspace delay.
+        self._delayed: dict[str, DelayedHost | None] = {}
+        self._netem_missing = False
 
     def create(self) -> None:
         _run("ip", "link", "add", self.bridge, "type", "bridge")
@@ -176,9 +186,26 @@ class Topology:
         _run(*host.command("ip", "rule", "del", "ipproto", "tcp", "sport", str(port), "blackhole"))
         host.dropped_ports.discard(port)
 
-    def delay(self, name: str, milliseconds: int) -> None:
-        """Delay everything the bridge hands to the host by ``milliseconds`` (netem on
-        the root-side end of its link); NetemUnavailable without ``sch_netem``."""
+    def delay(self, name: str, milliseconds: int) -> DelayKind:
+        """Delay by ``milliseconds`` each packet between the host and the others, and say
+        how: netem on the root-side end of its link (what the bridge hands to the host)
+        or, without ``sch_netem``, a userspace delay of what the host sends."""
+        if name in self._delayed:
+            raise ValueError(f"{name} is delayed already; undelay it first")
+        if not self._netem_missing:
+            try:
+                self._netem(name, milliseconds)
+                self._delayed[name] = None
+                return "netem"
+            except NetemUnavailable:
+                self._netem_missing = True
+        host = self.hosts[name]
+        delayed = DelayedHost(host.run, host.command(), host.address, SUBNET, milliseconds / 1000)
+        delayed.start()
+        self._delayed[name] = delayed
+        return "userspace"
+
+    def _netem(self, name: str, milliseconds: int) -> None:
         link = self.hosts[name].link
         try:
             _run("tc", "qdisc", "add", "dev", link, "root", "netem", "delay", f"{milliseconds}ms")
@@ -186,22 +213,27 @@ class Topology:
             if "unknown" in exc.stderr.lower() or "no such file" in exc.stderr.lower():
                 raise NetemUnavailable(f"tc netem: {exc.stderr.strip()}") from None
             raise
-        self._delayed.add(name)
 
     def undelay(self, name: str) -> None:
-        _quietly("tc", "qdisc", "del", "dev", self.hosts[name].link, "root")
-        self._delayed.discard(name)
+        if name not in self._delayed:
+            return
+        delayed = self._delayed.pop(name)
+        if delayed is None:
+            _quietly("tc", "qdisc", "del", "dev", self.hosts[name].link, "root")
+        else:
+            delayed.stop()
 
     def restore(self) -> None:
         """Every link up, undelayed and unfiltered (between tests, also after a failure)."""
         for name, host in self.hosts.items():
             _quietly("ip", "link", "set", host.link, "up")
-            if name in self._delayed:
-                self.undelay(name)
+            self.undelay(name)
             for port in list(host.dropped_ports):
                 self.allow_port(name, port)
 
     def destroy(self) -> None:
+        for name in list(self._delayed):
+            self.undelay(name)
         for host in self.hosts.values():
             host._worker.shutdown(wait=False, cancel_futures=True)
             _quietly("ip", "link", "del", host.link)
@@ -219,3 +251,19 @@ def topology(names: list[str]) -> Iterator[Topology]:
         yield made
     finally:
         made.destroy()
+
+
+@contextmanager
+def delayed_links(links: Topology, names: list[str], milliseconds: int) -> Iterator[DelayKind]:
+    """Each of ``names`` delayed by ``milliseconds`` (so every packet between two of them
+    by that much once) inside the block, undelayed on exit, also when the block or
+    delaying a later host failed; yields how (the first host decides: netem if the
+    kernel has it)."""
+    kinds: list[DelayKind] = []
+    try:
+        for name in names:
+            kinds.append(links.delay(name, milliseconds))
+        yield kinds[0]
+    finally:
+        for name in names:
+            links.undelay(name)

@@ -5,8 +5,10 @@ between them cut, delayed and filtered:
 * the Raft leader cut off: the other two elect a new leader within 5 s, the old leader
   mints nothing, and after the link is back it catches up; no block at any height is
   ever replaced;
-* 100 ms more on every link (``tc netem``): transactions still commit; the latency is
-  printed (skipped where the kernel has no ``sch_netem``);
+* 100 ms more on every link (``tc netem``, or where the kernel has no ``sch_netem`` a
+  delay in the test process, tests/support/tun_delay.py): a TCP handshake between any
+  two hosts takes 200 ms more, public and private transactions still commit, and their
+  send-to-receipt latency is printed;
 * one party's manager unreachable (its P2P port dropped): a send to it fails with an
   error naming it, and every other transaction goes through;
 * a participant killed with SIGKILL while another is cut off: every transaction whose
@@ -20,6 +22,7 @@ link is restored and every process running again.
 
 from __future__ import annotations
 
+import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +40,7 @@ from eth_abi import encode
 from quorum_shared.config_files import read_document, write_document
 from tests.network.harness import BURN_ADDRESS, RpcFailure
 from tests.privacy.conftest import artifact
-from tests.support.netns import NetemUnavailable, Topology, topology, unavailable_reason
+from tests.support.netns import Topology, delayed_links, topology, unavailable_reason
 from tests.support.node_process import rpc
 from tests.support.waiting import wait_until
 
@@ -52,6 +55,13 @@ GET_SELECTOR = "0x6d4ce63c"  # SimpleStorage.get()
 
 def deploy_data(value: int) -> str:
     return str(artifact("SimpleStorage")["bytecode"]) + encode(["uint256"], [value]).hex()
+
+
+def _handshake_seconds(address: str, port: int) -> float:
+    """How long a TCP connect to ``address:port`` takes: one round trip."""
+    started = time.monotonic()
+    with socket.create_connection((address, port), timeout=10):
+        return time.monotonic() - started
 
 
 def _answers(url: str) -> bool:
@@ -319,14 +329,11 @@ def test_a_leader_cut_off_is_replaced_and_no_block_is_ever_replaced(
         print(f"the transaction the cut-off leader took: {'included' if included else 'dropped'}")
 
 
-def test_transactions_commit_with_100ms_more_on_every_link(net: NamespacedNetwork) -> None:
-    try:
-        for name in NAMES:
-            net.links.delay(name, 100)
-    except NetemUnavailable as missing:
-        pytest.skip(f"the kernel has no sch_netem, so no tc netem delay here ({missing})")
-    sender = next(name for name in NAMES if net.try_call(name, "raft_role") != "minter")
-    recipient = next(name for name in NAMES if name != sender)
+def _latencies(
+    net: NamespacedNetwork, sender: str, recipient: str
+) -> tuple[list[float], list[float]]:
+    """Seconds from send to receipt: 5 public transactions (at the sender), then 3
+    private ones to ``recipient`` (at the recipient)."""
     public, private = [], []
     for _ in range(5):
         started = time.monotonic()
@@ -336,12 +343,46 @@ def test_transactions_commit_with_100ms_more_on_every_link(net: NamespacedNetwor
         started = time.monotonic()
         net.receipt(recipient, net.send_private(sender, value, [recipient]), timeout=60)
         private.append(time.monotonic() - started)
+    return public, private
+
+
+def _handshakes(net: NamespacedNetwork) -> dict[tuple[str, str], float]:
+    """A TCP connect from each host to each other's manager P2P port, in seconds."""
+    hosts = net.links.hosts
+    return {
+        (client, server): hosts[client].run(
+            _handshake_seconds, hosts[server].address, int(net.tm_config(server)["p2p"]["port"])
+        )
+        for client in NAMES
+        for server in NAMES
+        if client != server
+    }
+
+
+def _milliseconds(seconds: list[float]) -> str:
+    return f"p50 {statistics.median(seconds) * 1000:.0f} ms (max {max(seconds) * 1000:.0f})"
+
+
+def test_transactions_commit_with_100ms_more_on_every_link(net: NamespacedNetwork) -> None:
+    sender = next(name for name in NAMES if net.try_call(name, "raft_role") != "minter")
+    recipient = next(name for name in NAMES if name != sender)
+    direct = _handshakes(net)
+    public_direct, private_direct = _latencies(net, sender, recipient)
+    with delayed_links(net.links, NAMES, 100) as how:
+        delayed = _handshakes(net)
+        public, private = _latencies(net, sender, recipient)
+    after = _handshakes(net)
     print(
-        f"\nwith 100 ms netem delay: public send -> receipt p50 "
-        f"{statistics.median(public) * 1000:.0f} ms (max {max(public) * 1000:.0f}); "
-        f"private send -> recipient's receipt p50 {statistics.median(private) * 1000:.0f} ms"
+        f"\nwith 100 ms more on every link ({how} delay), without -> with: TCP handshake "
+        f"max {max(direct.values()) * 1000:.1f} ms -> {min(delayed.values()) * 1000:.0f} to "
+        f"{max(delayed.values()) * 1000:.0f} ms; public send -> receipt "
+        f"{_milliseconds(public_direct)} -> {_milliseconds(public)}; private send -> "
+        f"recipient's receipt {_milliseconds(private_direct)} -> {_milliseconds(private)}"
     )
+    slow = {pair: seconds for pair, seconds in delayed.items() if seconds < 0.2}
+    assert not slow, f"a round trip without 100 ms each way: {slow}"
     assert min(public) >= 0.1, "the delay did not apply to the forwarded transaction"
+    assert max(after.values()) < 0.1, f"still delayed after the block: {after}"
 
 
 def test_a_manager_that_cannot_be_reached_fails_sends_to_it_and_nothing_else(

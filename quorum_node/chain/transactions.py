@@ -29,8 +29,8 @@ from eth.vm.forks.spurious_dragon.transactions import SpuriousDragonUnsignedTran
 from eth_keys import keys
 from eth_keys.datatypes import PrivateKey
 from eth_keys.exceptions import BadSignature
-from eth_typing import Address
-from eth_utils import ValidationError
+from eth_typing import Address, Hash32
+from eth_utils import ValidationError, keccak
 from rlp.sedes import CountableList
 
 from quorum_node.errors import TransactionRejected
@@ -172,6 +172,20 @@ class QuorumLegacyTransaction(ValidatedOnce, PragueLegacyTransaction):  # type: 
         if self.is_private:
             return homestead_signing_message(self)
         return bytes(super().get_message_for_signing())
+
+    @property
+    def hash(self) -> Hash32:
+        """The keccak of the encoding, computed once per object (py-evm's legacy
+        transaction computes it at every read; its typed one already caches it).
+
+        The object is immutable (``copy`` makes a new one), so the hash cannot go stale.
+        A node reads it at admission, in the pool, in the block's records and stored
+        keys, and when the pool forgets included transactions: four to six keccaks of
+        about 8 µs per transaction and node, against a builder's two."""
+        cached: Hash32 | None = self.__dict__.get("_quorum_hash")
+        if cached is None:
+            cached = self.__dict__["_quorum_hash"] = Hash32(keccak(self.encode()))
+        return cached
 
 
 class QuorumTypedTransaction(ValidatedOnce, PragueTypedTransaction):  # type: ignore[misc]

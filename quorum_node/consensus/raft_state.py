@@ -113,11 +113,15 @@ def raft_conf(
     return SyncObjConf(
         password=password,
         bindAddress=bind_address,
-        # pysyncobj's thread wakes this often when no message arrives (a message wakes
-        # it at once); a command we submit waits for the next wake. 10 ms saved a little
-        # idle CPU but cost more under load (measured: network_bench, CPU per transaction
-        # 7.1 ms at 5 ms against 7.5 ms at 10 ms, one run each).
-        autoTickPeriod=0.005,
+        # pysyncobj's thread wakes this often when no message arrives, to check its
+        # timers (heartbeats, the election deadline). Nothing else waits for it: a
+        # command we submit wakes the thread through pysyncobj's pipe notifier (it has
+        # one whenever appendEntriesUseBatch is off), and every message wakes it. At
+        # 5 ms the wakes were half of an idle network's CPU (three nodes: 12.6% of a
+        # core, against 6.6% at 25 ms), and under load each wake takes the GIL from
+        # the chain thread; a command still commits in about 1 ms at any period. The
+        # timers stay well inside the election timeout (``test_raft_conf``).
+        autoTickPeriod=min(0.025, election_timeout / 16),
         # Heartbeats only: a new entry and a new commit index go out at once anyway
         # (appendEntriesUseBatch=False), so a block is proposed and learnt committed
         # without waiting for one. Each encrypted heartbeat costs CPU on every node; at

@@ -190,6 +190,43 @@ def test_import_refuses_a_block_that_does_not_extend_the_head_before_running_any
     assert private.calls == []
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("state_root", b"\x01" * 32), ("gas_used", 21_001), ("blob_gas_used", 131_072)],
+)
+def test_import_refuses_a_block_whose_header_differs_from_its_execution(
+    field: str, value: object
+) -> None:
+    builder = ChainService(MemoryOverlayDB(), genesis())
+    built = seal(builder, [transfer(KEYS[0], 0)])
+    forged = built.copy(header=built.header.copy(**{field: value}))
+    db = MemoryOverlayDB()
+    follower = ChainService(db, genesis())
+    commits_before = len(db.commits)
+
+    with pytest.raises(ChainError, match="block #1 is invalid"):
+        follower.import_block(forged)
+
+    assert follower.head.block_number == 0
+    assert len(db.commits) == commits_before
+    assert follower.import_block(built).block.hash == built.hash
+
+
+def test_blob_gas_is_still_counted_for_a_transaction_that_carries_blobs() -> None:
+    service = ChainService(MemoryOverlayDB(), genesis())
+    vm = service.vm_at(service.head)
+    header = vm.get_header()
+
+    class WithBlobs:
+        blob_versioned_hashes = (b"\x01" * 32, b"\x02" * 32)
+
+    assert vm.increment_blob_gas_used(header, transfer(KEYS[0], 0)) is header
+    assert (
+        vm.increment_blob_gas_used(header, WithBlobs()).blob_gas_used
+        == header.blob_gas_used + 2 * 131_072
+    )
+
+
 class FakePrivateView:
     """A ``PrivateView`` filled by ``OverridingPrivateHalf`` as the real store is filled
     by the privacy processor."""

@@ -94,10 +94,13 @@ def test_a_new_node_joins_every_node_sees_it_and_it_can_lead(
     try:
         for name in founders:
             _permissioned(network, name).write_text(json.dumps(all_enodes[:3]) + "\n")
-        # The newcomer stands for election long before anyone else when a leader goes.
+        # The newcomer stands for election long before anyone else when a leader goes:
+        # its timeout (400-1200 ms, the default) ends before the founders' (2-6 s)
+        # begins, and stays well above the leader's heartbeat gaps (50 ms plus a Raft
+        # tick of 25 ms), so it never stands while the leader lives.
         config_path = node_config_path(directory / newcomer)
         config = read_document(config_path)
-        config["raft_election_timeout_ms"] = 100
+        config["raft_election_timeout_ms"] = 400
         write_document(config_path, config)
         for name in founders:
             config_path = node_config_path(directory / name)

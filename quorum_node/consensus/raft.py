@@ -249,6 +249,11 @@ class RaftEngine:
         logger.info("raft leader is now %s", leader.enode.node_id[:16] if leader else raft_address)
         if self.is_leader():
             self._mint_wake.set()
+            if raft_address != self._self.raft_address:
+                # An announcement a former leader proposed committed after this node's
+                # own: say it again, or every other node keeps naming that former
+                # leader (seen after a partition healed: two leaders a term apart).
+                self._spawn(self._announce_leadership())
         elif leader is not None:
             # Queued transactions too: the nonces they wait for may sit in another
             # node's pool, already on their way to the new leader.

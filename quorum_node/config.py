@@ -245,23 +245,23 @@ def load_node_config(path: Path) -> NodeConfig:
             raise ConfigError(f"config {path}: {key!r} must be a whole number (0 or more)")
         return value
 
-    def a_manager_tls(value: Any) -> ManagerTls | None:
+    def tls_paths(value: Any, key: str) -> tuple[Path, Path, Path] | None:
+        """A ``{cert, key, ca}`` table as paths beside the config, None when absent."""
         if value is None:
             return None
         if not isinstance(value, dict) or not all(
             isinstance(value.get(k), str) for k in ("cert", "key", "ca")
         ):
-            raise ConfigError(f"config {path}: 'tm_tls' needs cert, key and ca paths")
-        return ManagerTls(base / value["cert"], base / value["key"], base / value["ca"])
+            raise ConfigError(f"config {path}: {key!r} needs cert, key and ca paths")
+        return base / value["cert"], base / value["key"], base / value["ca"]
+
+    def a_manager_tls(value: Any) -> ManagerTls | None:
+        paths = tls_paths(value, "tm_tls")
+        return None if paths is None else ManagerTls(*paths)
 
     def a_peer_tls(value: Any) -> PeerTls | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not all(
-            isinstance(value.get(k), str) for k in ("cert", "key", "ca")
-        ):
-            raise ConfigError(f"config {path}: 'p2p_tls' needs cert, key and ca paths")
-        return PeerTls(base / value["cert"], base / value["key"], base / value["ca"])
+        paths = tls_paths(value, "p2p_tls")
+        return None if paths is None else PeerTls(*paths)
 
     insecure_unlock = raw.get("allow_insecure_unlock", False)
     if not isinstance(insecure_unlock, bool):

@@ -48,6 +48,11 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
+def _hex_or_text(value: bytes | str) -> str:
+    """A hash as the caller gave it (0x text) or as bytes, in JSON-RPC's 0x form."""
+    return value if isinstance(value, str) else _hex(value)
+
+
 def _plain(value: Any) -> Any:
     """web3.py's AttributeDicts as plain dicts and lists: a bundle is saved as JSON."""
     if isinstance(value, Mapping):
@@ -191,7 +196,7 @@ class QuorumModule(Module):  # type: ignore[misc]
     def disclose_transaction(self, transaction_hash: bytes | str, recipient_key: str) -> Any:
         """``quorum_discloseTransaction``: a signed bundle showing ``recipient_key``'s
         holder one private transaction this node is party to (docs/disclosure.md)."""
-        as_hex = transaction_hash if isinstance(transaction_hash, str) else _hex(transaction_hash)
+        as_hex = _hex_or_text(transaction_hash)
         return _plain(self._call("quorum_discloseTransaction", [as_hex, recipient_key]))
 
     def disclose_group(self, group_id: str, height: int, recipient_key: str) -> Any:
@@ -235,25 +240,25 @@ class QuorumModule(Module):  # type: ignore[misc]
 
     def approve_extension(self, change_id: bytes | str, sender: str, vote: bool = True) -> HexBytes:
         """``quorumExtension_approveExtension``: approve (or, ``vote=False``, reject)."""
-        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        as_hex = _hex_or_text(change_id)
         return HexBytes(
             self._call("quorumExtension_approveExtension", [as_hex, vote, {"from": sender}])
         )
 
     def cancel_extension(self, change_id: bytes | str, sender: str) -> HexBytes:
-        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        as_hex = _hex_or_text(change_id)
         return HexBytes(self._call("quorumExtension_cancelExtension", [as_hex, {"from": sender}]))
 
     def active_extension_contracts(self) -> list[dict[str, Any]]:
         return list(_plain(self._call("quorumExtension_activeExtensionContracts", [])))
 
     def get_extension_status(self, change_id: bytes | str) -> str:
-        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        as_hex = _hex_or_text(change_id)
         return str(self._call("quorumExtension_getExtensionStatus", [as_hex]))
 
     def get_group_change(self, change_id: bytes | str) -> Any:
         """``quorum_getGroupChange``: votes, status, activation block, hand-over."""
-        as_hex = change_id if isinstance(change_id, str) else _hex(change_id)
+        as_hex = _hex_or_text(change_id)
         return _plain(self._call("quorum_getGroupChange", [as_hex]))
 
     def group_changes(self) -> list[dict[str, Any]]:

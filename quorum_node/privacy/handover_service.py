@@ -20,6 +20,7 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from quorum_node.privacy.service import PrivacyService
 from quorum_node.privacy.store import PrivateContract, PrivateStore
 from quorum_shared import commitments
 from quorum_shared.commitments import CommitmentFormatError, GroupCommitment
+from quorum_shared.secret_files import secret_directory, write_secret
 from tx_manager.client import ClientError, Q2TClient
 from tx_manager.commitment_messages import CommitmentRequest
 
@@ -314,13 +316,8 @@ class HandoverService:
                 bad.append((sender, state, "its accounts do not hash to the agreed root"))
             elif accepted is None:
                 accepted = (offer, state)
+        addresses = _contract_addresses(offer for _, offer in offers)
         for sender, offered, reason in bad:
-            addresses = [
-                bytes.fromhex(entry["address"][2:])
-                for _, offer in offers
-                for entry in offer.contracts
-                if isinstance(entry, dict) and isinstance(entry.get("address"), str)
-            ]
             differing = (
                 differing_accounts(offered.accounts, accepted[1].accounts, addresses)
                 if offered is not None and accepted is not None
@@ -397,8 +394,8 @@ class HandoverService:
             for key, bundle in offer.history.items():
                 if key in own:
                     path = self._history_path(change.change_id)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(bundle, indent=1))
+                    secret_directory(path.parent)  # private history, for this party
+                    write_secret(path, json.dumps(bundle, indent=1))
         logger.info(
             "group change 0x%s: accepted group 0x%s's state at block %d (root 0x%s, signed by "
             "every old member); this node now takes part in group 0x%s",
@@ -439,3 +436,19 @@ class HandoverService:
 
     def _history_path(self, change_id: bytes) -> Path:
         return self._history_dir / f"0x{change_id.hex()}.history.json"
+
+
+def _contract_addresses(offers: Iterable[Handover]) -> list[bytes]:
+    """The contract addresses the hand-overs name (to name differing accounts by);
+    an entry that is not a 0x address is left out, not fatal: it is evidence too."""
+    found = []
+    for offer in offers:
+        for entry in offer.contracts:
+            text = entry.get("address") if isinstance(entry, dict) else None
+            try:
+                raw = bytes.fromhex(text[2:]) if isinstance(text, str) else b""
+            except ValueError:
+                continue
+            if len(raw) == 20:
+                found.append(raw)
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,7 +317,9 @@ def test_a_party_leaves_and_a_party_joins_with_the_full_history(net: PrivateNet)
     assert wait_status(net, "node3", change_id, "active")["role"] == "removed"
 
     accepted = wait_accepted(net, "node1", change_id)
-    history = json.loads(open(accepted["handover"]["history"]).read())
+    history_file = Path(accepted["handover"]["history"])
+    assert history_file.stat().st_mode & 0o777 == 0o600  # the group's private history
+    history = json.loads(history_file.read_text())
     tm = net.directory("node1") / "tm"
     pair = read_keypair(tm / "node1.pub", tm / "node1.key", None)
     report = verify_bundle(history, pair.private, net.qnet.url("node4"))

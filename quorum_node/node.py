@@ -26,7 +26,8 @@ from eth_utils import ValidationError, encode_hex
 
 from quorum_node.accounts import AccountStore
 from quorum_node.chain.blocks import decode_block, encode_block
-from quorum_node.chain.executor import ChainExecutor
+from quorum_node.chain.executor import ChainExecutor, CoalescedReads
+from quorum_node.chain.records import TransactionRecord
 from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock, PrivateBlock
 from quorum_node.chain.transactions import check_private_shape, is_private, mark_validated
 from quorum_node.chain.vm import QuorumVM
@@ -86,6 +87,9 @@ class Node:
         self.accounts = accounts
         self.coinbase = coinbase
         self.executor = ChainExecutor()
+        self._records: CoalescedReads[bytes, TransactionRecord | None] = CoalescedReads(
+            self.executor, lambda transaction_hash: self.chain.record(transaction_hash)
+        )
         self.pool = TransactionPool()
         self.engine: EngineHooks | None = None
         self.block_listeners: list[BlockListener] = []
@@ -100,6 +104,11 @@ class Node:
     @property
     def head(self) -> BlockHeaderAPI:
         return self.chain.head
+
+    async def record(self, transaction_hash: bytes) -> TransactionRecord | None:
+        """What a committed transaction did as this node sees it (``ChainService.record``),
+        read on the chain thread together with the other lookups of this loop turn."""
+        return await self._records.get(transaction_hash)
 
     @property
     def chain_id(self) -> int:

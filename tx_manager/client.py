@@ -422,10 +422,16 @@ class Q2TClient:
         except TxManagerError as exc:
             raise ClientError(f"malformed commit response: {exc.message}") from exc
 
-    async def commitments(self, after: int = 0, limit: int = 1000) -> CommitmentPage:
+    async def commitments(
+        self, after: int = 0, limit: int = 1000, wait: float = 0.0
+    ) -> CommitmentPage:
         """Stored commitments (own and received) with seq > ``after``, oldest first; pass
-        the page's ``next`` as ``after`` to read on."""
+        the page's ``next`` as ``after`` to read on. With ``wait`` (seconds, at most 30,
+        below this client's timeout) the manager holds an empty page until a commitment
+        is stored or the time is up."""
         params = {"after": str(after), "limit": str(limit)}
+        if wait > 0:
+            params["waitMs"] = str(int(wait * 1000))
         body = await self._body("GET", "/commitments", params=params)
         try:
             return CommitmentPage.from_bytes(body)
@@ -610,8 +616,8 @@ class SyncQ2TClient:
     def commit(self, items: list[CommitmentRequest]) -> list[GroupCommitment]:
         return list(self._run(self._client.commit(items)))
 
-    def commitments(self, after: int = 0, limit: int = 1000) -> CommitmentPage:
-        page: CommitmentPage = self._run(self._client.commitments(after, limit))
+    def commitments(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> CommitmentPage:
+        page: CommitmentPage = self._run(self._client.commitments(after, limit, wait))
         return page
 
     def identity(self) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ sure that what it stores as a member's was vouched for by that member's manager 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_INTERVAL = 1.0
+#: The longest a reader may ask an empty page to wait for new commitments.
+MAX_PAGE_WAIT_SECONDS = 30.0
 MAX_QUEUED_PUSHES = 10_000
 # Above this many items, signing or verifying (about 45 and 150 µs each) leaves the loop.
 _OFFLOAD_ITEMS = 16
@@ -102,6 +105,8 @@ class CommitmentService:
         self.store = store
         self._crypto = crypto
         self.pusher = CommitmentPusher(routes, peers, max_push_bytes)
+        #: Set (and replaced) whenever commitments are stored, for readers that wait.
+        self._stored = asyncio.Event()
 
     async def close(self) -> None:
         await self.pusher.close()
@@ -131,6 +136,7 @@ class CommitmentService:
         claims = [(request.claim_for(member), members) for request, member, members in wanted]
         records, pushes = await self._crypto_work(len(claims), partial(self._sign, claims))
         stored = await self.store.save_commitments(records)  # 409 on a second root
+        self._announce_stored()
         self.pusher.enqueue(pushes)
         return [record.commitment for record in stored]
 
@@ -160,13 +166,27 @@ class CommitmentService:
                 pushes.append((key, CommitmentPushItem(signed, record.members, tag)))
         return pushes
 
-    async def page(self, after_seq: int, limit: int) -> CommitmentPage:
+    async def page(self, after_seq: int, limit: int, wait_seconds: float = 0.0) -> CommitmentPage:
+        """Stored commitments after ``after_seq``. An empty page waits up to
+        ``wait_seconds`` for the next ones to be stored, so a node reads its members'
+        commitments as they arrive instead of asking several times a second."""
         if not 0 <= after_seq < 2**63:
             raise BadRequest("after must be a sequence number 0..2^63-1")
         if not 1 <= limit <= MAX_COMMITMENTS:
             raise BadRequest(f"limit must be 1..{MAX_COMMITMENTS}")
+        if not 0 <= wait_seconds <= MAX_PAGE_WAIT_SECONDS:
+            raise BadRequest(f"waitMs must be 0..{int(MAX_PAGE_WAIT_SECONDS * 1000)}")
+        stored = self._stored  # taken before reading: a store in between wakes us
         items = await self.store.page_commitments(after_seq, limit)
+        if not items and wait_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stored.wait(), wait_seconds)
+            items = await self.store.page_commitments(after_seq, limit)
         return CommitmentPage(tuple(items), items[-1].seq if items else after_seq)
+
+    def _announce_stored(self) -> None:
+        stored, self._stored = self._stored, asyncio.Event()
+        stored.set()
 
     def identities(self) -> tuple[tuple[bytes, bytes], ...]:
         return tuple(self.enclave.identities.items())
@@ -183,6 +203,7 @@ class CommitmentService:
             raise RequestTooLarge(f"at most {MAX_COMMITMENTS} commitments in one push")
         records = await self._crypto_work(len(push.items), partial(self._verified, push))
         await self.store.save_commitments(records)
+        self._announce_stored()
         return len(records)
 
     def _verified(self, push: CommitmentPush) -> list[StoredCommitment]:

@@ -38,7 +38,9 @@ from tx_manager.client import ClientError, CommitmentPage, CommitmentRequest, Ma
 logger = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
-POLL_SECONDS = 0.25
+#: How long the manager may hold an empty page of commitments (a long poll: it answers
+#: as soon as one is stored); also how often the lag check runs while nothing arrives.
+POLL_SECONDS = 1.0
 PAGE_SIZE = 1000
 #: Heights waiting to be signed while the manager does not answer; older ones are
 #: dropped first (the next height's commitment says as much about the group).
@@ -53,7 +55,9 @@ class CommitmentManager(Protocol):
 
     async def commit(self, items: list[CommitmentRequest]) -> list[GroupCommitment]: ...
 
-    async def commitments(self, after: int = 0, limit: int = PAGE_SIZE) -> CommitmentPage: ...
+    async def commitments(
+        self, after: int = 0, limit: int = PAGE_SIZE, wait: float = 0.0
+    ) -> CommitmentPage: ...
 
 
 def _b64(key: bytes) -> str:
@@ -191,25 +195,33 @@ class AuditService:
         return self._own_keys
 
     async def _read_forever(self) -> None:
+        """Read commitments as they arrive: the manager holds an empty page until one is
+        stored (``wait``), so an idle node asks about once per ``poll_seconds``. A page
+        that comes back empty before that (a manager that does not hold pages, or one
+        that failed) is asked again only after the rest of the period."""
         while True:
+            asked_at = time.monotonic()
             try:
-                more = await self.read_once()
+                read = await self.read_once(wait=self._poll_seconds)
             except ClientError as exc:
                 logger.debug("commitments not read: %s", exc)
-                more = False
+                read = 0
             except Exception:
                 logger.exception("reading commitments failed; trying again")
-                more = False
-            if more:
+                read = 0
+            if read:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_reader.wait(), self._poll_seconds)
+            remaining = self._poll_seconds - (time.monotonic() - asked_at)
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_reader.wait(), remaining)
             self._wake_reader.clear()
 
-    async def read_once(self) -> bool:
-        """Read one page of commitments; whether more are waiting."""
+    async def read_once(self, wait: float = 0.0) -> int:
+        """Read one page of commitments (waiting up to ``wait`` seconds for one to be
+        stored if none is yet); how many it held."""
         own = await self._own()
-        page = await self._manager.commitments(self._cursor, PAGE_SIZE)
+        page = await self._manager.commitments(self._cursor, PAGE_SIZE, wait)
         for item in page.items:
             members = [base64.b64decode(key) for key in item.members]
             for alarm in self.auditor.add(item.commitment, members, own & set(members)):
@@ -217,7 +229,7 @@ class AuditService:
         self._cursor = page.next
         for alarm in self.auditor.check_lagging(time.monotonic()):
             self._raise(alarm)
-        return len(page.items) >= PAGE_SIZE
+        return len(page.items)
 
     def _raise(self, alarm: Alarm) -> None:
         self._alarms.save(alarm)

@@ -334,7 +334,7 @@ class EthNamespace:
     async def get_transaction_by_hash(self, params: Any, context: CallContext) -> Any:
         (hash_raw,) = p.expect_params(params, 1, 1)
         transaction_hash = p.transaction_hash(hash_raw)
-        record = await self.node.executor.run(self.node.chain.record, transaction_hash)
+        record = await self.node.record(transaction_hash)
         if record is not None:
             transaction = self.node.decode_raw_transaction(record.encoded_transaction)
             return fmt.format_transaction(
@@ -349,7 +349,7 @@ class EthNamespace:
     async def get_raw_transaction_by_hash(self, params: Any, context: CallContext) -> Any:
         (hash_raw,) = p.expect_params(params, 1, 1)
         transaction_hash = p.transaction_hash(hash_raw)
-        record = await self.node.executor.run(self.node.chain.record, transaction_hash)
+        record = await self.node.record(transaction_hash)
         if record is not None:
             return fmt.hex_data(record.encoded_transaction)
         waiting = self.node.pool.lookup(transaction_hash)
@@ -359,7 +359,7 @@ class EthNamespace:
     async def get_transaction_receipt(self, params: Any, context: CallContext) -> Any:
         (hash_raw,) = p.expect_params(params, 1, 1)
         transaction_hash = p.transaction_hash(hash_raw)
-        record = await self.node.executor.run(self.node.chain.record, transaction_hash)
+        record = await self.node.record(transaction_hash)
         return fmt.format_receipt(record) if record is not None else None
 
     async def _record_in_block(self, block: p.BlockId, index_raw: Any) -> TransactionRecord | None:

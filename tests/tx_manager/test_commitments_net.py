@@ -3,15 +3,17 @@ pushes refused, retries to a member that was down, durability under kill -9."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import time
 
 import pytest
 
 from quorum_shared import commitments
 from quorum_shared.commitments import GroupCommitment, verify_json
 from tests.tx_manager.conftest import Manager, ManagerFactory, Trio, http, post_json, wait_until
-from tx_manager.client import CommitmentRequest, ManagerRequestFailed, SyncQ2TClient
+from tx_manager.client import CommitmentPage, CommitmentRequest, ManagerRequestFailed, SyncQ2TClient
 from tx_manager.fields import privacy_group_id
 from tx_manager.messages import parse_key
 
@@ -94,6 +96,8 @@ def test_a_forged_push_is_refused_and_stores_nothing(trio: Trio) -> None:
         ("GET", "/commitments?after=-1", None, 400),
         ("GET", "/commitments?after=99999999999999999999", None, 400),
         ("GET", "/commitments?after=abc", None, 400),
+        ("GET", "/commitments?waitMs=30001", None, 400),
+        ("GET", "/commitments?waitMs=-5", None, 400),
     ],
 )
 def test_bad_input_is_a_400(trio: Trio, method: str, path: str, body: object, status: int) -> None:
@@ -124,6 +128,37 @@ def test_a_second_root_for_one_height_is_a_409(trio: Trio) -> None:
             client.commit([_request([b, trio.c], 3)])
         assert foreign.value.status == 400
         assert "holds no key of group 0x" in foreign.value.reason
+
+
+def _page_after_waiting(manager: Manager, after: int, wait: float) -> CommitmentPage:
+    with SyncQ2TClient(manager.q2t) as client:
+        return client.commitments(after, 1000, wait)
+
+
+def test_an_empty_page_waits_for_the_next_commitment(trio: Trio) -> None:
+    """A reader that asks with waitMs is answered when a commitment is stored (here one
+    pushed by another member), not when its wait ends; with nothing stored it gets the
+    empty page after the wait."""
+    a, b = trio.a, trio.b
+    with SyncQ2TClient(b.q2t) as reader:
+        latest = 0
+        while page := reader.commitments(latest).items:
+            latest = page[-1].seq
+        started = time.monotonic()
+        assert reader.commitments(latest, wait=0.3).items == ()
+        assert time.monotonic() - started >= 0.25
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(_page_after_waiting, b, latest, 20.0)
+            time.sleep(0.3)
+            assert not waiting.done()
+            committed_at = time.monotonic()
+            with SyncQ2TClient(a.q2t) as writer:
+                (signed,) = writer.commit([_request([a, b], 11)])
+            page = waiting.result(timeout=20)
+            answered_after = time.monotonic() - committed_at
+    assert [item.commitment for item in page.items] == [signed]
+    assert answered_after < 10, answered_after  # the push's arrival, not the 20 s wait
 
 
 def _pair(managers: ManagerFactory) -> tuple[Manager, Manager]:

@@ -39,6 +39,7 @@ class SigningManager:
         self.requests: list[CommitmentRequest] = []
         self.stored: list[StoredCommitment] = []
         self.down = False
+        self.pages_read = 0
 
     async def keys(self) -> list[str]:
         return [KEY_A]
@@ -57,7 +58,11 @@ class SigningManager:
     def keep(self, commitment: GroupCommitment, *, own: bool, members: tuple[str, ...]) -> None:
         self.stored.append(StoredCommitment(len(self.stored) + 1, own, members, commitment))
 
-    async def commitments(self, after: int = 0, limit: int = 1000) -> CommitmentPage:
+    async def commitments(
+        self, after: int = 0, limit: int = 1000, wait: float = 0.0
+    ) -> CommitmentPage:
+        # answers at once: the reader must not spin on a manager that holds no page
+        self.pages_read += 1
         items = tuple(s for s in self.stored if s.seq > after)[:limit]
         return CommitmentPage(items, items[-1].seq if items else after)
 
@@ -181,3 +186,18 @@ async def test_a_mismatch_is_stored_pushed_and_listed_again_after_a_restart(
         assert status[0]["alarms"][0]["evidence"] == [c.to_json() for c in heard[0].evidence]
     finally:
         await again.stop()
+
+
+async def test_the_reader_does_not_spin_on_a_manager_that_answers_empty_pages_at_once(
+    make_node: NodeFactory, tmp_path: Path
+) -> None:
+    """A manager that does not hold empty pages (the fake answers at once) is asked
+    again only once per poll period, not in a loop."""
+    setup = private_setup(make_node)
+    manager = SigningManager()
+    service = await started(setup, manager, tmp_path / "audit.sqlite", interval=0)
+    try:
+        await asyncio.sleep(0.5)
+        assert 5 <= manager.pages_read <= 30  # 0.5 s at one page per 0.02 s: about 25
+    finally:
+        await service.stop()

@@ -151,7 +151,8 @@ async def commit(request: web.Request) -> web.Response:
 async def list_commitments(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0)
     limit = _query_int(request, "limit", MAX_COMMITMENTS)
-    page = await _service(request).commitments.page(after, limit)
+    wait_ms = _query_int(request, "waitMs", 0)
+    page = await _service(request).commitments.page(after, limit, wait_ms / 1000)
     return json_response(page.to_json())
 
 

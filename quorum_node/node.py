@@ -29,7 +29,12 @@ from quorum_node.chain.blocks import decode_block, encode_block
 from quorum_node.chain.executor import ChainExecutor, CoalescedReads
 from quorum_node.chain.records import TransactionRecord
 from quorum_node.chain.service import ChainService, CommittedBlock, PreparedBlock, PrivateBlock
-from quorum_node.chain.transactions import check_private_shape, is_private, mark_validated
+from quorum_node.chain.transactions import (
+    check_private_shape,
+    is_private,
+    mark_validated,
+    take_hash_from_wire,
+)
 from quorum_node.chain.vm import QuorumVM
 from quorum_node.errors import PrivateDataUnavailable, TransactionRejected
 from quorum_node.txpool import AccountView, TransactionPool
@@ -124,9 +129,11 @@ class Node:
         if len(raw) > MAX_TRANSACTION_BYTES:
             raise TransactionRejected("oversized data")
         try:
-            return self.transaction_builder.decode(raw)  # type: ignore[attr-defined,no-any-return]
+            transaction: SignedTransactionAPI = self.transaction_builder.decode(raw)  # type: ignore[attr-defined]
         except Exception as exc:  # rlp and py-evm raise a variety of decoding errors
             raise TransactionRejected(f"rlp: invalid transaction: {exc}") from None
+        take_hash_from_wire(transaction, raw)
+        return transaction
 
     async def submit(self, transaction: SignedTransactionAPI) -> Hash32:
         """Check ``transaction`` against the head state and add it to the pool.

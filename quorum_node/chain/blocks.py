@@ -9,7 +9,7 @@ from eth.abc import BlockAPI
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from rlp.codec import consume_length_prefix
 
-from quorum_node.chain.transactions import QuorumBlock
+from quorum_node.chain.transactions import QuorumBlock, take_hash_from_wire
 from quorum_node.errors import ChainError
 
 
@@ -18,11 +18,35 @@ def encode_block(block: BlockAPI) -> bytes:
 
 
 def decode_block(encoded: bytes) -> BlockAPI:
-    """The block ``encoded`` holds; ``ChainError`` naming the fault if it is not one."""
+    """The block ``encoded`` holds; ``ChainError`` naming the fault if it is not one.
+    Its legacy transactions take their hashes from their bytes in ``encoded``."""
     try:
-        return rlp.decode(encoded, sedes=QuorumBlock)  # type: ignore[no-any-return]
+        block = rlp.decode(encoded, sedes=QuorumBlock)
     except Exception as exc:  # rlp and py-evm raise many decoding error types
         raise ChainError(f"block does not decode: {exc}") from None
+    for transaction, item in zip(block.transactions, _transaction_items(encoded), strict=True):
+        take_hash_from_wire(transaction, item)
+    return block  # type: ignore[no-any-return]
+
+
+def _items(encoded: bytes, start: int, end: int) -> list[bytes]:
+    """The whole encodings (prefix included) of the RLP items in ``encoded[start:end]``."""
+    items = []
+    position = start
+    while position < end:
+        _, _, length, item_start = consume_length_prefix(encoded, position)
+        items.append(encoded[position : item_start + length])
+        position = item_start + length
+    return items
+
+
+def _transaction_items(encoded: bytes) -> list[bytes]:
+    """Each transaction's encoding in a block that decoded (legacy ones are RLP lists;
+    a typed one is a byte string wrapping its type and payload)."""
+    _, _, length, start = consume_length_prefix(encoded, 0)
+    _header, transactions, *_ = _items(encoded, start, start + length)
+    _, _, list_length, list_start = consume_length_prefix(transactions, 0)
+    return _items(transactions, list_start, list_start + list_length)
 
 
 def block_hash_of(encoded: bytes) -> bytes:

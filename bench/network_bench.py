@@ -166,6 +166,36 @@ def total_cpu(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
 
+def thread_cpu(pids: Sequence[int]) -> dict[tuple[int, int], float]:
+    """CPU seconds of every thread of the given processes, by (pid, thread id)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                found[(pid, int(task.name))] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def cpu_by_thread_kind(
+    before: dict[tuple[int, int], float], after: dict[tuple[int, int], float], count: int
+) -> dict[str, float]:
+    """The nodes' CPU per transaction (ms) split by thread: the event loop (a node's main
+    thread), the chain thread (the busiest other thread: it executes every block) and
+    the rest (pysyncobj's thread and any short-lived one), summed over the nodes."""
+    spent: dict[int, list[tuple[int, float]]] = {}
+    for (pid, tid), seconds in after.items():
+        spent.setdefault(pid, []).append((tid, seconds - before.get((pid, tid), 0.0)))
+    kinds = {"event_loop": 0.0, "chain_thread": 0.0, "raft_and_other": 0.0}
+    for pid, threads in spent.items():
+        others = sorted((cpu for tid, cpu in threads if tid != pid), reverse=True)
+        kinds["event_loop"] += sum(cpu for tid, cpu in threads if tid == pid)
+        kinds["chain_thread"] += others[0] if others else 0.0
+        kinds["raft_and_other"] += sum(others[1:])
+    return {kind: round(1000 * seconds / count, 3) for kind, seconds in kinds.items()}
+
+
 # --- transactions ------------------------------------------------------------------------
 
 
@@ -789,12 +819,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("simple_transfers", plain, plain_keys),
         ):
             cpu_before = total_cpu(pids)
+            threads_before = thread_cpu(pids)
             with profiling(args.profile, directory, f"public-{kind}"):
                 measured = asyncio.run(
                     send_public(urls, by_node(workload.measured, senders, NODES))
                 )
             cpu = total_cpu(pids) - cpu_before
             measured["nodes_cpu_ms_per_tx"] = round(1000 * cpu / len(workload.measured), 3)
+            measured["nodes_cpu_ms_per_tx_by_thread"] = cpu_by_thread_kind(
+                threads_before, thread_cpu(pids), len(workload.measured)
+            )
             # What the nodes would have spent idle over the phase's wall-clock time: part
             # of the figure above, and larger the slower a loaded machine runs the phase.
             measured["nodes_idle_cpu_ms_per_tx"] = round(
@@ -929,6 +963,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             3,
         )
         result["nodes_idle_cpu_ms_per_s"] = nodes_idle
+        by_thread = public["erc20_transfers"]["nodes_cpu_ms_per_tx_by_thread"]
+        public["erc20_transfers"]["chain_threads_over_nodes_times_builder"] = round(
+            by_thread["chain_thread"] / (NODES * in_network["cpu_ms_per_tx"]), 3
+        )
+        log(
+            "nodes' CPU per ERC20 transfer by thread: "
+            + ", ".join(f"{kind} {ms} ms" for kind, ms in by_thread.items())
+        )
         log(
             f"nodes' CPU per transaction over {NODES} x the builder's: {over_builder:.3f} "
             f"(builder alone), "

@@ -29,24 +29,27 @@ def decode_block(encoded: bytes) -> BlockAPI:
     return block  # type: ignore[no-any-return]
 
 
-def _items(encoded: bytes, start: int, end: int) -> list[bytes]:
-    """The whole encodings (prefix included) of the RLP items in ``encoded[start:end]``."""
+def _list_items(encoded: bytes, what: str) -> list[tuple[type, bytes]]:
+    """The items of the one RLP list ``encoded`` is: each item's kind (``list`` or
+    ``bytes``) and whole encoding, prefix included. ``ValueError`` naming ``what`` if
+    ``encoded`` is not exactly one list."""
+    _, kind, length, start = consume_length_prefix(encoded, 0)
+    if kind is not list or start + length != len(encoded):
+        raise ValueError(f"{what} is one RLP list")
     items = []
     position = start
-    while position < end:
-        _, _, length, item_start = consume_length_prefix(encoded, position)
-        items.append(encoded[position : item_start + length])
-        position = item_start + length
+    while position < len(encoded):
+        _, item_kind, item_length, item_start = consume_length_prefix(encoded, position)
+        items.append((item_kind, encoded[position : item_start + item_length]))
+        position = item_start + item_length
     return items
 
 
 def _transaction_items(encoded: bytes) -> list[bytes]:
     """Each transaction's encoding in a block that decoded (legacy ones are RLP lists;
     a typed one is a byte string wrapping its type and payload)."""
-    _, _, length, start = consume_length_prefix(encoded, 0)
-    _header, transactions, *_ = _items(encoded, start, start + length)
-    _, _, list_length, list_start = consume_length_prefix(transactions, 0)
-    return _items(transactions, list_start, list_start + list_length)
+    _, transactions = _list_items(encoded, "a block")[1]
+    return [item for _, item in _list_items(transactions, "a block's transactions")]
 
 
 def block_hash_of(encoded: bytes) -> bytes:
@@ -55,15 +58,7 @@ def block_hash_of(encoded: bytes) -> bytes:
     (a list of header, transactions, uncles, withdrawals) and decodes the header;
     ``ChainError`` naming the fault otherwise."""
     try:
-        _, kind, length, start = consume_length_prefix(encoded, 0)
-        if kind is not list or start + length != len(encoded):
-            raise ValueError("a block is one RLP list")
-        items = []
-        position = start
-        while position < len(encoded):
-            _, item_kind, item_length, item_start = consume_length_prefix(encoded, position)
-            items.append((item_kind, encoded[position : item_start + item_length]))
-            position = item_start + item_length
+        items = _list_items(encoded, "a block")
         if len(items) != 4 or any(kind is not list for kind, _ in items):
             raise ValueError("a block has four lists: header, transactions, uncles, withdrawals")
         header = rlp.decode(items[0][1], sedes=PragueBlockHeader)

@@ -73,6 +73,7 @@ from bench.node_bench import (
     raw_quorum_seal_block,
     raw_stock_mine_all,
     sender_keys,
+    stat_cpu_seconds,
     transfer_workload,
 )
 from quorum_node.chain.genesis import Genesis, GenesisAccount
@@ -168,13 +169,11 @@ def total_cpu(pids: Sequence[int]) -> float:
 
 def thread_cpu(pids: Sequence[int]) -> dict[tuple[int, int], float]:
     """CPU seconds of every thread of the given processes, by (pid, thread id)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     found = {}
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                found[(pid, int(task.name))] = (int(fields[11]) + int(fields[12])) / ticks
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                found[(pid, int(task.name))] = stat_cpu_seconds(task / "stat")
     return found
 
 

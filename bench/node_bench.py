@@ -408,10 +408,15 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
+def stat_cpu_seconds(stat_file: Path) -> float:
+    """User plus system CPU time in a ``/proc`` stat file (a process's or a thread's)."""
+    fields = stat_file.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def _block_number(url: str) -> int:

@@ -48,6 +48,7 @@ from quorum_node.rpc.server import RpcServer
 from quorum_node.rpc.txpool import TxpoolNamespace
 from quorum_node.rpc.web3 import Web3Namespace
 from quorum_node.sending import NonceReservations, TransactionSender
+from quorum_shared.heap import settle_startup_heap
 from quorum_shared.metrics_server import MetricsServer, MetricsServerError
 from quorum_shared.secret_files import secret_directory
 from tx_manager.client import Q2TClient
@@ -302,6 +303,8 @@ async def serve(config: NodeConfig) -> None:
     )
     for address in running.node.accounts.addresses():
         print(f"account: 0x{address.hex()}", flush=True)
+    frozen = settle_startup_heap()
+    logger.debug("froze %d start-up objects out of the garbage collector's walks", frozen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

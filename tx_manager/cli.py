@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from quorum_shared.heap import settle_startup_heap
 from quorum_shared.logs import LOG_FORMATS, configure_logging
 from quorum_shared.version import VERSION
 from tx_manager.client import Q2TClient
@@ -141,6 +142,7 @@ async def _run(
     if urls.metrics is not None:
         print(f"tx-manager metrics on {urls.metrics}", flush=True)
     log.info("started", extra=urls.to_json())
+    settle_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

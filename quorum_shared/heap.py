@@ -26,7 +26,7 @@ from __future__ import annotations
 import gc
 
 #: New container objects between two young-generation collections (CPython's default is
-#: 700); the older generations keep their ratios a little wider than the default 10.
+#: 700), then 20 collections of each generation before the next one up (default 10).
 THRESHOLDS = (10_000, 20, 20)
 
 

@@ -15,7 +15,7 @@ next announcement.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -43,8 +43,8 @@ SELF, OTHER, THIRD = (member.enode for member in MEMBERS)
 
 
 class FakeClusterState:
-    """The replicated state as the engine reads it; ``commit_announcement`` is the log
-    applying an ``announce_leader`` entry."""
+    """The replicated state as the engine reads it (``Harness.log_announces`` applies an
+    announcement to it, as the log would)."""
 
     #: The one the engine built last (each test starts one engine).
     last: FakeClusterState | None = None
@@ -63,10 +63,6 @@ class FakeClusterState:
         self.announcements.append(raft_address)
         callback(None, FAIL_REASON.SUCCESS)
 
-    def commit_announcement(self, raft_address: str) -> None:
-        self.leader = raft_address
-        self.listener.leader_announced(raft_address)
-
 
 class FakeSyncObj:
     last: FakeSyncObj | None = None
@@ -77,9 +73,6 @@ class FakeSyncObj:
 
     def destroy_synchronous(self) -> None:
         pass
-
-    def change_state(self, new_state: int) -> None:
-        self.conf.onStateChanged(_RAFT_STATE.FOLLOWER, new_state)
 
 
 class FakeChain:
@@ -134,7 +127,18 @@ class Harness:
         self.cluster = cluster
         self.raft = raft
 
-    async def settle(self) -> None:
+    async def role_becomes(self, state: int) -> None:
+        """pysyncobj says this node's own role changed."""
+        self.raft.conf.onStateChanged(_RAFT_STATE.FOLLOWER, state)
+        await self._settle()
+
+    async def log_announces(self, member: Enode) -> None:
+        """The log applies ``member``'s announcement that it leads."""
+        self.cluster.leader = member.raft_address
+        self.cluster.listener.leader_announced(member.raft_address)
+        await self._settle()
+
+    async def _settle(self) -> None:
         """Let the hops from "pysyncobj's thread" to the loop, and what they spawn, run."""
         for _ in range(5):
             await asyncio.sleep(0)
@@ -144,117 +148,95 @@ class Harness:
         return member.enode if member is not None else None
 
 
+Start = Callable[..., Awaitable[Harness]]
+
+
 @pytest.fixture
-def patched_pysyncobj(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+async def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Start]:
+    """Starts an engine over the fakes (``waiting``: its pool's waiting transactions);
+    every engine started is stopped after the test."""
     monkeypatch.setattr(raft, "SyncObj", FakeSyncObj)
     monkeypatch.setattr(raft, "ClusterState", FakeClusterState)
-    yield
+    engines: list[RaftEngine] = []
+
+    async def start_one(waiting: Sequence[Any] = ()) -> Harness:
+        network = FakeNetwork()
+        engine = RaftEngine(
+            FakeChain(),  # type: ignore[arg-type]
+            FakePool(waiting),
+            network,  # type: ignore[arg-type]
+            MEMBERS,
+            SELF,
+            password="test",
+            raft_dir=tmp_path / "raft",
+        )
+        await engine.start()
+        engines.append(engine)
+        assert FakeClusterState.last is not None and FakeSyncObj.last is not None
+        return Harness(engine, network, FakeClusterState.last, FakeSyncObj.last)
+
+    yield start_one
+    for engine in engines:
+        await engine.stop()
 
 
-async def started(tmp_path: Path, waiting: Sequence[Any] = ()) -> Harness:
-    network = FakeNetwork()
-    engine = RaftEngine(
-        FakeChain(),  # type: ignore[arg-type]
-        FakePool(waiting),
-        network,  # type: ignore[arg-type]
-        MEMBERS,
-        SELF,
-        password="test",
-        raft_dir=tmp_path / "raft",
-    )
-    await engine.start()
-    assert FakeClusterState.last is not None and FakeSyncObj.last is not None
-    return Harness(engine, network, FakeClusterState.last, FakeSyncObj.last)
+async def test_a_new_leader_announces_itself_through_the_log(start: Start) -> None:
+    harness = await start()
+    assert harness.leader() is None
+
+    await harness.role_becomes(_RAFT_STATE.LEADER)
+
+    assert harness.cluster.announcements == [SELF.raft_address]
+    assert harness.engine.is_leader()
+    assert harness.leader() == SELF
 
 
-@pytest.mark.usefixtures("patched_pysyncobj")
-async def test_a_new_leader_announces_itself_through_the_log(tmp_path: Path) -> None:
-    harness = await started(tmp_path)
-    try:
-        assert harness.leader() is None
-
-        harness.raft.change_state(_RAFT_STATE.LEADER)
-        await harness.settle()
-
-        assert harness.cluster.announcements == [SELF.raft_address]
-        assert harness.engine.is_leader()
-        assert harness.leader() == SELF
-    finally:
-        await harness.engine.stop()
-
-
-@pytest.mark.usefixtures("patched_pysyncobj")
 async def test_a_leader_that_sees_an_older_announcement_commit_announces_again(
-    tmp_path: Path,
+    start: Start,
 ) -> None:
-    harness = await started(tmp_path)
-    try:
-        harness.raft.change_state(_RAFT_STATE.LEADER)
-        await harness.settle()
-        harness.cluster.commit_announcement(SELF.raft_address)
-        await harness.settle()
-        assert harness.cluster.announcements == [SELF.raft_address]  # its own: nothing to do
+    harness = await start()
+    await harness.role_becomes(_RAFT_STATE.LEADER)
+    await harness.log_announces(SELF)
+    assert harness.cluster.announcements == [SELF.raft_address]  # its own: nothing to do
 
-        # A former leader's announcement, proposed before this node won, commits last.
-        harness.cluster.commit_announcement(OTHER.raft_address)
-        await harness.settle()
+    # A former leader's announcement, proposed before this node won, commits last.
+    await harness.log_announces(OTHER)
 
-        assert harness.cluster.announcements == [SELF.raft_address, SELF.raft_address]
-        assert harness.leader() == SELF
-        assert harness.network.forwarded == []  # a leader forwards nothing
-    finally:
-        await harness.engine.stop()
+    assert harness.cluster.announcements == [SELF.raft_address, SELF.raft_address]
+    assert harness.leader() == SELF
+    assert harness.network.forwarded == []  # a leader forwards nothing
 
 
-@pytest.mark.usefixtures("patched_pysyncobj")
-async def test_a_follower_hands_its_waiting_pool_to_the_announced_leader(tmp_path: Path) -> None:
-    waiting = [SimpleNamespace(hash=b"\x01" * 32, encode=lambda: b"raw-transaction")]
-    harness = await started(tmp_path, waiting)
-    try:
-        harness.cluster.commit_announcement(OTHER.raft_address)
-        await harness.settle()
+async def test_a_follower_hands_its_waiting_pool_to_the_announced_leader(start: Start) -> None:
+    harness = await start([SimpleNamespace(hash=b"\x01" * 32, encode=lambda: b"raw-transaction")])
 
-        assert harness.leader() == OTHER
-        assert harness.network.forwarded == [(OTHER, [b"raw-transaction"])]
-        assert harness.cluster.announcements == []  # a follower announces nobody
-    finally:
-        await harness.engine.stop()
+    await harness.log_announces(OTHER)
+
+    assert harness.leader() == OTHER
+    assert harness.network.forwarded == [(OTHER, [b"raw-transaction"])]
+    assert harness.cluster.announcements == []  # a follower announces nobody
 
 
-@pytest.mark.usefixtures("patched_pysyncobj")
-async def test_a_candidate_names_no_leader_until_the_next_announcement(tmp_path: Path) -> None:
-    harness = await started(tmp_path)
-    try:
-        harness.cluster.commit_announcement(OTHER.raft_address)
-        await harness.settle()
-        assert harness.leader() == OTHER
+async def test_a_candidate_names_no_leader_until_the_next_announcement(start: Start) -> None:
+    harness = await start()
+    await harness.log_announces(OTHER)
+    assert harness.leader() == OTHER
 
-        harness.raft.change_state(_RAFT_STATE.CANDIDATE)  # the leader went silent
-        await harness.settle()
-        assert harness.leader() is None
-        assert harness.engine.role() == "verifier"
+    await harness.role_becomes(_RAFT_STATE.CANDIDATE)  # the leader went silent
+    assert harness.leader() is None
+    assert harness.engine.role() == "verifier"
 
-        harness.cluster.commit_announcement(THIRD.raft_address)
-        await harness.settle()
-        assert harness.leader() == THIRD
-    finally:
-        await harness.engine.stop()
+    await harness.log_announces(THIRD)
+    assert harness.leader() == THIRD
 
 
-@pytest.mark.usefixtures("patched_pysyncobj")
-async def test_a_leader_that_stepped_down_does_not_name_itself(tmp_path: Path) -> None:
-    harness = await started(tmp_path)
-    try:
-        harness.raft.change_state(_RAFT_STATE.LEADER)
-        await harness.settle()
-        harness.cluster.commit_announcement(SELF.raft_address)
-        await harness.settle()
+async def test_a_leader_that_stepped_down_does_not_name_itself(start: Start) -> None:
+    harness = await start()
+    await harness.role_becomes(_RAFT_STATE.LEADER)
+    await harness.log_announces(SELF)
 
-        harness.raft.change_state(_RAFT_STATE.FOLLOWER)  # e.g. no majority heard from
-        await harness.settle()
+    await harness.role_becomes(_RAFT_STATE.FOLLOWER)  # e.g. no majority heard from
 
-        assert not harness.engine.is_leader()
-        assert harness.cluster.leader == SELF.raft_address  # the log still says so
-        assert harness.leader() is None
-    finally:
-        await harness.engine.stop()
+    assert not harness.engine.is_leader()
+    assert harness.cluster.leader == SELF.raft_address  # the log still says so
+    assert harness.leader() is None

@@ -93,7 +93,7 @@ class Node:
         self.coinbase = coinbase
         self.executor = ChainExecutor()
         self._records: CoalescedReads[bytes, TransactionRecord | None] = CoalescedReads(
-            self.executor, lambda transaction_hash: self.chain.record(transaction_hash)
+            self.executor, chain.record
         )
         self.pool = TransactionPool()
         self.engine: EngineHooks | None = None

@@ -109,12 +109,6 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
         raise ConfigError("raft needs a p2p port and a raft port")
     if config.permissioned_nodes_file is None:
         raise ConfigError("raft needs a permissioned-nodes file listing the cluster")
-    if config.raft_password_file is None:
-        raise ConfigError("raft needs a password file: pysyncobj unpickles what it receives")
-    try:
-        password = config.raft_password_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {config.raft_password_file}: {exc.strerror}") from None
     node_key = NodeKey.load_or_create(config.node_key_path)
     permissions = PermissionedNodes(config.permissioned_nodes_file)
     enodes = permissions.enodes()
@@ -136,7 +130,6 @@ def _raft_setup(config: NodeConfig, node: Node) -> tuple[PeerNetwork, RaftEngine
         network,
         members,
         self_enode,
-        password,
         config.raft_dir,
         block_period=config.block_period_ms / 1000,
         election_timeout=config.raft_election_timeout_ms / 1000,

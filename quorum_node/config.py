@@ -156,7 +156,6 @@ class NodeConfig:
     raft_port: int | None = None
     #: Mutual TLS under the network CA on the node-to-node channel; None: plain HTTP.
     p2p_tls: PeerTls | None = None
-    raft_password_file: Path | None = None
     permissioned_nodes_file: Path | None = None
     tm_url: str | None = None  # the transaction manager's Q2T URL; None: no private transactions
     #: Client certificate, key and CA for a manager whose Q2T API requires mutual TLS
@@ -283,6 +282,12 @@ def load_node_config(path: Path) -> NodeConfig:
         allow_insecure_unlock=insecure_unlock,
         ws_max_queued_bytes=a_size("ws_max_queued_bytes", DEFAULT_WS_MAX_QUEUED_BYTES),
     )
+    if "raft_password_file" in raw:
+        raise ConfigError(
+            f"{path} was written by an earlier quorum-py whose Raft shared one password "
+            "between all participants: make new bundles with qnet init (or a new folder "
+            "with qnet up)"
+        )
     datadir = a_path("datadir", required=True)
     genesis = a_path("genesis", required=True)
     assert datadir is not None and genesis is not None  # noqa: S101 - required above
@@ -300,7 +305,6 @@ def load_node_config(path: Path) -> NodeConfig:
         p2p_port=a_port("p2p_port", None),
         raft_port=a_port("raft_port", None),
         p2p_tls=a_peer_tls(raw.get("p2p_tls")),
-        raft_password_file=a_path("raft_password_file"),
         permissioned_nodes_file=a_path("permissioned_nodes"),
         tm_url=raw.get("tm_url"),
         tm_tls=a_manager_tls(raw.get("tm_tls")),

@@ -18,6 +18,7 @@ callbacks, the applier's progress and the pool wake the tasks that wait on them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +33,11 @@ from pysyncobj.syncobj import _RAFT_STATE
 from quorum_node.chain.service import CommittedBlock
 from quorum_node.consensus.base import ForwardingPool, ReplicatedChain
 from quorum_node.consensus.raft_apply import BlockApplier
-from quorum_node.consensus.raft_state import ClusterState, RaftMember, raft_conf
+from quorum_node.consensus.raft_link import LocalIdentity
+from quorum_node.consensus.raft_state import ClusterSnapshots, ClusterState, RaftMember, raft_conf
+from quorum_node.consensus.raft_transport import RaftTransport
+from quorum_node.consensus.raft_wire import install as install_raft_codec
+from quorum_node.consensus.raft_wire import replicated_signatures
 from quorum_node.errors import ChainError, ConfigError, TransactionRejected
 from quorum_node.p2p.identity import Enode
 from quorum_node.p2p.network import Peer, PeerNetwork, PeerUnreachable
@@ -66,7 +71,6 @@ class RaftEngine:
         network: PeerNetwork,
         members: list[RaftMember],
         self_enode: Enode,
-        password: str,
         raft_dir: Path,
         block_period: float = 0.05,
         election_timeout: float = 0.4,
@@ -76,7 +80,6 @@ class RaftEngine:
         self._network = network
         self._initial_members = tuple((m.raft_id, str(m.enode)) for m in members)
         self._self = self_enode
-        self._password = password
         self._raft_dir = raft_dir
         self._block_period = block_period
         self._election_timeout = election_timeout
@@ -96,6 +99,9 @@ class RaftEngine:
         #: Told the seconds from proposing a block to its being the head here (the
         #: leader's view of a Raft commit), for the node's metrics.
         self.commit_observer: Callable[[float], None] | None = None
+        #: Told (node id, kind) when a member sends what it must not (``raft_transport``),
+        #: on pysyncobj's thread, for the node's metrics.
+        self.misbehaviour_observer: Callable[[str, str], None] | None = None
         self._members_cache: tuple[tuple[tuple[int, str], ...], list[RaftMember]] = ((), [])
 
     # --- lifecycle -----------------------------------------------------------------
@@ -111,13 +117,27 @@ class RaftEngine:
             self._chain.genesis_hash, self._initial_members, _ToLoop(self, self._loop)
         )
         conf = raft_conf(
-            self._password,
             self._self.raft_address,
             self._raft_dir,
+            ClusterSnapshots(self._cluster),
             election_timeout=self._election_timeout,
             onStateChanged=self._on_state_changed_threadsafe,
         )
-        self._raft = SyncObj(self._self.raft_address, others, conf=conf, consumers=[self._cluster])
+        install_raft_codec()
+        transport = functools.partial(
+            RaftTransport,
+            local=LocalIdentity(self._network.node_key, self._chain.genesis_hash),
+            directory=self,
+            signatures=replicated_signatures(ClusterState),
+            observer=self._peer_misbehaved,
+        )
+        self._raft = SyncObj(
+            self._self.raft_address,
+            others,
+            conf=conf,
+            consumers=[self._cluster],
+            transportClass=transport,
+        )
         self._network.handlers = self
         self._network.on_peer_status = self._on_peer_status
         self._tasks = [
@@ -263,6 +283,35 @@ class RaftEngine:
 
     def members_changed(self) -> None:
         self._network.refresh_peers()
+
+    # --- who is who, for the Raft transport (pysyncobj's thread) ----------------------
+
+    def _known_enodes(self) -> list[Enode]:
+        """Members as the log says, then the permissioned list (a node being added is
+        there before the log records it); only nodes the list allows."""
+        permissions = self._network.permissions
+        enodes = [member.enode for member in self.members()] + permissions.enodes()
+        return [
+            enode
+            for enode in enodes
+            if enode.raft_port is not None and permissions.allows(enode.node_id)
+        ]
+
+    def node_id_at(self, raft_address: str) -> str | None:
+        for enode in self._known_enodes():
+            if enode.raft_address == raft_address:
+                return enode.node_id
+        return None
+
+    def raft_address_of(self, node_id: str) -> str | None:
+        for enode in self._known_enodes():
+            if enode.node_id == node_id:
+                return enode.raft_address
+        return None
+
+    def _peer_misbehaved(self, node_id: str, kind: str) -> None:
+        if self.misbehaviour_observer is not None:
+            self.misbehaviour_observer(node_id, kind)
 
     # --- membership ----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import coincurve
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import keccak
@@ -76,7 +77,8 @@ class Enode:
 
 
 class NodeKey:
-    """The node's private key; only ever used to sign node-to-node requests."""
+    """The node's private key; used only to sign node-to-node requests and to agree the
+    keys of this node's links with other members (``p2p.handshake``)."""
 
     def __init__(self, private_key: bytes) -> None:
         self._key = keys.PrivateKey(private_key)
@@ -98,6 +100,13 @@ class NodeKey:
         except FileExistsError:
             return cls.load_or_create(path)  # another process created it meanwhile: use that
         return cls(key)
+
+    def shared_secret(self, peer_node_id: bytes) -> bytes:
+        """ECDH of this key and a peer's node id (libsecp256k1's SHA-256 of the shared
+        point): the same on the peer's side, known to nobody else. ``ValueError`` if
+        ``peer_node_id`` is not a public key."""
+        peer = coincurve.PublicKey(b"\x04" + peer_node_id)
+        return bytes(coincurve.PrivateKey(self._key.to_bytes()).ecdh(peer.format()))
 
     def sign_request(self, method: str, path: str, body: bytes) -> dict[str, str]:
         timestamp = str(int(time.time()))

@@ -38,7 +38,6 @@ LEGACY_NODE_CONFIG = "node.json"
 LEGACY_TM_CONFIG = "tm/tm.json"
 DEV_BALANCE = 10**30
 DEFAULT_CHAIN_ID = 1337
-ACCOUNT_PASSWORD = "quorum-py-dev"
 #: What users of a local network call: the defaults, plus ``admin`` and ``raft`` (qnet
 #: itself waits on ``raft_leader``; membership changes), ``debug``
 #: (``debug_privateStateRoot``) and ``evm`` (``evm_mine``). The ports stay on loopback.
@@ -141,6 +140,11 @@ class NetworkLayout:
     @classmethod
     def load(cls, directory: Path) -> NetworkLayout:
         path = directory / "layout.json"
+        if (directory / "raft-password.txt").exists():
+            raise ConfigError(
+                f"{directory} was made by an earlier quorum-py whose Raft shared one password "
+                "between all participants: recreate it (qnet down, remove the folder, qnet up)"
+            )
         try:
             return cls.from_json(json.loads(path.read_text()))
         except OSError:
@@ -232,10 +236,10 @@ def generate(
     """Write a new network under ``directory`` and return its layout.
 
     Each participant gets a bundle, ``directory/<name>/``, with everything it needs to
-    run on its host and nothing secret of anyone else's: node and manager configs, its
-    node key, keystore and password, manager key pair, the Raft password (the one secret
-    the whole network shares: pysyncobj authenticates every member with it), and the
-    shared genesis and permissioned-nodes list. With ``tls`` also its certificate and
+    run on its host and no secret that any other participant holds: node and manager
+    configs, its node key (which also authenticates its Raft links), keystore and a
+    password of its own, manager key pair, and the public genesis and
+    permissioned-nodes list. With ``tls`` also its certificate and
     key and the network CA's certificate; the CA's key stays in ``directory/ca/``.
     ``hosts`` (one per participant, default ``host``) is where its p2p, Raft and
     manager P2P ports listen and are dialled; JSON-RPC and Q2T stay on ``host``.
@@ -250,7 +254,7 @@ def generate(
     hosts = hosts or [host] * nodes
     if len(hosts) != nodes:
         raise ConfigError(f"need one host per participant ({nodes}), got {len(hosts)}")
-    secret_directory(directory)  # raft-password.txt and layout.json hold secrets
+    secret_directory(directory)  # layout.json holds every development account's key
     participants = []
     for name, participant_host, ports in zip(
         names, hosts, _choose_ports(hosts, host, with_tx_managers), strict=True
@@ -259,8 +263,9 @@ def generate(
         datadir = secret_directory(node_dir / "data")
         node_key = NodeKey.load_or_create(datadir / "nodekey")
         account_key = secrets.token_bytes(32)
-        write_keystore_file(datadir / "keystore", account_key, ACCOUNT_PASSWORD)
-        write_secret(node_dir / "password.txt", ACCOUNT_PASSWORD + "\n")
+        account_password = secrets.token_urlsafe(24)
+        write_keystore_file(datadir / "keystore", account_key, account_password)
+        write_secret(node_dir / "password.txt", account_password + "\n")
         address = keys.PrivateKey(account_key).public_key.to_checksum_address()
         public_key = _write_manager_keys(node_dir / "tm", name) if with_tx_managers else None
         participants.append(
@@ -292,13 +297,10 @@ def generate(
     )
     genesis.save(directory / "genesis.json")
     permissioned = json.dumps([str(p.enode(layout.host_of(p))) for p in participants], indent=2)
-    raft_password = secrets.token_hex(32) + "\n"
-    write_secret(directory / "raft-password.txt", raft_password)
     ca = _write_network_ca(directory) if tls else None
     for participant in participants:
         node_dir = directory / participant.name
         (node_dir / "genesis.json").write_bytes((directory / "genesis.json").read_bytes())
-        write_secret(node_dir / "raft-password.txt", raft_password)
         (node_dir / "data" / "permissioned-nodes.json").write_text(permissioned + "\n")
         if ca is not None:
             _write_certificate(node_dir / "tls", participant, layout.host_of(participant), ca)
@@ -350,7 +352,6 @@ def _write_node_config(
         "p2p_host": layout.host_of(participant),
         "p2p_port": participant.p2p_port,
         "raft_port": participant.raft_port,
-        "raft_password_file": "raft-password.txt",
         "permissioned_nodes": "data/permissioned-nodes.json",
         "metrics_host": layout.host,
         "metrics_port": participant.metrics_port,

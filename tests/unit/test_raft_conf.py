@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(20)
 
 
 def test_a_submitted_command_does_not_wait_for_a_tick(tmp_path: Path) -> None:
-    conf = raft_conf("secret", "127.0.0.1:1", tmp_path)
+    conf = raft_conf("127.0.0.1:1", tmp_path)
     # pysyncobj notifies its poller through a pipe on every command exactly when
     # batching is off and the pipe notifier could be imported (SyncObj._applyCommand).
     assert conf.appendEntriesUseBatch is False
@@ -30,7 +30,7 @@ def test_a_submitted_command_does_not_wait_for_a_tick(tmp_path: Path) -> None:
 def test_heartbeats_stay_inside_the_election_timeout(
     tmp_path: Path, election_timeout: float
 ) -> None:
-    conf = raft_conf("secret", "127.0.0.1:1", tmp_path, election_timeout=election_timeout)
+    conf = raft_conf("127.0.0.1:1", tmp_path, election_timeout=election_timeout)
     # A heartbeat is sent at the first tick after its period ran out.
     latest_heartbeat_gap = conf.appendEntriesPeriod + conf.autoTickPeriod
     assert 3 * latest_heartbeat_gap < conf.raftMinTimeout

@@ -27,7 +27,8 @@ from pysyncobj.syncobj import _RAFT_STATE
 from quorum_node.consensus import raft
 from quorum_node.consensus.raft import RaftEngine
 from quorum_node.consensus.raft_state import ClusterListener, RaftMember
-from quorum_node.p2p.identity import Enode
+from quorum_node.p2p.identity import Enode, NodeKey
+from quorum_node.p2p.permissions import PermissionedNodes
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -67,7 +68,9 @@ class FakeClusterState:
 class FakeSyncObj:
     last: FakeSyncObj | None = None
 
-    def __init__(self, address: str, others: list[str], conf: Any, consumers: list[Any]) -> None:
+    def __init__(
+        self, address: str, others: list[str], conf: Any, consumers: list[Any], **_: Any
+    ) -> None:
         self.conf = conf
         FakeSyncObj.last = self
 
@@ -99,6 +102,9 @@ class FakePool:
 
 
 class FakeNetwork:
+    node_key = NodeKey(b"\x01" * 32)
+    permissions = PermissionedNodes(None)
+
     def __init__(self) -> None:
         self.peers = {
             member.enode.node_id: SimpleNamespace(enode=member.enode)
@@ -167,7 +173,6 @@ async def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterato
             network,  # type: ignore[arg-type]
             MEMBERS,
             SELF,
-            password="test",
             raft_dir=tmp_path / "raft",
         )
         await engine.start()

@@ -4,8 +4,9 @@ test process).
 Gauges are read when scraped from state the node keeps anyway (the head, the pool,
 the Raft role and term, the live peers). Counters and histograms are fed by hooks
 that cost one call each: a block listener (transactions, private ones), the audit's
-alarm listener, the Raft engine's commit observer (propose → the block is the head
-here) and the manager client's observer (each Q2T request's duration).
+alarm listener, the Raft engine's commit and misbehaviour observers (propose → the
+block is the head here; a member's refused traffic) and the manager client's observer
+(each Q2T request's duration).
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ class NodeMetrics:
             buckets=COMMIT_BUCKETS,
             registry=self.registry,
         )
+        self.raft_misbehaviour = Counter(
+            "quorum_raft_peer_misbehaviour",
+            "Raft traffic refused or reported, by member (the first 16 hex digits of its node "
+            "id; 'unknown' before a handshake named one) and kind",
+            ("peer", "kind"),
+            registry=self.registry,
+        )
         self.manager_request_seconds = Histogram(
             "quorum_manager_request_seconds",
             "Duration of the node's requests to its transaction manager, by operation",
@@ -82,6 +90,9 @@ class NodeMetrics:
     def on_alarm(self, alarm: Alarm) -> None:
         self.audit_alarms.labels(alarm.kind).inc()
 
+    def on_raft_misbehaviour(self, node_id: str, kind: str) -> None:
+        self.raft_misbehaviour.labels(node_id[:16], kind).inc()
+
     def on_manager_request(self, operation: str, seconds: float) -> None:
         self.manager_request_seconds.labels(operation).observe(seconds)
 
@@ -97,6 +108,7 @@ class NodeMetrics:
         raft = engine if isinstance(engine, RaftEngine) else None
         if raft is not None:
             raft.commit_observer = self.raft_commit_seconds.observe
+            raft.misbehaviour_observer = self.on_raft_misbehaviour
         self.registry.register(_NodeStateCollector(node, raft, live_peers))
 
 

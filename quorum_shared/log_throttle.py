@@ -36,12 +36,12 @@ class ThrottledLog:
         self._seen: OrderedDict[Hashable, tuple[float, int]] = OrderedDict()
 
     def warning(self, key: Hashable, message: str, *args: Any) -> bool:
-        return self.log(logging.WARNING, key, message, *args)
+        return self.log(logging.WARNING, key, message, *args, stacklevel=3)
 
     def info(self, key: Hashable, message: str, *args: Any) -> bool:
-        return self.log(logging.INFO, key, message, *args)
+        return self.log(logging.INFO, key, message, *args, stacklevel=3)
 
-    def log(self, level: int, key: Hashable, message: str, *args: Any) -> bool:
+    def log(self, level: int, key: Hashable, message: str, *args: Any, stacklevel: int = 2) -> bool:
         """Write ``message`` for ``key`` unless a line for it was written less than
         ``interval`` ago; True if written. ``key`` names the event (for example a kind
         and a peer)."""
@@ -58,7 +58,7 @@ class ThrottledLog:
         if held_back:
             message += " (%d more like this in the last %.0fs)"
             args = (*args, held_back, now - last if last is not None else 0.0)
-        self._logger.log(level, message, *args)
+        self._logger.log(level, message, *args, stacklevel=stacklevel)
         return True
 
     def forget(self, key: Hashable) -> None:

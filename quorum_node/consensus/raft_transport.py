@@ -303,7 +303,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
             return
         if link.refused:
             self._log.warning(
-                ("refused", link.peer_id or link.remote_address.rsplit(":", 1)[0]),
+                ("refused", link.remote_address.rsplit(":", 1)[0]),
                 "refused a raft link with %s: %s",
                 self._name(link),
                 reason,
@@ -373,9 +373,13 @@ class RaftTransport(Transport):  # type: ignore[misc]
     # --- reporting ---------------------------------------------------------------------
 
     def _name(self, link: RaftLink) -> str:
+        """The peer as far as it is known: a node id only once the handshake proved it."""
         if link.peer_id is None:
             return link.remote_address
-        return f"node {link.peer_id[:16]}… at {link.remote_address}"
+        if link.was_open:
+            return f"node {link.peer_id[:16]}… at {link.remote_address}"
+        role = "dialled as" if link.dialled else "claiming to be"
+        return f"{link.remote_address} ({role} node {link.peer_id[:16]}…)"
 
     def _misbehaved(self, link: RaftLink, kind: str, detail: str) -> None:
         self._log.warning(
@@ -388,5 +392,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
         self._report(link, kind)
 
     def _report(self, link: RaftLink, kind: str) -> None:
+        """Count ``kind`` against the member the link proved to be, or "unknown"."""
         if self._observer is not None:
-            self._observer(link.peer_id or "unknown", kind)
+            proven = link.peer_id if link.was_open and link.peer_id is not None else "unknown"
+            self._observer(proven, kind)

@@ -320,6 +320,8 @@ def replicated_signatures(consumer_class: type) -> dict[str, tuple[type, ...]]:
         wrapped = getattr(member, "__wrapped__", None)
         if not getattr(member, "replicated", False) or wrapped is None:
             continue
+        if name != getattr(member, "origName", name):
+            continue  # pysyncobj's versioned copy (``propose_v0``) of the same method
         hints = typing.get_type_hints(wrapped)
         parameters = list(inspect.signature(wrapped).parameters.values())[1:]
         kinds = tuple(hints.get(parameter.name) for parameter in parameters)

@@ -27,8 +27,7 @@ from tests.support.node_process import wait_until
 
 pytestmark = pytest.mark.integration
 
-SECRET_NAMES = {"nodekey", "password.txt", "raft-password.txt", "layout.json", "network.json"}
-ACCOUNT_PASSWORD = "quorum-py-dev"
+SECRET_NAMES = {"nodekey", "password.txt", "layout.json", "network.json"}
 
 
 def mode(path: Path) -> int:
@@ -42,10 +41,11 @@ def is_secret_by_name(path: Path) -> bool:
 def network_secrets(directory: Path) -> list[bytes]:
     """Every private key and password of the network, as they would appear in a file."""
     layout = json.loads((directory / "layout.json").read_text())
-    found = [ACCOUNT_PASSWORD.encode(), (directory / "raft-password.txt").read_bytes().strip()]
+    found = []
     for participant in layout["participants"]:
         found.append(participant["account_private_key"].removeprefix("0x").encode())
         name = participant["name"]
+        found.append((directory / name / "password.txt").read_bytes().strip())
         found.append((directory / name / "data" / "nodekey").read_bytes().strip())
         key_document = json.loads((directory / name / "tm" / f"{name}.key").read_text())
         found.append(key_document["data"]["bytes"].encode())
@@ -73,7 +73,7 @@ def test_every_secret_file_of_a_qnet_network_is_0600(network_dir: Path) -> None:
     by_name = [p for p in files if is_secret_by_name(p)]
     # the kinds of secrets a network with managers must have, so that this can fail
     names = {p.name for p in by_name} | {p.parent.name for p in by_name}
-    assert {"nodekey", "password.txt", "raft-password.txt", "layout.json", "network.json"} <= names
+    assert {"nodekey", "password.txt", "layout.json", "network.json"} <= names
     assert "keystore" in names and any(p.suffix == ".key" for p in by_name)
     loose = {str(p.relative_to(network_dir)): oct(mode(p)) for p in by_name if mode(p) != 0o600}
     assert not loose, f"secret files not 0600: {loose}"
@@ -90,6 +90,18 @@ def test_no_file_holding_a_key_or_password_is_readable_by_others(network_dir: Pa
     assert holding  # layout.json at least
     loose = {str(p.relative_to(network_dir)): oct(mode(p)) for p in holding if mode(p) != 0o600}
     assert not loose, f"files holding a private key or password, not 0600: {loose}"
+
+
+def test_no_two_participants_share_a_secret_file(network_dir: Path) -> None:
+    participants = [p for p in network_dir.iterdir() if (p / "data" / "nodekey").exists()]
+    assert len(participants) == 2
+    one, other = (
+        {p: p.read_bytes().strip() for p in folder.rglob("*") if p.is_file() and mode(p) == 0o600}
+        for folder in participants
+    )
+    assert len(one) >= 4 and len(other) >= 4  # node key, password, keystore, manager key
+    for path, secret in one.items():
+        assert all(secret not in content for content in other.values()), path
 
 
 def test_every_folder_holding_secrets_is_0700(network_dir: Path) -> None:

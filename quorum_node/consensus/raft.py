@@ -151,8 +151,10 @@ class RaftEngine:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:
+                logger.exception("a raft task failed before it was stopped")
         if self._raft is not None:
             raft = self._raft
             await asyncio.get_running_loop().run_in_executor(None, raft.destroy_synchronous)

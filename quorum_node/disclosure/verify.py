@@ -366,7 +366,7 @@ def _decoded(public: dict[str, Any], payload: bytes, abis: Sequence[list[Any]]) 
             if _selector(signature) == selector:
                 try:
                     values = decode(types, payload[4:])
-                except Exception:  # noqa: BLE001 - data that does not fit the ABI
+                except Exception:  # noqa: BLE001, S112 - data that does not fit the ABI
                     continue
                 arguments = ", ".join(
                     f"{i.get('name') or 'arg'}={_show(v)}"

@@ -4,6 +4,7 @@ JSON-RPC servers; and stopping them in the reverse order."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -21,6 +22,7 @@ from quorum_node.consensus.raft import RaftEngine
 from quorum_node.consensus.raft_state import RaftMember
 from quorum_node.consensus.solo import SoloEngine
 from quorum_node.errors import ConfigError
+from quorum_node.local_transactions import LocalTransactions
 from quorum_node.metrics import NodeMetrics
 from quorum_node.node import Node
 from quorum_node.p2p.identity import Enode, NodeKey
@@ -90,6 +92,16 @@ class RunningNode:
         if self.network is not None:
             await self.network.stop()
         self.db.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("the replay of local transactions failed")
 
 
 def read_password(config: NodeConfig) -> str:
@@ -166,7 +178,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         resolver = PayloadResolver(manager)
         processor = PrivacyProcessor(db, private_store)
         private_blocks = PrivateBlocks(resolver, processor)
-        node = Node(chain, accounts, config.coinbase, private_blocks)
+        node = Node(chain, accounts, config.coinbase, private_blocks, LocalTransactions(db))
         started.push_async_callback(node.close)
         sender = TransactionSender(node, NonceReservations(node))
         privacy = PrivacyService(node, sender, private_store, manager)
@@ -233,6 +245,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
             ) from None
         started.push_async_callback(server.stop)
         await engine.start()
+        replay = asyncio.create_task(node.replay_local_transactions(), name="replay-local")
+        started.push_async_callback(_cancel, replay)
         if audit is not None:
             await audit.start()
             started.push_async_callback(audit.stop)
@@ -265,6 +279,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         metrics=metrics,
         metrics_server=metrics_server,
     )
+    running.on_stop.append(functools.partial(_cancel, replay))
     if audit is not None:
         running.on_stop.append(audit.stop)
     if handovers is not None:

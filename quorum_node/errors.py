@@ -35,3 +35,16 @@ class PrivateDataUnavailable(QuorumNodeError):
     """The transaction manager did not answer for a private payload, so the block that
     needs it must wait: taking silence for "not a party" would fork this node's private
     state from the other parties' (GoQuorum issue #1574)."""
+
+
+class NodeCatchingUp(QuorumNodeError):
+    """The node cannot answer a send truly yet: its head is behind the newest block the
+    cluster committed (it just started, or it has not heard from a leader lately), so a
+    nonce it chose or checked now might already be used. The client may retry shortly,
+    or send to another node."""
+
+    def __init__(self, head: int, committed: int | None) -> None:
+        target = "an unknown head (no Raft leader heard from)" if committed is None else committed
+        super().__init__(f"node is catching up: head {head} of {target}")
+        self.head = head
+        self.committed = committed

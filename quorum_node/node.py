@@ -36,12 +36,21 @@ from quorum_node.chain.transactions import (
     take_hash_from_wire,
 )
 from quorum_node.chain.vm import QuorumVM
-from quorum_node.errors import PrivateDataUnavailable, TransactionRejected
+from quorum_node.errors import NodeCatchingUp, PrivateDataUnavailable, TransactionRejected
+from quorum_node.local_transactions import LocalTransactions
 from quorum_node.txpool import AccountView, TransactionPool
+from quorum_shared.log_throttle import ThrottledLog
 
 logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION_BYTES = 128 * 1024  # geth's txMaxSize
+#: How long a send waits for this node to catch up before it is refused (``until_current``).
+CATCH_UP_SECONDS = 5.0
+#: While it waits, how often it looks again at what no block announces (a leader heard).
+CATCH_UP_RECHECK_SECONDS = 0.05
+#: Mined local transactions are deleted from the journal this long after their block,
+#: together with those of the blocks in between.
+FORGET_DELAY_SECONDS = 0.5
 
 
 class PrivateBlockSource(Protocol):
@@ -68,6 +77,12 @@ class EngineHooks(Protocol):
 
     def transaction_added(self, transaction: SignedTransactionAPI) -> None: ...
 
+    def committed_head(self) -> int | None:
+        """The number of the newest block the engine committed that this node knows of,
+        if it can know it now; None when it cannot (not yet heard from a leader since it
+        started, or not lately)."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -79,6 +94,14 @@ class _Admitted:
     head_hash: bytes  # the head whose state ``account`` was read from
 
 
+@dataclass(frozen=True)
+class _Submission:
+    transaction: SignedTransactionAPI
+    #: Sent by this node's own client (journaled before the answer), not forwarded.
+    local: bool
+    answer: asyncio.Future[_Admitted]
+
+
 class Node:
     def __init__(
         self,
@@ -86,8 +109,11 @@ class Node:
         accounts: AccountStore,
         coinbase: bytes,
         private_blocks: PrivateBlockSource | None = None,
+        local_transactions: LocalTransactions | None = None,
     ) -> None:
         self.chain = chain
+        #: Where sends this node acknowledged are kept until mined (None: not kept).
+        self.local_transactions = local_transactions
         self.private_blocks = private_blocks
         self.accounts = accounts
         self.coinbase = coinbase
@@ -99,8 +125,13 @@ class Node:
         self.engine: EngineHooks | None = None
         self.block_listeners: list[BlockListener] = []
         self.pending_listeners: list[Callable[[Hash32], None]] = []
-        self._admission_queue: list[tuple[SignedTransactionAPI, asyncio.Future[_Admitted]]] = []
+        self._admission_queue: list[_Submission] = []
         self._admission_scheduled = False
+        #: Set (and replaced) whenever a block commits here: what a send that waits for
+        #: this node to catch up waits on.
+        self._head_moved = asyncio.Event()
+        self._forget_scheduled = False
+        self._log = ThrottledLog(logger)
 
     @property
     def transaction_builder(self) -> type:
@@ -135,17 +166,50 @@ class Node:
         take_hash_from_wire(transaction, raw)
         return transaction
 
-    async def submit(self, transaction: SignedTransactionAPI) -> Hash32:
+    async def until_current(self, timeout: float = CATCH_UP_SECONDS) -> None:
+        """Return once this node's head is the newest block its engine committed, so that
+        a nonce it chooses or checks now is not one already used; ``NodeCatchingUp``
+        after ``timeout`` (a node that just started, or one cut off from the leader)."""
+        if self.engine is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            committed = self.engine.committed_head()
+            head = self.chain.head.block_number
+            if committed is not None and head >= committed:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NodeCatchingUp(head, committed)
+            moved = self._head_moved
+            try:
+                await asyncio.wait_for(moved.wait(), min(remaining, CATCH_UP_RECHECK_SECONDS))
+            except TimeoutError:
+                pass
+
+    async def submit(self, transaction: SignedTransactionAPI, *, local: bool = True) -> Hash32:
         """Check ``transaction`` against the head state and add it to the pool.
 
-        Checks of many concurrent submissions run in one trip to the chain thread.
+        A ``local`` transaction (sent by this node's client, not forwarded by a peer)
+        waits until this node is current (``until_current``) and is journaled before this
+        returns (``local_transactions``). Checks of many concurrent submissions run in one
+        trip to the chain thread, with one journal commit for all of them.
         """
-        admitted = await self._admit(transaction)
+        if local:
+            await self.until_current()
+        admitted = await self._admit(transaction, local)
         if admitted.head_hash != self.chain.head.hash:
             # A block committed between the check and now: its nonces may make the
             # account view stale, so look again rather than re-admit an included nonce.
-            admitted = await self._admit(transaction)
-        self.pool.add(admitted.transaction, admitted.sender, admitted.account)
+            admitted = await self._admit(transaction, local)
+        try:
+            self.pool.add(admitted.transaction, admitted.sender, admitted.account)
+        except TransactionRejected:
+            if local and self.local_transactions is not None:
+                # Not acknowledged: it must not come back after a restart either.
+                await self.executor.run(self.local_transactions.forget, [transaction.hash])
+            raise
         transaction_hash = Hash32(transaction.hash)
         for listener in self.pending_listeners:
             listener(transaction_hash)
@@ -153,9 +217,9 @@ class Node:
             self.engine.transaction_added(admitted.transaction)
         return transaction_hash
 
-    async def _admit(self, transaction: SignedTransactionAPI) -> _Admitted:
+    async def _admit(self, transaction: SignedTransactionAPI, local: bool) -> _Admitted:
         future: asyncio.Future[_Admitted] = asyncio.get_running_loop().create_future()
-        self._admission_queue.append((transaction, future))
+        self._admission_queue.append(_Submission(transaction, local, future))
         if not self._admission_scheduled:
             self._admission_scheduled = True
             asyncio.get_running_loop().call_soon(self._schedule_admission)
@@ -174,29 +238,45 @@ class Node:
             queued
         )
         try:
-            outcomes = await self.executor.run(self._check_all, [tx for tx, _ in queued])
+            outcomes = await self.executor.run(self._check_all, queued)
         except Exception as exc:
             outcomes = [exc] * len(queued)
         finally:
-            for (_, future), outcome in zip(queued, outcomes, strict=True):
-                if future.done():
+            for submission, outcome in zip(queued, outcomes, strict=True):
+                if submission.answer.done():
                     continue
                 if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
+                    submission.answer.set_exception(outcome)
                 else:
-                    future.set_result(outcome)
+                    submission.answer.set_result(outcome)
 
-    def _check_all(self, transactions: list[SignedTransactionAPI]) -> list[_Admitted | Exception]:
+    def _check_all(self, submissions: list[_Submission]) -> list[_Admitted | Exception]:
+        """The checks of every queued submission; then the local ones that passed are
+        journaled in one commit (if that fails, none of them is admitted)."""
         state = self.chain.head_state()
         head_hash = self.chain.head.hash
         outcomes: list[_Admitted | Exception] = []
-        for transaction in transactions:
+        to_keep: dict[bytes, bytes] = {}
+        for submission in submissions:
+            transaction = submission.transaction
             try:
                 sender = self._check_transaction(transaction)
                 account = AccountView(state.get_nonce(sender), state.get_balance(sender))
                 outcomes.append(_Admitted(transaction, sender, account, head_hash))
+                if submission.local:
+                    to_keep[bytes(transaction.hash)] = transaction.encode()
             except Exception as exc:  # TransactionRejected, or a fault: answered either way
                 outcomes.append(exc)
+        if to_keep and self.local_transactions is not None:
+            try:
+                self.local_transactions.keep(to_keep)
+            except Exception as exc:
+                return [
+                    exc
+                    if isinstance(outcome, _Admitted) and outcome.transaction.hash in to_keep
+                    else outcome
+                    for outcome in outcomes
+                ]
         return outcomes
 
     def _check_transaction(self, transaction: SignedTransactionAPI) -> Address:
@@ -314,7 +394,8 @@ class Node:
             except TransactionRejected as exc:
                 raise TransactionRejected(f"transactions[{index}]: {exc}") from None
         outcomes = await asyncio.gather(
-            *(self.submit(transaction) for transaction in transactions), return_exceptions=True
+            *(self.submit(transaction, local=False) for transaction in transactions),
+            return_exceptions=True,
         )
         for outcome in outcomes:
             if isinstance(outcome, Exception):
@@ -363,7 +444,9 @@ class Node:
         try:
             return candidates, await self._private_half(candidates, patient=False)
         except PrivateDataUnavailable as exc:
-            logger.warning("building without private transactions: %s", exc)
+            self._log.warning(
+                "building without private", "building without private transactions: %s", exc
+            )
         held_back: set[bytes] = set()
         public_only = []
         for transaction in candidates:
@@ -389,11 +472,82 @@ class Node:
         logger.debug(
             "block #%d with %d transactions", committed.block.number, len(committed.records)
         )
+        self._head_moved.set()
+        self._head_moved = asyncio.Event()
+        journal = self.local_transactions
+        if journal is not None and journal.forget_later(
+            transaction.hash for transaction in committed.block.transactions
+        ):
+            self._schedule_forget()
         for listener in self.block_listeners:
             try:
                 listener(committed)
             except Exception:
                 logger.exception("a block listener failed")
+
+    def _schedule_forget(self) -> None:
+        """Delete mined transactions from the journal soon, once for many blocks."""
+        if self._forget_scheduled or self.local_transactions is None:
+            return
+        self._forget_scheduled = True
+        journal = self.local_transactions
+
+        async def flush() -> None:
+            await asyncio.sleep(FORGET_DELAY_SECONDS)
+            self._forget_scheduled = False
+            try:
+                await self.executor.run(journal.flush)
+            except Exception as exc:  # the next flush, or the replay at start, retries
+                self._log.warning("journal", "could not forget mined local transactions: %s", exc)
+
+        asyncio.ensure_future(flush())
+
+    async def replay_local_transactions(self) -> None:
+        """After a start: send again every journaled transaction not yet mined, once this
+        node is current; forget those mined, or whose nonce another transaction took."""
+        journal = self.local_transactions
+        if journal is None:
+            return
+        kept = await self.executor.run(journal.load)
+        if not kept:
+            return
+        while True:
+            try:
+                await self.until_current()
+                break
+            except NodeCatchingUp as exc:
+                self._log.info("replay", "local transactions wait: %s", exc)
+        transactions = []
+        for raw in kept.values():
+            try:
+                transactions.append(self.decode_raw_transaction(raw))
+            except TransactionRejected:
+                continue
+        transactions.sort(key=lambda transaction: (bytes(transaction.sender), transaction.nonce))
+        sent = mined = dropped = 0
+        finished: list[bytes] = []
+        for transaction in transactions:
+            if await self.record(transaction.hash) is not None:
+                mined += 1
+                finished.append(transaction.hash)
+                continue
+            try:
+                await self.submit(transaction)
+                sent += 1
+            except TransactionRejected as exc:
+                if "already known" in str(exc):
+                    sent += 1
+                    continue
+                dropped += 1
+                finished.append(transaction.hash)
+                logger.info("journaled %s not sent again: %s", encode_hex(transaction.hash), exc)
+        await self.executor.run(journal.forget, finished)
+        logger.info(
+            "local transactions after the restart: %d sent again, %d mined already, %d dropped",
+            sent,
+            mined,
+            dropped,
+        )
 
     async def close(self) -> None:
         if self.engine is not None:

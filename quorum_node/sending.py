@@ -42,8 +42,10 @@ class NonceReservations:
     @asynccontextmanager
     async def reserve(self, sender: Address, requested: int | None) -> AsyncIterator[int]:
         """Hold ``sender``'s lock and yield the nonce its next transaction takes: the one
-        ``requested``, or the pool's pending nonce. The caller submits the transaction
-        before leaving the block, so the next holder sees it in the pool."""
+        ``requested``, or the pool's pending nonce, once the node is current (a nonce
+        chosen on a stale head could be one already used: ``Node.until_current``). The
+        caller submits the transaction before leaving the block, so the next holder sees
+        it in the pool."""
         entry = self._locks.setdefault(sender, _AccountLock())
         entry.users += 1
         try:
@@ -51,6 +53,7 @@ class NonceReservations:
                 if requested is not None:
                     yield requested
                 else:
+                    await self._node.until_current()
                     yield await self.pending_nonce(sender)
         finally:
             entry.users -= 1

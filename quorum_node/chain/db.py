@@ -193,6 +193,11 @@ class OverlayAtomicDB(BaseAtomicDB):
         """Apply all ``writes`` in one atomic, durable commit."""
         raise NotImplementedError
 
+    def committed_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every committed key starting with ``prefix``, with its value, in key order
+        (for small tables kept under one prefix, read at start)."""
+        raise NotImplementedError
+
     # -- DatabaseAPI ---------------------------------------------------
     def __getitem__(self, key: bytes) -> bytes:
         scope = self._thread_state.scope
@@ -292,6 +297,16 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) W
 _SELECT = "SELECT v FROM kv WHERE k = ?"
 _UPSERT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
 _DELETE = "DELETE FROM kv WHERE k = ?"
+_SELECT_RANGE = "SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k"
+
+
+def _after_prefix(prefix: bytes) -> bytes:
+    """The first key after every key that starts with ``prefix`` (its last byte below
+    0xff raised by one; a prefix of 0xff bytes has no bound but a longer one)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return b"\xff" * (len(prefix) + 64)
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
@@ -452,6 +467,12 @@ class SqliteDB(OverlayAtomicDB):
             committed = True
         finally:
             self._cache.commit_ended(writes, committed)
+
+    def committed_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        if self._closed:
+            raise ClosedDatabaseError(f"{self.path} is closed")
+        rows = self._connection().execute(_SELECT_RANGE, (prefix, _after_prefix(prefix)))
+        return [(bytes(key), bytes(value)) for key, value in rows if bytes(key).startswith(prefix)]
 
     def close(self) -> None:
         """Close every thread's connection; later use raises an error.

@@ -21,6 +21,9 @@ from quorum_node.chain.service import CommittedBlock, PreparedBlock
 class BlockProducer(Protocol):
     """What the solo engine may ask of the node."""
 
+    @property
+    def head(self) -> BlockHeaderAPI: ...
+
     async def produce_block(self, *, allow_empty: bool) -> CommittedBlock | None:
         """Build and commit a block from the pool (``None`` if empty and not allowed)."""
         ...
@@ -88,6 +91,10 @@ class ConsensusEngine(Protocol):
     async def seal_now(self) -> CommittedBlock | None:
         """Make a block at once, empty if nothing waits (``evm_mine``); ``None`` if this
         node may not make blocks."""
+        ...
+
+    def committed_head(self) -> int | None:
+        """See ``node.EngineHooks.committed_head``."""
         ...
 
     def status(self) -> dict[str, Any]: ...

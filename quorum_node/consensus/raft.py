@@ -103,6 +103,12 @@ class RaftEngine:
         #: on pysyncobj's thread, for the node's metrics.
         self.misbehaviour_observer: Callable[[str, str], None] | None = None
         self._members_cache: tuple[tuple[tuple[int, str], ...], list[RaftMember]] = ((), [])
+        #: When each member's last message arrived (Raft address -> monotonic time),
+        #: written by the transport on pysyncobj's thread.
+        self._heard: dict[str, float] = {}
+        #: A follower trusts that it knows the committed head while it heard from the
+        #: leader this recently (a leader: from a majority); four heartbeats.
+        self._lease_seconds = 4 * min(0.05, election_timeout / 4)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -130,6 +136,7 @@ class RaftEngine:
             directory=self,
             signatures=replicated_signatures(ClusterState),
             observer=self._peer_misbehaved,
+            heard=self._heard,
         )
         self._raft = SyncObj(
             self._self.raft_address,
@@ -196,6 +203,30 @@ class RaftEngine:
             if member.enode.raft_port is not None and member.enode.raft_address == address:
                 return member
         return None
+
+    def committed_head(self) -> int | None:
+        """The tip the cluster accepted, while this node can trust that it knows it: it
+        has caught up with a leader since it started (pysyncobj's ``isReady``) and has
+        heard from that leader (or, leading, from a majority) within the lease; else
+        None. The node waits for its head to reach this before it answers a send."""
+        raft, cluster = self._raft, self._cluster
+        if raft is None or cluster is None or not raft.isReady():
+            return None
+        now = time.monotonic()
+        if self.is_leader():
+            voices = 1 + sum(
+                1
+                for member in self.members()
+                if member.enode.node_id != self._self.node_id
+                and now - self._heard.get(member.enode.raft_address, -1e9) < self._lease_seconds
+            )
+            if voices * 2 <= len(self.members()):
+                return None
+        else:
+            leader = raft._getLeader()  # noqa: SLF001 - pysyncobj's view of its leader
+            if leader is None or now - self._heard.get(leader.address, -1e9) >= self._lease_seconds:
+                return None
+        return int(cluster.tip[0])
 
     def role(self) -> str:
         return "minter" if self.is_leader() else "verifier"

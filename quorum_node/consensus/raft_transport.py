@@ -90,7 +90,11 @@ class RaftTransport(Transport):  # type: ignore[misc]
         directory: MemberDirectory,
         signatures: Mapping[str, tuple[type, ...]],
         observer: MisbehaviourObserver | None = None,
+        heard: dict[str, float] | None = None,
     ) -> None:
+        """``heard`` (Raft address -> ``time.monotonic()``) is told when each member's
+        last checked message arrived: how the engine knows its leader, or a majority,
+        spoke lately."""
         super().__init__(syncObj, selfNode, otherNodes)
         if selfNode is None:
             raise ValueError("read-only pysyncobj nodes are not supported")
@@ -101,6 +105,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
         self._signatures_by_name = dict(signatures)
         self._signatures: dict[int, tuple[type, ...]] | None = None
         self._observer = observer
+        self._heard = heard if heard is not None else {}
         self._nodes: dict[str, TCPNode] = {}
         self._links: dict[TCPNode, RaftLink] = {}
         self._unauthenticated: set[RaftLink] = set()
@@ -337,6 +342,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
             self._misbehaved(link, exc.kind, str(exc))
             link.close()
             return
+        self._heard[node.address] = time.monotonic()
         if message["type"] == "request_vote":
             ahead = message["term"] - self._sync.raftCurrentTerm
             if ahead > ABSURD_TERM_AHEAD:

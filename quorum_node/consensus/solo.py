@@ -55,6 +55,10 @@ class SoloEngine:
             self._last_block_at = time.monotonic()
             return committed
 
+    def committed_head(self) -> int | None:
+        """One node: whatever it committed is the committed head."""
+        return int(self._producer.head.block_number)
+
     def status(self) -> dict[str, Any]:
         return {"engine": self.name, "blockPeriodMs": int(self._block_period * 1000)}
 

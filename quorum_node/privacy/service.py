@@ -210,6 +210,7 @@ class PrivacyService:
         again.)"""
         node = self._node
         transaction = node.decode_raw_transaction(raw)
+        await node.until_current()  # before the payload goes to any recipient
         privacy = parse_privacy(options) if isinstance(options, dict) else None
         if privacy is None:
             raise PrivacyError("transaction is not private")

@@ -57,6 +57,9 @@ class MemoryOverlayDB(OverlayAtomicDB):
     def _read_committed(self, key: bytes) -> bytes | None:
         return self.committed.get(key)
 
+    def committed_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return sorted((k, v) for k, v in self.committed.items() if k.startswith(prefix))
+
     def _commit(self, writes: PendingWrites) -> None:
         self.commits.append(dict(writes))
         for key, value in writes.items():

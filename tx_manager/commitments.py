@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 
 from quorum_shared import commitments
 from quorum_shared.commitments import GroupCommitment
+from quorum_shared.log_throttle import ThrottledLog
 from tx_manager.commitment_messages import (
     MAX_COMMITMENTS,
     CommitmentPage,
@@ -279,6 +280,7 @@ class CommitmentPusher:
         self._deliveries: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self.delivered = 0
+        self._log = ThrottledLog(log)
 
     @property
     def queued(self) -> int:
@@ -301,7 +303,8 @@ class CommitmentPusher:
         for _ in range(excess):
             (self._waiting or self._fresh).popleft()
         self.dropped += excess
-        log.warning(
+        self._log.warning(
+            "full",
             "commitment push queue full (%d): dropped the %d oldest (%d dropped so far)",
             self._max_queued,
             excess,

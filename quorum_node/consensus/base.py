@@ -10,6 +10,7 @@ implements all three; the engines never see the node itself.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -98,3 +99,12 @@ class ConsensusEngine(Protocol):
         ...
 
     def status(self) -> dict[str, Any]: ...
+
+
+async def wait_or_timeout(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until ``event`` is set or ``timeout`` passed; True if it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True

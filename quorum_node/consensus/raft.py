@@ -31,7 +31,7 @@ from pysyncobj import FAIL_REASON, SyncObj
 from pysyncobj.syncobj import _RAFT_STATE
 
 from quorum_node.chain.service import CommittedBlock
-from quorum_node.consensus.base import ForwardingPool, ReplicatedChain
+from quorum_node.consensus.base import ForwardingPool, ReplicatedChain, wait_or_timeout
 from quorum_node.consensus.raft_apply import BlockApplier
 from quorum_node.consensus.raft_link import LocalIdentity
 from quorum_node.consensus.raft_state import ClusterSnapshots, ClusterState, RaftMember, raft_conf
@@ -42,16 +42,22 @@ from quorum_node.errors import ChainError, ConfigError, TransactionRejected
 from quorum_node.p2p.identity import Enode
 from quorum_node.p2p.network import Peer, PeerNetwork, PeerUnreachable
 from quorum_node.p2p.wire import PeerStatus, WireError
+from quorum_shared.backoff import Backoff
+from quorum_shared.log_throttle import ThrottledLog
 
 logger = logging.getLogger(__name__)
 
 PROPOSAL_TIMEOUT_SECONDS = 5.0
 PUSH_TIMEOUT_SECONDS = 3.0
 FORWARD_BATCH_DELAY_SECONDS = 0.002
-#: After a failed forward, try again this much later with what is still in the pool.
-FORWARD_RETRY_SECONDS = 1.0
-#: After a failed attempt to apply accepted blocks (no peer had them yet), try again.
-APPLY_RETRY_SECONDS = 0.5
+#: After a failed forward, try again this much later with what is still in the pool,
+#: twice as late after each further failure, up to ``MAX_RETRY_SECONDS``.
+FORWARD_RETRY_SECONDS = 0.5
+#: After a failed attempt to apply accepted blocks (no peer had them yet), likewise.
+APPLY_RETRY_SECONDS = 0.25
+MAX_RETRY_SECONDS = 5.0
+#: At most this long between tries while transactions wait that no block could take.
+MAX_STALL_SECONDS = 2.0
 #: At most this many transactions per block. The gas limit alone would let one block
 #: take thousands of transactions, which py-evm executes for tens of seconds: the chain
 #: thread is then unavailable to admit transactions (forwards time out), every follower
@@ -92,6 +98,10 @@ class RaftEngine:
         self._mint_wake = asyncio.Event()
         self._apply_wake = asyncio.Event()
         self._forward_queue: list[SignedTransactionAPI] = []
+        self._to_forward_again: dict[bytes, SignedTransactionAPI] = {}
+        self._forward_retrier: asyncio.Future[None] | None = None
+        self._forward_backoff = Backoff(FORWARD_RETRY_SECONDS, MAX_RETRY_SECONDS)
+        self._log = ThrottledLog(logger)
         self._forward_scheduled = False
         self._background: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -454,26 +464,35 @@ class RaftEngine:
         try:
             await self._network.send_transactions(peer, [tx.encode() for tx in transactions])
         except PeerUnreachable as exc:
-            logger.warning(
-                "forwarding %d transactions to the leader failed, retrying in %.0fs: %s",
+            self._log.warning(
+                "forward",
+                "forwarding %d transactions to the leader failed, retrying: %s",
                 len(transactions),
-                FORWARD_RETRY_SECONDS,
                 exc,
             )
             self._retry_forward(transactions)
+            return
+        self._forward_backoff.reset()
 
     def _retry_forward(self, transactions: list[SignedTransactionAPI]) -> None:
         """Forward again later whatever of ``transactions`` still waits in the pool: a
         forward that failed (the leader busy past the request timeout, or not yet
-        connected) would otherwise strand them here until the next leader change."""
+        connected) would otherwise strand them here until the next leader change. One
+        task retries everything that failed, waiting longer after each failure."""
+        for transaction in transactions:
+            self._to_forward_again[bytes(transaction.hash)] = transaction
+        if self._forward_retrier is None or self._forward_retrier.done():
+            self._forward_retrier = asyncio.ensure_future(self._forward_again())
+            self._background.add(self._forward_retrier)
+            self._forward_retrier.add_done_callback(self._background.discard)
 
-        async def later() -> None:
-            await asyncio.sleep(FORWARD_RETRY_SECONDS)
-            waiting = [tx for tx in transactions if self._pool.is_waiting(tx.hash)]
+    async def _forward_again(self) -> None:
+        while self._to_forward_again:
+            await asyncio.sleep(self._forward_backoff.next())
+            batch, self._to_forward_again = self._to_forward_again, {}
+            waiting = [tx for tx in batch.values() if self._pool.is_waiting(tx.hash)]
             if waiting:
                 await self._forward(waiting)
-
-        self._spawn(later())
 
     async def receive_transactions(self, raw_transactions: list[bytes], sender: str) -> int:
         """Admit what a peer forwarded; bytes that are no transaction refuse the whole
@@ -491,6 +510,7 @@ class RaftEngine:
         return await self._mint_one(allow_empty=True)
 
     async def _mint_forever(self) -> None:
+        stalled = Backoff(self._block_period, MAX_STALL_SECONDS)
         while True:
             await self._mint_wake.wait()
             self._mint_wake.clear()
@@ -499,11 +519,17 @@ class RaftEngine:
             delay = self._last_proposal_at + self._block_period - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            minted = None
             try:
-                await self._mint_one(allow_empty=False)
+                minted = await self._mint_one(allow_empty=False)
             except Exception:
                 logger.exception("minting a block failed")
-                await asyncio.sleep(self._block_period)
+            if minted is not None:
+                stalled.reset()
+            elif self._pool.has_executable_transactions():
+                # Transactions wait that no block took (their manager does not answer, or
+                # the head moved): try again later, or when something new arrives.
+                await wait_or_timeout(self._mint_wake, stalled.next())
             if self._pool.has_executable_transactions():
                 self._mint_wake.set()
 
@@ -514,7 +540,7 @@ class RaftEngine:
         try:
             await asyncio.wait_for(self._caught_up(), PROPOSAL_TIMEOUT_SECONDS)
         except TimeoutError:
-            logger.warning("not minting: still applying accepted blocks")
+            self._log.warning("mint", "not minting: still applying accepted blocks")
             return None
         tip_number, tip_hash = cluster.tip
         if self._chain.head.hash != tip_hash:
@@ -593,7 +619,7 @@ class RaftEngine:
                 timeout=PROPOSAL_TIMEOUT_SECONDS,
             )
         except TimeoutError:
-            logger.warning("proposal of block #%d timed out", number)
+            self._log.warning("proposal", "proposal of block #%d timed out", number)
             return False
         return bool(result) and not error
 
@@ -605,6 +631,7 @@ class RaftEngine:
 
     async def _apply_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        failing = Backoff(APPLY_RETRY_SECONDS, MAX_RETRY_SECONDS)
         while True:
             await self._apply_wake.wait()
             self._apply_wake.clear()
@@ -615,14 +642,14 @@ class RaftEngine:
             try:
                 await self._applier.apply_to(target_number, target_hash)
             except Exception as exc:
-                logger.warning(
-                    "applying accepted blocks failed, retrying in %.1fs: %s",
-                    APPLY_RETRY_SECONDS,
-                    exc,
-                    exc_info=not isinstance(exc, ChainError),
-                )
-                loop.call_later(APPLY_RETRY_SECONDS, self._apply_wake.set)
+                wait = failing.next()
+                if not isinstance(exc, ChainError):
+                    logger.exception("applying accepted blocks failed, retrying in %.1fs", wait)
+                else:
+                    self._log.warning("apply", "applying accepted blocks failed, retrying: %s", exc)
+                loop.call_later(wait, self._apply_wake.set)
                 continue
+            failing.reset()
             if self._chain.head.hash != head_before and self.is_leader():
                 self._mint_wake.set()  # the head moved: the next block can build on it
 

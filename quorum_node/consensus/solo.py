@@ -16,9 +16,13 @@ from typing import Any
 from eth.abc import SignedTransactionAPI
 
 from quorum_node.chain.service import CommittedBlock
-from quorum_node.consensus.base import BlockProducer
+from quorum_node.consensus.base import BlockProducer, wait_or_timeout
+from quorum_shared.backoff import Backoff
 
 logger = logging.getLogger(__name__)
+
+#: At most this long between tries while transactions wait that cannot go in a block.
+MAX_STALL_SECONDS = 2.0
 
 
 class SoloEngine:
@@ -63,19 +67,26 @@ class SoloEngine:
         return {"engine": self.name, "blockPeriodMs": int(self._block_period * 1000)}
 
     async def _run(self) -> None:
+        stalled = Backoff(self._block_period, MAX_STALL_SECONDS)
         while True:
             await self._wake.wait()
             self._wake.clear()
             delay = self._last_block_at + self._block_period - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            committed = None
             try:
                 async with self._sealing:
-                    await self._producer.produce_block(allow_empty=False)
+                    committed = await self._producer.produce_block(allow_empty=False)
                     self._last_block_at = time.monotonic()
             except Exception:
                 # A failed block must not kill the minter; the error is the node's to log.
                 logger.exception("sealing a block failed")
-                await asyncio.sleep(self._block_period)
+            if committed is not None:
+                stalled.reset()
+            elif self._producer.has_executable_transactions():
+                # Transactions wait but none could go in (their manager does not answer):
+                # try again later, or as soon as another transaction arrives.
+                await wait_or_timeout(self._wake, stalled.next())
             if self._producer.has_executable_transactions():
                 self._wake.set()

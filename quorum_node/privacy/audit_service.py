@@ -32,7 +32,9 @@ from quorum_node.node import Node
 from quorum_node.privacy.audit import Alarm, Auditor, GroupAudit
 from quorum_node.privacy.audit_store import AlarmStore
 from quorum_node.privacy.store import PrivateStore
+from quorum_shared.backoff import Backoff
 from quorum_shared.commitments import GroupCommitment
+from quorum_shared.log_throttle import ThrottledLog
 from tx_manager.client import ClientError, CommitmentPage, CommitmentRequest, ManagerRequestFailed
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ PAGE_SIZE = 1000
 #: dropped first (the next height's commitment says as much about the group).
 MAX_PENDING_HEIGHTS = 100
 RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 10.0
 
 
 class CommitmentManager(Protocol):
@@ -76,6 +79,7 @@ class AuditService:
         idle_seconds: float = IDLE_SECONDS,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
+        self._log = ThrottledLog(logger)
         self._node = node
         self._store = store
         self._manager = manager
@@ -145,6 +149,7 @@ class AuditService:
         self._wake_signer.set()
 
     async def _sign_forever(self) -> None:
+        failing = Backoff(RETRY_SECONDS, MAX_RETRY_SECONDS)
         while True:
             await self._wake_signer.wait()
             self._wake_signer.clear()
@@ -154,15 +159,20 @@ class AuditService:
                     await self._sign(number, block_hash)
                 except ManagerRequestFailed as exc:
                     if exc.status >= 500:
-                        logger.warning("commitments at %d not signed yet: %s", number, exc)
-                        await asyncio.sleep(RETRY_SECONDS)
+                        self._log.warning(
+                            "unsigned", "commitments at %d not signed yet: %s", number, exc
+                        )
+                        await asyncio.sleep(failing.next())
                         continue
                     # refused for good (say, a different root than signed before a wipe)
                     logger.error("the manager refused the commitments at %d: %s", number, exc)
                 except ClientError as exc:
-                    logger.warning("commitments at %d not signed yet: %s", number, exc)
-                    await asyncio.sleep(RETRY_SECONDS)
+                    self._log.warning(
+                        "unsigned", "commitments at %d not signed yet: %s", number, exc
+                    )
+                    await asyncio.sleep(failing.next())
                     continue
+                failing.reset()
                 if self._pending and self._pending[0][0] == number:
                     self._pending.popleft()
                 self._wake_reader.set()

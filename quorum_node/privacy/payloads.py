@@ -22,9 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quorum_node.errors import PrivateDataUnavailable
+from quorum_shared.log_throttle import ThrottledLog
 from tx_manager.client import ClientError, ManagerRecovering, Q2TClient, ReceiveResult
 
 logger = logging.getLogger(__name__)
+#: One line per ongoing outage, not one per block and try (a builder asks every block).
+_log = ThrottledLog(logger)
 
 RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 2.0, 4.0)
 RECOVERY_POLL_SECONDS = 0.5
@@ -123,8 +126,11 @@ class PayloadResolver:
                         continue
             except ClientError as exc:
                 last_error = exc
-                logger.warning(
-                    "transaction manager did not answer for %s: %s", _named(payload_hashes), exc
+                _log.warning(
+                    "no answer",
+                    "transaction manager did not answer for %s: %s",
+                    _named(payload_hashes),
+                    exc,
                 )
             else:
                 if waiting_since is not None:

@@ -166,14 +166,14 @@ class Node:
         take_hash_from_wire(transaction, raw)
         return transaction
 
-    async def until_current(self, timeout: float = CATCH_UP_SECONDS) -> None:
+    async def until_current(self, timeout: float | None = None) -> None:
         """Return once this node's head is the newest block its engine committed, so that
         a nonce it chooses or checks now is not one already used; ``NodeCatchingUp``
         after ``timeout`` (a node that just started, or one cut off from the leader)."""
         if self.engine is None:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + (CATCH_UP_SECONDS if timeout is None else timeout)
         while True:
             committed = self.engine.committed_head()
             head = self.chain.head.block_number

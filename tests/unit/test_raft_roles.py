@@ -15,6 +15,7 @@ next announcement.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -72,7 +73,16 @@ class FakeSyncObj:
         self, address: str, others: list[str], conf: Any, consumers: list[Any], **_: Any
     ) -> None:
         self.conf = conf
+        #: pysyncobj's view: caught up with a leader since start, and which one it follows
+        self.ready = False
+        self.following: str | None = None
         FakeSyncObj.last = self
+
+    def isReady(self) -> bool:  # noqa: N802 - pysyncobj's name
+        return self.ready
+
+    def _getLeader(self) -> Any:  # noqa: N802
+        return None if self.following is None else SimpleNamespace(address=self.following)
 
     def destroy_synchronous(self) -> None:
         pass
@@ -245,3 +255,56 @@ async def test_a_leader_that_stepped_down_does_not_name_itself(start: Start) -> 
     assert not harness.engine.is_leader()
     assert harness.cluster.leader == SELF.raft_address  # the log still says so
     assert harness.leader() is None
+
+
+# --- what the node may treat as the committed head (the gate of every send) -----------
+
+
+def heard(harness: Harness, *members: Enode, ago: float = 0.0) -> None:
+    """The transport got a message from each of ``members`` ``ago`` seconds back."""
+    for member in members:
+        harness.engine._heard[member.raft_address] = time.monotonic() - ago  # noqa: SLF001
+
+
+async def test_after_a_start_nothing_is_known_until_caught_up_with_a_leader(start: Start) -> None:
+    harness = await start()
+    harness.cluster.tip = (7, b"\x07" * 32)
+    harness.raft.following = OTHER.raft_address
+    heard(harness, OTHER)
+    assert harness.engine.committed_head() is None  # pysyncobj not ready: its log is old
+
+    harness.raft.ready = True
+    assert harness.engine.committed_head() == 7
+
+
+async def test_a_follower_knows_the_committed_head_only_while_it_hears_its_leader(
+    start: Start,
+) -> None:
+    harness = await start()
+    harness.raft.ready = True
+    harness.cluster.tip = (7, b"\x07" * 32)
+    assert harness.engine.committed_head() is None  # no leader
+
+    harness.raft.following = OTHER.raft_address
+    heard(harness, OTHER, ago=1.0)
+    assert harness.engine.committed_head() is None  # a leader, gone quiet
+
+    heard(harness, OTHER)
+    assert harness.engine.committed_head() == 7
+    heard(harness, THIRD)
+    harness.raft.following = THIRD.raft_address  # a new leader, heard from
+    assert harness.engine.committed_head() == 7
+
+
+async def test_a_leader_knows_it_only_while_a_majority_hears_it(start: Start) -> None:
+    harness = await start()
+    harness.raft.ready = True
+    harness.cluster.tip = (3, b"\x03" * 32)
+    await harness.role_becomes(_RAFT_STATE.LEADER)
+    assert harness.engine.committed_head() is None  # nobody answered yet: 1 of 3
+
+    heard(harness, OTHER)
+    assert harness.engine.committed_head() == 3  # 2 of 3
+    heard(harness, OTHER, ago=1.0)
+    heard(harness, THIRD, ago=1.0)
+    assert harness.engine.committed_head() is None

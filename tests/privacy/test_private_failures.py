@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import os
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -303,3 +305,48 @@ def test_leader_manager_down_does_not_stop_public_transactions(net3: PrivateNet)
     assert private_tx is not None
     receipts = [net.receipt(name, private_tx, timeout=60) for name in (sender, recipient)]
     assert [r["status"] for r in receipts] == ["0x1", "0x1"]
+
+
+@pytest.mark.slow
+def test_a_leader_whose_manager_was_killed_under_private_load_logs_a_few_lines_a_second(
+    net3: PrivateNet,
+) -> None:
+    """Issue 27 saw 19,478 lines in 8 s: the minter retried at once, logging each time."""
+    net = net3
+    leader = net.qnet.leader()
+    sender, recipient = [name for name in net.names if name != leader]
+    log = net.directory(leader) / "node.log"
+    net.qnet.stop(leader, kill=True, only="tm")
+    logged_before = log.stat().st_size
+    sent: list[str] = []
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            sent.append(
+                net.call(
+                    sender,
+                    "eth_sendTransaction",
+                    [
+                        {
+                            "from": net.address(sender),
+                            "data": deploy_data(len(sent)),
+                            "gas": "0x493e0",
+                            "privateFor": [net.key(recipient)],
+                        }
+                    ],
+                )
+            )
+            time.sleep(0.1)
+        with log.open("rb") as file:
+            file.seek(logged_before)
+            outage = file.read().decode(errors="replace")
+    finally:
+        net.qnet.start(leader, only="tm")
+    # One line per second of the log at most a handful (text format: the time first).
+    per_second = Counter(line[:19] for line in outage.splitlines() if line[:2] == "20")
+    assert per_second, "the leader logged nothing about its manager"
+    assert max(per_second.values()) <= 5, per_second.most_common(3)
+    assert len(sent) > 20
+    for tx_hash in sent:  # all is mined once the manager is back
+        for name in (sender, recipient):
+            assert net.receipt(name, tx_hash, timeout=90)["status"] == "0x1"

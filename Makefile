@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint contracts check-contracts bench demo clean
+.PHONY: install test test-fast soak lint contracts check-contracts bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Faults at random under load for SOAK_MINUTES (make test runs 2 minutes of it);
+# SOAK_SEED=N repeats a run's choices. tests/soak/soak.py says what is checked.
+SOAK_MINUTES ?= 20
+soak: $(STAMP)
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) -m pytest -q -s -p no:cacheprovider tests/soak
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check quorum_node tx_manager quorum_shared tests bench

@@ -132,6 +132,12 @@ class Node:
         self._head_moved = asyncio.Event()
         self._forget_scheduled = False
         self._log = ThrottledLog(logger)
+        #: Set once the journal's transactions are back in the pool after a start (at
+        #: once without a journal): no send chooses a nonce before, or it could take the
+        #: nonce of a transaction acknowledged before the restart.
+        self._replayed = asyncio.Event()
+        if local_transactions is None:
+            self._replayed.set()
 
     @property
     def transaction_builder(self) -> type:
@@ -167,13 +173,24 @@ class Node:
         return transaction
 
     async def until_current(self, timeout: float | None = None) -> None:
-        """Return once this node's head is the newest block its engine committed, so that
-        a nonce it chooses or checks now is not one already used; ``NodeCatchingUp``
-        after ``timeout`` (a node that just started, or one cut off from the leader)."""
+        """Return once this node's head is the newest block its engine committed, and the
+        transactions it acknowledged before a restart are back in its pool, so that a
+        nonce it chooses or checks now is not one already used; ``NodeCatchingUp`` after
+        ``timeout`` (a node that just started, or one cut off from the leader)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (CATCH_UP_SECONDS if timeout is None else timeout)
+        if not self._replayed.is_set():
+            try:
+                await asyncio.wait_for(self._replayed.wait(), deadline - loop.time())
+            except TimeoutError:
+                committed = self.engine.committed_head() if self.engine is not None else None
+                raise NodeCatchingUp(self.chain.head.block_number, committed) from None
+        await self._until_head_current(deadline)
+
+    async def _until_head_current(self, deadline: float) -> None:
         if self.engine is None:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (CATCH_UP_SECONDS if timeout is None else timeout)
         while True:
             committed = self.engine.committed_head()
             head = self.chain.head.block_number
@@ -189,6 +206,11 @@ class Node:
                 pass
 
     async def submit(self, transaction: SignedTransactionAPI, *, local: bool = True) -> Hash32:
+        return await self._submit(transaction, local=local, wait_current=local)
+
+    async def _submit(
+        self, transaction: SignedTransactionAPI, *, local: bool, wait_current: bool
+    ) -> Hash32:
         """Check ``transaction`` against the head state and add it to the pool.
 
         A ``local`` transaction (sent by this node's client, not forwarded by a peer)
@@ -196,7 +218,7 @@ class Node:
         returns (``local_transactions``). Checks of many concurrent submissions run in one
         trip to the chain thread, with one journal commit for all of them.
         """
-        if local:
+        if wait_current:
             await self.until_current()
         admitted = await self._admit(transaction, local)
         if admitted.head_hash != self.chain.head.hash:
@@ -505,15 +527,22 @@ class Node:
     async def replay_local_transactions(self) -> None:
         """After a start: send again every journaled transaction not yet mined, once this
         node is current; forget those mined, or whose nonce another transaction took."""
+        try:
+            await self._replay_local_transactions()
+        finally:
+            self._replayed.set()
+
+    async def _replay_local_transactions(self) -> None:
         journal = self.local_transactions
         if journal is None:
             return
         kept = await self.executor.run(journal.load)
         if not kept:
             return
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.until_current()
+                await self._until_head_current(loop.time() + CATCH_UP_SECONDS)
                 break
             except NodeCatchingUp as exc:
                 self._log.info("replay", "local transactions wait: %s", exc)
@@ -532,7 +561,7 @@ class Node:
                 finished.append(transaction.hash)
                 continue
             try:
-                await self.submit(transaction)
+                await self._submit(transaction, local=True, wait_current=False)
                 sent += 1
             except TransactionRejected as exc:
                 if "already known" in str(exc):

@@ -13,11 +13,12 @@ import asyncio
 import pytest
 from eth.abc import SignedTransactionAPI
 
+from quorum_node.accounts import AccountStore
 from quorum_node.chain.service import ChainService
 from quorum_node.errors import NodeCatchingUp, TransactionRejected
 from quorum_node.local_transactions import LocalTransactions
 from quorum_node.node import Node
-from tests.support.inproc import KEYS, MemoryOverlayDB, genesis, new_node, transfer
+from tests.support.inproc import COINBASE, KEYS, MemoryOverlayDB, genesis, new_node, transfer
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -48,19 +49,25 @@ class Restartable:
         self.db = MemoryOverlayDB()
         self.chain = ChainService(self.db, genesis())
         self.nodes: list[Node] = []
+        self.replays: list[asyncio.Future[None]] = []
 
-    def start(self, engine: Engine | None = None) -> Node:
+    def start(self, engine: Engine | None = None, *, replay: bool = True) -> Node:
+        """A node on the database, replaying its journal as a started node does (unless
+        the test drives the replay itself)."""
         chain = ChainService(self.db, genesis())  # reads the head back, as at a start
-        node = new_node(chain)
-        node.local_transactions = LocalTransactions(self.db)
+        node = Node(chain, AccountStore(), COINBASE, None, LocalTransactions(self.db))
         node.engine = engine or Engine()
         self.nodes.append(node)
+        if replay:
+            self.replays.append(asyncio.ensure_future(node.replay_local_transactions()))
         return node
 
     def journaled(self) -> set[bytes]:
         return {key[-32:] for key, _ in self.db.committed_items(b"quorum-py:local-transaction:")}
 
     async def close(self) -> None:
+        for replay in self.replays:
+            replay.cancel()
         for node in self.nodes:
             await node.close()
 
@@ -158,12 +165,16 @@ async def test_after_a_restart_the_journal_is_sent_again_except_what_is_settled(
     assert disk.journaled() >= {bytes(mined.hash), bytes(waiting.hash), bytes(taken.hash)}
 
     engine = Engine(committed=None)  # restarted, and not caught up yet
-    second = disk.start(engine)
+    second = disk.start(engine, replay=False)
     replay = asyncio.ensure_future(second.replay_local_transactions())
     await asyncio.sleep(0.2)
     assert not second.is_waiting(waiting.hash)  # nothing is sent on a stale head
     engine.committed = second.head.block_number
+    with pytest.raises(NodeCatchingUp):  # current now, but the journal is not back yet...
+        await second.until_current(timeout=0)
     await asyncio.wait_for(replay, 10)
+    await second.until_current()  # ...and then finds its nonce taken by what came back
+    assert second.pool.pending_nonce(waiting.sender, 1) == 2
     assert second.is_waiting(waiting.hash)
     assert not second.is_waiting(taken.hash)
     assert disk.journaled() == {bytes(waiting.hash)}

@@ -315,9 +315,9 @@ class RaftTransport(Transport):  # type: ignore[misc]
             )
             self._report(link, "refused_link")
         elif link.was_open:
-            self._log.info(
-                ("closed", peer), "raft link with %s closed: %s", self._name(link), reason
-            )
+            # Links between two followers carry nothing and close after the idle timeout,
+            # to be dialled again: routine, as in pysyncobj's own transport.
+            logger.debug("raft link with %s closed: %s", self._name(link), reason)
         else:
             self._log.info(
                 ("unreachable", link.remote_address),

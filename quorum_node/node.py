@@ -188,17 +188,22 @@ class Node:
         await self._until_head_current(deadline)
 
     async def _until_head_current(self, deadline: float) -> None:
+        """Wait until the head reaches the committed head as it was when first known:
+        blocks committed after that are concurrent with the send (under load a follower
+        is always a block or two behind the newest; chasing it would never end)."""
         if self.engine is None:
             return
         loop = asyncio.get_running_loop()
+        target: int | None = None
         while True:
-            committed = self.engine.committed_head()
+            if target is None:
+                target = self.engine.committed_head()
             head = self.chain.head.block_number
-            if committed is not None and head >= committed:
+            if target is not None and head >= target:
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise NodeCatchingUp(head, committed)
+                raise NodeCatchingUp(head, target)
             moved = self._head_moved
             try:
                 await asyncio.wait_for(moved.wait(), min(remaining, CATCH_UP_RECHECK_SECONDS))
@@ -206,11 +211,6 @@ class Node:
                 pass
 
     async def submit(self, transaction: SignedTransactionAPI, *, local: bool = True) -> Hash32:
-        return await self._submit(transaction, local=local, wait_current=local)
-
-    async def _submit(
-        self, transaction: SignedTransactionAPI, *, local: bool, wait_current: bool
-    ) -> Hash32:
         """Check ``transaction`` against the head state and add it to the pool.
 
         A ``local`` transaction (sent by this node's client, not forwarded by a peer)
@@ -218,6 +218,13 @@ class Node:
         returns (``local_transactions``). Checks of many concurrent submissions run in one
         trip to the chain thread, with one journal commit for all of them.
         """
+        return await self._submit(transaction, local=local, wait_current=local)
+
+    async def _submit(
+        self, transaction: SignedTransactionAPI, *, local: bool, wait_current: bool
+    ) -> Hash32:
+        """``submit``; the journal's replay passes ``wait_current=False``: it waited for
+        the head itself, and sends sooner are what wait for it."""
         if wait_current:
             await self.until_current()
         admitted = await self._admit(transaction, local)

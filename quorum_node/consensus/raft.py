@@ -117,8 +117,8 @@ class RaftEngine:
         #: written by the transport on pysyncobj's thread.
         self._heard: dict[str, float] = {}
         #: A follower trusts that it knows the committed head while it heard from the
-        #: leader this recently (a leader: from a majority); four heartbeats.
-        self._lease_seconds = 4 * min(0.05, election_timeout / 4)
+        #: leader this recently (a leader: from a majority): four heartbeats (set at start).
+        self._lease_seconds = 0.0
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -139,6 +139,7 @@ class RaftEngine:
             election_timeout=self._election_timeout,
             onStateChanged=self._on_state_changed_threadsafe,
         )
+        self._lease_seconds = 4 * conf.appendEntriesPeriod
         install_raft_codec()
         transport = functools.partial(
             RaftTransport,

@@ -241,6 +241,22 @@ class QnetNetwork:
         )
         return "0x" + signed.raw_transaction.hex(), "0x" + signed.hash.hex()
 
+    def everyone_mines(self) -> None:
+        """A transfer sent to each node, from its own account, is mined and seen by all
+        of them, and the heads meet: the network is still whole after a test's attack."""
+        hashes = []
+        for name in self.names:
+            account = self.account(name)
+            raw, tx_hash = self.sign_transfer(
+                account["private_key"], self.nonce(name, account["address"])
+            )
+            assert self.call(name, "eth_sendRawTransaction", [raw]) == tx_hash
+            hashes.append(tx_hash)
+        for tx_hash in hashes:
+            for name in self.names:
+                self.wait_receipt(name, tx_hash)
+        self.wait_same_head()
+
     def nonce(self, name: str, address: str, block: str = "pending") -> int:
         return int(self.call(name, "eth_getTransactionCount", [address, block]), 16)
 

@@ -27,19 +27,6 @@ def _signed_transfer(network: QnetNetwork, name: str, nonce_offset: int = 0) -> 
     return network.sign_transfer(account["private_key"], nonce)
 
 
-def _everyone_still_mines(network: QnetNetwork) -> None:
-    """A transaction sent to each node is mined and seen by all of them."""
-    hashes = []
-    for name in network.names:
-        raw, tx_hash = _signed_transfer(network, name)
-        assert network.call(name, "eth_sendRawTransaction", [raw]) == tx_hash
-        hashes.append(tx_hash)
-    for tx_hash in hashes:
-        for name in network.names:
-            network.wait_receipt(name, tx_hash)
-    network.wait_same_head()
-
-
 def test_outsider_cannot_forward_or_sync(network3: QnetNetwork) -> None:
     network = network3
     outsider = NodeKey(os.urandom(32))
@@ -59,7 +46,7 @@ def test_outsider_cannot_forward_or_sync(network3: QnetNetwork) -> None:
         assert reply.status == 403, (path, reply)
 
     # Blocks go on (a member's transaction is mined); the outsider's never is.
-    _everyone_still_mines(network)
+    network.everyone_mines()
     for name in network.names:
         assert network.call(name, "eth_getTransactionByHash", [tx_hash]) is None
         assert network.call(name, "eth_getTransactionReceipt", [tx_hash]) is None
@@ -221,4 +208,4 @@ def test_bad_input_from_a_member_is_refused_and_nodes_keep_serving(
         assert 400 <= reply.status < 500, (method, path, reply)
 
     assert network.head_number(TARGET) >= head_before
-    _everyone_still_mines(network)
+    network.everyone_mines()

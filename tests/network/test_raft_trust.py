@@ -82,22 +82,6 @@ def misbehaviour(network: QnetNetwork, name: str, peer_label: str, kind: str) ->
     return 0.0
 
 
-def everyone_still_mines(network: QnetNetwork) -> None:
-    """A transfer sent to each node is mined and seen by all of them."""
-    hashes = []
-    for name in network.names:
-        account = network.account(name)
-        raw, tx_hash = network.sign_transfer(
-            account["private_key"], network.nonce(name, account["address"])
-        )
-        assert network.call(name, "eth_sendRawTransaction", [raw]) == tx_hash
-        hashes.append(tx_hash)
-    for tx_hash in hashes:
-        for name in network.names:
-            network.wait_receipt(name, tx_hash)
-    network.wait_same_head()
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_pickle_to_the_raft_port_creates_nothing(network: QnetNetwork, tmp_path: Path) -> None:
@@ -116,7 +100,7 @@ def test_a_pickle_to_the_raft_port_creates_nothing(network: QnetNetwork, tmp_pat
     logged(network, "node1", f"raft member node {key.node_id[:16]}…")
     assert misbehaviour(network, "node1", key.node_id[:16], "undecodable") >= 1
     assert not marker.exists()
-    everyone_still_mines(network)
+    network.everyone_mines()
 
 
 @pytest.mark.integration
@@ -153,7 +137,7 @@ def test_a_pickled_log_entry_never_enters_the_log(network: QnetNetwork, tmp_path
         assert member.closed_by_node()
     assert misbehaviour(network, follower, key.node_id[:16], "bad_command") >= 1
     assert not marker.exists()
-    everyone_still_mines(network)
+    network.everyone_mines()
 
 
 def raft_term(network: QnetNetwork, name: str) -> float:
@@ -202,7 +186,7 @@ def test_a_pickle_to_every_other_port_creates_nothing(network: QnetNetwork, tmp_
                 except OSError:
                     pass
         assert not marker.exists(), kind
-    everyone_still_mines(network)
+    network.everyone_mines()
 
 
 @pytest.mark.integration
@@ -217,7 +201,7 @@ def test_a_member_cannot_claim_to_be_another(network: QnetNetwork) -> None:
     logged(network, target, f"(claiming to be node {network.node_id(victim)[:16]}…)")
     assert misbehaviour(network, target, "unknown", "refused_link") >= 1
     assert misbehaviour(network, target, network.node_id(victim)[:16], "refused_link") == 0
-    everyone_still_mines(network)  # node1's own link to node2 still carries its traffic
+    network.everyone_mines()  # node1's own link to node2 still carries its traffic
 
 
 @pytest.mark.integration
@@ -247,7 +231,7 @@ def test_a_vote_request_a_thousand_terms_ahead_is_named(network: QnetNetwork) ->
     finally:
         network.start(ATTACKER)
     network.leader()
-    everyone_still_mines(network)
+    network.everyone_mines()
 
 
 # --- no running network needed ------------------------------------------------------

@@ -178,3 +178,35 @@ async def test_after_a_restart_the_journal_is_sent_again_except_what_is_settled(
     assert second.is_waiting(waiting.hash)
     assert not second.is_waiting(taken.hash)
     assert disk.journaled() == {bytes(waiting.hash)}
+
+
+class RunningAhead(Engine):
+    """A cluster that is always two blocks ahead of this node, as under load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node: Node | None = None
+
+    def committed_head(self) -> int | None:
+        assert self.node is not None
+        return int(self.node.head.block_number) + 2
+
+
+async def test_a_send_waits_for_the_head_committed_when_it_came_not_a_moving_one(
+    disk: Restartable,
+) -> None:
+    engine = RunningAhead()
+    node = disk.start(engine)
+    engine.node = node
+    helper = new_node(ChainService(MemoryOverlayDB(), genesis()))
+    blocks = []
+    for nonce in range(2):
+        await helper.submit(transfer(BOB, nonce))
+        blocks.append((await helper.produce_block(allow_empty=False)).block)  # type: ignore[union-attr]
+    send = asyncio.ensure_future(node.submit(transfer(ALICE, 0)))
+    await asyncio.sleep(0.1)
+    assert not send.done()
+    for block in blocks:  # the node reaches block 2; the cluster is at 4 by then
+        await node.import_block(block)
+    assert await asyncio.wait_for(send, 2) == transfer(ALICE, 0).hash
+    await helper.close()

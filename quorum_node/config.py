@@ -21,6 +21,9 @@ DEFAULT_MAX_BATCH_RESPONSE_BYTES = 25 * 1024 * 1024
 # that cannot keep up and is disconnected: a few hundred blocks' worth of notifications.
 DEFAULT_WS_MAX_QUEUED_BYTES = 16 * 1024 * 1024
 DEFAULT_COMMITMENT_INTERVAL = 10
+#: In the Raft folder, the mark of the format its log and snapshots are written in
+#: (``consensus.raft_state.check_raft_folder``); ``--wipe`` deletes it with them.
+RAFT_FORMAT_FILE = "FORMAT"
 
 #: Every namespace a method can belong to (the text before a method's first ``_``).
 KNOWN_APIS = frozenset(

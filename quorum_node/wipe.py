@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from quorum_node.config import NodeConfig
+from quorum_node.config import RAFT_FORMAT_FILE, NodeConfig
 from quorum_node.errors import ConfigError
 from quorum_shared.sqlite_files import delete_database, is_sqlite
 
@@ -50,4 +50,6 @@ def wipe_chain_state(config: NodeConfig) -> list[Path]:
 
 
 def _is_raft_file(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink() and path.name.startswith(RAFT_FILE_PREFIX)
+    """pysyncobj's journal and snapshots, and the format mark ``raft_state`` writes."""
+    named = path.name.startswith(RAFT_FILE_PREFIX) or path.name == RAFT_FORMAT_FILE
+    return path.is_file() and not path.is_symlink() and named

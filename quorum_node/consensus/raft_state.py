@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pysyncobj import SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.node import TCPNode
 
+from quorum_node.config import RAFT_FORMAT_FILE
 from quorum_node.consensus.raft_wire import RaftWireError, check_address, dumps, loads
 from quorum_node.errors import ConfigError
 from quorum_node.p2p.identity import Enode
@@ -33,7 +34,7 @@ from quorum_node.p2p.identity import Enode
 #: Written into the Raft folder; a folder with a log but without it is from a version
 #: whose log entries, journal and snapshots were pickles.
 RAFT_FORMAT = "quorum-py raft 2: msgpack entries and snapshots, links keyed by node keys\n"
-FORMAT_FILE = "FORMAT"
+FORMAT_FILE = RAFT_FORMAT_FILE
 #: The snapshot of a cluster of a few members is a few KiB; refuse to read a huge one.
 MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
 

@@ -189,11 +189,19 @@ def test_receipts_returned_before_kill_9_survive_restart(node: NodeProcess) -> N
     answers = batch(url, [("eth_getBlockByNumber", [n, False]) for n in numbers], timeout=30)
     assert [answer["result"]["hash"] for answer in answers] == [block_hashes[n] for n in numbers]
 
+    # what it acknowledged but had not mined yet comes back from its journal, mined
+    for tx_hash in load.outstanding:
+        wait_until(
+            lambda h=tx_hash: rpc(url, "eth_getTransactionReceipt", [h])["result"],
+            30,
+            f"acknowledged {tx_hash} mined after the restart",
+        )
+
     # and the node carries on: a new transaction from each sender lands in a new block
     head_before = int(head(url)["number"], 16)
     new_hashes = []
     for sender in SENDERS:
-        nonce = int(rpc(url, "eth_getTransactionCount", [sender.address, "latest"])["result"], 16)
+        nonce = int(rpc(url, "eth_getTransactionCount", [sender.address, "pending"])["result"], 16)
         signed = sender.sign_transaction(
             {
                 "to": RECIPIENT,

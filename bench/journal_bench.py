@@ -55,7 +55,9 @@ async def measure(n: int, folder: Path) -> dict[str, Any]:
                     key = index % len(KEYS)
                     transactions.append(transfer(KEYS[key], nonces[key]))
                     nonces[key] += 1
-                wall, cpu = await _send(node, transactions, local, 1 if mode == "one at a time" else BATCH)
+                wall, cpu = await _send(
+                    node, transactions, local, 1 if mode == "one at a time" else BATCH
+                )
                 await node.produce_block(allow_empty=False)  # empty the pool, untimed
                 while node.has_executable_transactions():
                     await node.produce_block(allow_empty=False)

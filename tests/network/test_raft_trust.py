@@ -23,6 +23,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 
@@ -59,6 +60,18 @@ def own_key(network: QnetNetwork, name: str = ATTACKER) -> NodeKey:
     return NodeKey(bytes.fromhex((network.directory / name / "data" / "nodekey").read_text()))
 
 
+@contextmanager
+def playing_attacker(network: QnetNetwork) -> Iterator[None]:
+    """The attacker's own node is stopped while the test speaks with its key: otherwise
+    that node's link, dialled again, would replace the test's (the newest link from a
+    member wins) in the middle of the test."""
+    network.stop(ATTACKER, only="node")
+    try:
+        yield
+    finally:
+        network.start(ATTACKER, only="node")
+
+
 def peer(network: QnetNetwork, target: str, key: NodeKey, claim: str | None = None) -> RaftPeer:
     return RaftPeer(raft_address(network, target), key, genesis_hash(network), claim=claim)
 
@@ -93,7 +106,7 @@ def test_a_pickle_to_the_raft_port_creates_nothing(network: QnetNetwork, tmp_pat
         assert first.closed_by_node()
     logged(network, "node1", "refused a raft link with 127.0.0.1:")
     # After a proper handshake, with node3's own key: refused, and node3 named.
-    with peer(network, "node1", key) as member:
+    with playing_attacker(network), peer(network, "node1", key) as member:
         member.handshake(expect=network.node_id("node1"))
         member.send_plaintext(pickle_that_creates(marker))
         assert member.closed_by_node()
@@ -109,33 +122,32 @@ def test_a_pickled_log_entry_never_enters_the_log(network: QnetNetwork, tmp_path
     marker = tmp_path / "created-by-an-entry"
     entry = bytes([REGULAR]) + pickle_that_creates(marker)
     key = own_key(network)
-    leader = network.leader()
-    # Through the leader, as a follower submits a command...
-    sender = next(name for name in network.names if name != leader)
-    sender_key = own_key(network, sender)
-    with peer(network, leader, sender_key) as member:
-        member.handshake()
-        member.send_message({"type": "apply_command", "command": entry, "request_id": 1})
-        assert member.closed_by_node()
-    logged(network, leader, f"raft member node {sender_key.node_id[:16]}…")
-    assert misbehaviour(network, leader, sender_key.node_id[:16], "bad_command") >= 1
-    # ...and appended on a follower by a member that plays leader.
-    follower = next(name for name in network.names if name not in (leader, ATTACKER))
-    term = int(raft_term(network, follower))
-    with peer(network, follower, key) as member:
-        member.handshake()
-        member.send_message(
-            {
-                "type": "append_entries",
-                "term": term,
-                "commit_index": 0,
-                "prevLogIdx": 1,
-                "prevLogTerm": 0,
-                "entries": [(entry, 2, term)],
-            }
-        )
-        assert member.closed_by_node()
-    assert misbehaviour(network, follower, key.node_id[:16], "bad_command") >= 1
+    with playing_attacker(network):
+        leader = network.leader([n for n in network.names if n != ATTACKER])
+        follower = next(name for name in network.names if name not in (leader, ATTACKER))
+        # Through the leader, as a follower submits a command...
+        with peer(network, leader, key) as member:
+            member.handshake()
+            member.send_message({"type": "apply_command", "command": entry, "request_id": 1})
+            assert member.closed_by_node()
+        logged(network, leader, f"raft member node {key.node_id[:16]}…")
+        assert misbehaviour(network, leader, key.node_id[:16], "bad_command") >= 1
+        # ...and appended on a follower by a member that plays leader.
+        term = int(raft_term(network, follower))
+        with peer(network, follower, key) as member:
+            member.handshake()
+            member.send_message(
+                {
+                    "type": "append_entries",
+                    "term": term,
+                    "commit_index": 0,
+                    "prevLogIdx": 1,
+                    "prevLogTerm": 0,
+                    "entries": [(entry, 2, term)],
+                }
+            )
+            assert member.closed_by_node()
+        assert misbehaviour(network, follower, key.node_id[:16], "bad_command") >= 1
     assert not marker.exists()
     network.everyone_mines()
 

@@ -224,6 +224,7 @@ def test_a_pickle_from_a_member_after_its_handshake_is_refused_and_named(
 ) -> None:
     target, member = running.members[0], running.members[2]
     marker = tmp_path / "created"
+    running.stop(member)  # its own link, dialled again, would replace the test's
     with RaftPeer(target.host_port, member.key, NETWORK) as peer:
         assert peer.handshake(expect=target.node_id) == target.node_id
         peer.send_plaintext(pickle_that_creates(marker))
@@ -231,6 +232,7 @@ def test_a_pickle_from_a_member_after_its_handshake_is_refused_and_named(
     assert not marker.exists()
     wait_until(lambda: (member.node_id, "undecodable") in target.observed, 5, "counted")
     logged(caplog, f"raft member node {member.node_id[:16]}… at 127.0.0.1:")
+    running.start(member)
     running.propose(2)
 
 
@@ -251,6 +253,7 @@ def test_a_log_entry_no_node_could_apply_never_enters_the_log(
         command = bytes([REGULAR]) + pickle_that_creates(marker)
     leader = running.leader()
     sender = next(m for m in running.members if m is not leader)
+    running.stop(sender)  # its own link, dialled again, would replace the test's
     assert leader.raft is not None
     log_before = leader.raft.getStatus()["log_len"]
     with RaftPeer(leader.host_port, sender.key, NETWORK) as peer:
@@ -260,6 +263,7 @@ def test_a_log_entry_no_node_could_apply_never_enters_the_log(
     wait_until(lambda: (sender.node_id, "bad_command") in leader.observed, 5, "counted")
     assert leader.raft.getStatus()["log_len"] == log_before
     assert not marker.exists()
+    running.start(sender)
     running.propose(2)
 
 

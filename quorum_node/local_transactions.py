@@ -16,6 +16,7 @@ forgets it then.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -34,42 +35,48 @@ class JournalStore(Protocol):
 
 
 class LocalTransactions:
-    """The journal; every method but ``forget_later`` and ``waiting_to_forget`` runs on
-    the chain thread."""
+    """The journal; every method but ``forget_later`` runs on the chain thread, which
+    the event loop's ``forget_later`` meets only under ``_lock``."""
 
     def __init__(self, store: JournalStore) -> None:
         self._store = store
-        #: Hashes journaled and not yet forgotten (read on the event loop too).
+        self._lock = threading.Lock()
+        #: Hashes journaled and not yet forgotten.
         self.kept: set[bytes] = set()
         self._to_forget: set[bytes] = set()
 
     def load(self) -> dict[bytes, bytes]:
         """Every kept transaction, raw, by hash (at start)."""
         kept = {key[len(_KEY) :]: value for key, value in self._store.committed_items(_KEY)}
-        self.kept = set(kept)
+        with self._lock:
+            self.kept = set(kept)
         return kept
 
     def keep(self, raw_by_hash: dict[bytes, bytes]) -> None:
         """Write ``raw_by_hash`` in one durable commit (with what waits to be forgotten)."""
-        forget, self._to_forget = self._to_forget - raw_by_hash.keys(), set()
+        with self._lock:
+            forget, self._to_forget = self._to_forget - raw_by_hash.keys(), set()
         with self._store.atomic_batch() as batch:
             for transaction_hash, raw in raw_by_hash.items():
                 batch[_KEY + transaction_hash] = raw
             for transaction_hash in forget:
                 batch.delete(_KEY + transaction_hash)
-        self.kept.update(raw_by_hash)
-        self.kept.difference_update(forget)
+        with self._lock:
+            self.kept.update(raw_by_hash)
+            self.kept.difference_update(forget)
 
     def forget(self, hashes: Iterable[bytes]) -> None:
         """Delete ``hashes`` (and whatever waits to be forgotten) now."""
-        self._to_forget.update(hashes)
+        with self._lock:
+            self._to_forget.update(hashes)
         self.keep({})
 
     def forget_later(self, hashes: Iterable[bytes]) -> bool:
         """Note mined transactions to delete with the next write; True if any of them
         is kept (then somebody should call ``flush`` soon)."""
-        mined = self.kept.intersection(hashes)
-        self._to_forget.update(mined)
+        with self._lock:
+            mined = self.kept.intersection(hashes)
+            self._to_forget.update(mined)
         return bool(mined)
 
     def flush(self) -> None:

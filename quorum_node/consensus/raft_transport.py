@@ -108,6 +108,9 @@ class RaftTransport(Transport):  # type: ignore[misc]
         self._heard = heard if heard is not None else {}
         self._nodes: dict[str, TCPNode] = {}
         self._links: dict[TCPNode, RaftLink] = {}
+        #: The member each link in ``_links`` belongs to (dialled, or proven at its
+        #: handshake): a received frame finds its sender here, not in the directory.
+        self._link_node: dict[RaftLink, TCPNode] = {}
         self._unauthenticated: set[RaftLink] = set()
         self._last_dial: dict[TCPNode, float] = {}
         self._snapshot_bytes: dict[RaftLink, int] = {}
@@ -164,6 +167,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
         for link in [*self._links.values(), *self._unauthenticated]:
             link.close()
         self._links.clear()
+        self._link_node.clear()
         self._unauthenticated.clear()
         self._nodes.clear()
         if self._server is not None:
@@ -271,6 +275,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
         )
         if link is not None:
             self._links[node] = link
+            self._link_node[link] = node
 
     # --- link events -----------------------------------------------------------------
 
@@ -294,13 +299,13 @@ class RaftTransport(Transport):  # type: ignore[misc]
         if previous is not None and previous is not link:
             previous.close()  # the peer restarted, or both dialled: the newest link wins
         self._links[node] = link
+        self._link_node[link] = node
         self._onNodeConnected(node)
 
     def _closed(self, link: RaftLink, reason: str | None) -> None:
         self._unauthenticated.discard(link)
         self._snapshot_bytes.pop(link, None)
-        peer = link.peer_id
-        node = self._node_of(peer) if peer is not None else None
+        node = self._link_node.pop(link, None)
         if node is not None and self._links.get(node) is link:
             del self._links[node]
             self._onNodeDisconnected(node)
@@ -327,7 +332,7 @@ class RaftTransport(Transport):  # type: ignore[misc]
             )
 
     def _received(self, link: RaftLink, plaintext: bytes) -> None:
-        node = self._node_of(link.peer_id or "")
+        node = self._link_node.get(link)
         if node is None or self._links.get(node) is not link:
             link.close()
             return

@@ -34,7 +34,6 @@ from quorum_node.p2p.identity import Enode
 #: Written into the Raft folder; a folder with a log but without it is from a version
 #: whose log entries, journal and snapshots were pickles.
 RAFT_FORMAT = "quorum-py raft 2: msgpack entries and snapshots, links keyed by node keys\n"
-FORMAT_FILE = RAFT_FORMAT_FILE
 #: The snapshot of a cluster of a few members is a few KiB; refuse to read a huge one.
 MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
 
@@ -211,7 +210,7 @@ def _checked_snapshot(
 def check_raft_folder(datadir: Path) -> None:
     """Refuse a Raft folder an earlier version wrote (its entries are pickles); mark a
     new one with this version's format."""
-    marker = datadir / FORMAT_FILE
+    marker = datadir / RAFT_FORMAT_FILE
     if marker.exists():
         if marker.read_text() == RAFT_FORMAT:
             return

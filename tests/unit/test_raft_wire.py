@@ -20,9 +20,9 @@ import pysyncobj
 import pytest
 from pysyncobj.node import TCPNode
 
+from quorum_node.config import RAFT_FORMAT_FILE
 from quorum_node.consensus import raft_wire
 from quorum_node.consensus.raft_state import (
-    FORMAT_FILE,
     ClusterSnapshots,
     ClusterState,
     check_raft_folder,
@@ -353,7 +353,7 @@ def test_an_odd_member_entry_applies_as_nothing_instead_of_failing() -> None:
 def test_a_new_raft_folder_is_marked_and_an_earlier_versions_refused(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     check_raft_folder(fresh)
-    assert (fresh / FORMAT_FILE).exists()
+    assert (fresh / RAFT_FORMAT_FILE).exists()
     check_raft_folder(fresh)  # marked: accepted again
 
     earlier = tmp_path / "earlier"
@@ -363,6 +363,6 @@ def test_a_new_raft_folder_is_marked_and_an_earlier_versions_refused(tmp_path: P
         check_raft_folder(earlier)
     assert "\n" not in str(raised.value)
 
-    (fresh / FORMAT_FILE).write_text("something else\n")
+    (fresh / RAFT_FORMAT_FILE).write_text("something else\n")
     with pytest.raises(ConfigError, match="unknown format"):
         check_raft_folder(fresh)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from quorum_node import cli as quorum_node_cli
-from quorum_node.config import NodeConfig
-from quorum_node.consensus.raft_state import FORMAT_FILE, RAFT_FORMAT
+from quorum_node.config import RAFT_FORMAT_FILE, NodeConfig
+from quorum_node.consensus.raft_state import RAFT_FORMAT
 from quorum_node.errors import ConfigError
 from quorum_node.wipe import wipe_chain_state
 from tx_manager import cli as tx_manager_cli
@@ -116,7 +116,7 @@ def node_folder(tmp_path: Path) -> NodeConfig:
     (datadir / "raft").mkdir()
     (datadir / "raft" / "raft.journal").write_bytes(b"journal")
     (datadir / "raft" / "raft.dump").write_bytes(b"dump")
-    (datadir / "raft" / FORMAT_FILE).write_text(RAFT_FORMAT)  # as a running node marks it
+    (datadir / "raft" / RAFT_FORMAT_FILE).write_text(RAFT_FORMAT)  # as a running node marks it
     return NodeConfig(datadir=datadir, genesis_file=datadir / "genesis.json")
 
 
